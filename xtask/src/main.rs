@@ -1,1 +1,55 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! - `db up|down|status`: throwaway MariaDB, PostgreSQL, Redis, NATS (JetStream) and the
+//!   MongoDB stand-in on free loopback ports, data in a temp dir, URLs in an env file.
+//! - `test`: servers up, every test of the workspace, servers down; fails loudly if a server
+//!   cannot start.
+//! - `demo`: the newcomer's first run against a throwaway MariaDB.
+//! - `bench`: end-to-end benchmarks (not implemented yet).
+
+mod demo;
+mod servers;
+mod test;
+mod util;
+
+use anyhow::{Result, bail};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  db up [--only mysql,pg,redis,nats,mongo]   start throwaway servers, write their URLs to target/xtask/servers.env
+  db down                                    stop the servers that `db up` started
+  db status                                  show the servers and their URLs
+  test [-- <cargo test args>]                servers up, run every test of the workspace, servers down
+  demo [--seconds N]                         live change events from a throwaway MariaDB shop
+  bench                                      end-to-end benchmarks (not implemented yet)
+";
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(e) = run(&args) {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["db", "up", rest @ ..] => servers::up_command(rest),
+        ["db", "down"] => servers::down_command(),
+        ["db", "status"] => servers::status_command(),
+        ["test", rest @ ..] => test::run(rest),
+        ["demo", rest @ ..] => demo::run(rest),
+        ["bench", ..] => bail!(
+            "`cargo xtask bench` is not implemented yet: it needs the MySQL binlog source; \
+             see the benchmarks issue"
+        ),
+        [] | ["help" | "--help" | "-h"] => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        _ => bail!("unknown command `{}`\n\n{USAGE}", words.join(" ")),
+    }
+}

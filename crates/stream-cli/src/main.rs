@@ -1,1 +1,195 @@
-fn main() {}
+//! `ustream`: tail database changes as JSON lines (or a human view).
+//!
+//! stdout carries only the JSON lines of the event contract; everything else goes to stderr.
+
+mod pretty;
+
+use std::io::{IsTerminal as _, Write as _};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::StreamExt;
+use stream_core::{CancellationToken, NamespaceFilter, Source, SourceEvent, StartFrom};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ustream",
+    version,
+    about = "Turn databases into live change streams"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print every row change of a MySQL/MariaDB binlog or MongoDB change stream.
+    Tail(TailArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct TailArgs {
+    /// `mysql://user:pass@host:port/db` (MariaDB too) or `mongodb://...`
+    url: String,
+    /// `start` (oldest history on the server), `end` (from now on), or a position printed
+    /// in an event's `position` field (resumes exactly after that event).
+    #[arg(long, default_value = "end")]
+    from: String,
+    /// Only these `db.table` patterns, comma separated; `*` and `?` allowed.
+    #[arg(long, default_value = "")]
+    include: String,
+    /// Never these `db.table` patterns, comma separated.
+    #[arg(long, default_value = "")]
+    exclude: String,
+    /// Exit after this many events.
+    #[arg(long)]
+    limit: Option<u64>,
+    /// Exit 0 once caught up and no event arrived for this many milliseconds.
+    #[arg(long)]
+    idle_exit_ms: Option<u64>,
+    /// Replica server id to register with (MySQL/MariaDB); unique by default.
+    #[arg(long)]
+    server_id: Option<u32>,
+    /// `jsonl` (the event contract, one object per line) or `pretty` (for humans).
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    format: Format,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Jsonl,
+    Pretty,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("USTREAM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ustream: error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Tail(args) => tail(args).await,
+        }
+    });
+    if let Err(e) = result {
+        // One line, never the URL's password (errors are built from redacted parts).
+        let msg = format!("{e:#}").replace('\n', " ");
+        eprintln!("ustream: error: {msg}");
+        std::process::exit(1);
+    }
+}
+
+fn source_for(url: &str, args: &TailArgs, filter: &NamespaceFilter) -> Result<Box<dyn Source>> {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("mysql" | "mariadb") => {
+            let mut config = stream_mysql::MySqlConfig::from_url(url)?;
+            config.filter = filter.clone();
+            if let Some(id) = args.server_id {
+                config.server_id = Some(id);
+            }
+            Ok(Box::new(stream_mysql::MySqlSource::new(config)))
+        }
+        Some("mongodb" | "mongodb+srv") => Ok(Box::new(stream_mongo::MongoSource::new(url))),
+        _ => bail!("unsupported URL scheme: expected mysql://, mariadb:// or mongodb://"),
+    }
+}
+
+async fn tail(args: TailArgs) -> Result<()> {
+    let from: StartFrom = args.from.parse().context("--from")?;
+    let filter = NamespaceFilter::parse(&args.include, &args.exclude)?;
+    let mut source = source_for(&args.url, &args, &filter)?;
+    let shutdown = CancellationToken::new();
+    {
+        let on_ctrl_c = shutdown.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_ctrl_c.cancel();
+            }
+        });
+        #[cfg(unix)]
+        {
+            let shutdown = shutdown.clone();
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                tokio::spawn(async move {
+                    term.recv().await;
+                    shutdown.cancel();
+                });
+            }
+        }
+    }
+    let opened = source.open(from, shutdown.clone()).await?;
+    eprintln!("streaming from {}", opened.start);
+    let mut batches = opened.batches;
+
+    let stdout = std::io::stdout();
+    let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
+    let mut printed: u64 = 0;
+    let limit = args.limit.unwrap_or(u64::MAX);
+    let idle = args.idle_exit_ms.map(Duration::from_millis);
+    let mut last_event = tokio::time::Instant::now();
+
+    'stream: while printed < limit {
+        let next = match idle {
+            Some(idle) => tokio::select! {
+                next = batches.next() => next,
+                () = tokio::time::sleep_until(last_event + idle) => {
+                    eprintln!("idle for {} ms after {printed} events; exiting", idle.as_millis());
+                    break 'stream;
+                }
+            },
+            None => batches.next().await,
+        };
+        let Some(batch) = next else { break };
+        let batch = batch?;
+        buf.clear();
+        for event in &batch.events {
+            let SourceEvent::Change(change) = event else {
+                continue;
+            };
+            if !filter.matches(&change.namespace) {
+                continue;
+            }
+            match args.format {
+                Format::Jsonl => {
+                    change.write_json(&mut buf);
+                    buf.push(b'\n');
+                }
+                Format::Pretty => pretty::write_line(&mut buf, change, colour),
+            }
+            printed += 1;
+            last_event = tokio::time::Instant::now();
+            if printed >= limit {
+                break;
+            }
+        }
+        if !buf.is_empty() {
+            out.write_all(&buf).context("writing to stdout")?;
+            out.flush().context("writing to stdout")?;
+        }
+    }
+    out.flush().context("writing to stdout")?;
+    shutdown.cancel();
+    Ok(())
+}

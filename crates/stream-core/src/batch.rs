@@ -151,7 +151,10 @@ mod tests {
     #[tokio::test]
     async fn batches_by_count() {
         let s = futures::stream::iter((0..10).map(|_| Sized(1)));
-        let sizes: Vec<usize> = batched(s, BatchConfig::max(4)).map(|b| b.len()).collect().await;
+        let sizes: Vec<usize> = batched(s, BatchConfig::max(4))
+            .map(|b| b.len())
+            .collect()
+            .await;
         assert_eq!(sizes, vec![4, 4, 2]);
     }
 
@@ -170,7 +173,10 @@ mod tests {
     async fn batches_by_time_when_items_trickle_in() {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let rx = tokio_stream_from(rx);
-        let mut batches = Box::pin(batched(rx, BatchConfig::max(100).within(Duration::from_millis(50))));
+        let mut batches = Box::pin(batched(
+            rx,
+            BatchConfig::max(100).within(Duration::from_millis(50)),
+        ));
         tx.send(Sized(1)).await.expect("send");
         tx.send(Sized(1)).await.expect("send");
         let started = tokio::time::Instant::now();

@@ -45,7 +45,9 @@ pub enum CheckpointError {
         attempted: String,
     },
     /// The pipeline name cannot be used as a key.
-    #[error("invalid pipeline name `{pipeline}`: use letters, digits, `-`, `_` and `.` (not leading)")]
+    #[error(
+        "invalid pipeline name `{pipeline}`: use letters, digits, `-`, `_` and `.` (not leading)"
+    )]
     InvalidName {
         /// The rejected name.
         pipeline: String,
@@ -210,10 +212,12 @@ async fn blocking<T: Send + 'static>(
     path: PathBuf,
     f: impl FnOnce() -> Result<T, CheckpointError> + Send + 'static,
 ) -> Result<T, CheckpointError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| CheckpointError::Io {
-        path,
-        source: std::io::Error::other(e.to_string()),
-    })?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| CheckpointError::Io {
+            path,
+            source: std::io::Error::other(e.to_string()),
+        })?
 }
 
 #[async_trait::async_trait]
@@ -233,10 +237,11 @@ impl CheckpointStore for FileCheckpointStore {
         let checkpoint = checkpoint.clone();
         blocking(path.clone(), move || {
             check_forward(&pipeline, read_file(&path)?.as_ref(), &checkpoint)?;
-            let bytes = serde_json::to_vec_pretty(&checkpoint).map_err(|e| CheckpointError::Corrupt {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
+            let bytes =
+                serde_json::to_vec_pretty(&checkpoint).map_err(|e| CheckpointError::Corrupt {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
             write_file_atomically(&dir, &path, &bytes)
         })
         .await
@@ -259,19 +264,31 @@ mod tests {
         let mut first = cp("binlog:mysql-bin.000002:400+3");
         first.state = Some(serde_json::json!({"schema": {"shop.orders": ["id", "total"]}}));
         store.save("orders", &first).await.expect("save");
-        assert_eq!(store.load("orders").await.expect("load"), Some(first.clone()));
+        assert_eq!(
+            store.load("orders").await.expect("load"),
+            Some(first.clone())
+        );
 
         let err = store
             .save("orders", &cp("binlog:mysql-bin.000002:400+2"))
             .await
             .expect_err("backwards");
         assert!(matches!(err, CheckpointError::Backwards { .. }), "{err}");
-        assert!(err.to_string().contains("from binlog:mysql-bin.000002:400+3"));
+        assert!(
+            err.to_string()
+                .contains("from binlog:mysql-bin.000002:400+3")
+        );
         assert_eq!(store.load("orders").await.expect("load"), Some(first));
 
-        store.save("orders", &cp("binlog:mysql-bin.000003:4+0")).await.expect("forward");
+        store
+            .save("orders", &cp("binlog:mysql-bin.000003:4+0"))
+            .await
+            .expect("forward");
         // A different history cannot be ordered: accepted (e.g. after a re-snapshot).
-        store.save("orders", &cp("mongodb:AAAA")).await.expect("incomparable");
+        store
+            .save("orders", &cp("mongodb:AAAA"))
+            .await
+            .expect("incomparable");
     }
 
     #[tokio::test]
@@ -281,8 +298,11 @@ mod tests {
         let saved = cp("mariadb-gtid:0-1-9+0");
         store.save("p", &saved).await.expect("save");
         // What a crash in the middle of the next save leaves behind.
-        std::fs::write(dir.path().join("p.checkpoint.json.tmp-999"), b"{\"position\":\"mar")
-            .expect("write");
+        std::fs::write(
+            dir.path().join("p.checkpoint.json.tmp-999"),
+            b"{\"position\":\"mar",
+        )
+        .expect("write");
         assert_eq!(store.load("p").await.expect("load"), Some(saved));
     }
 
@@ -292,18 +312,30 @@ mod tests {
         let store = FileCheckpointStore::new(dir.path());
         std::fs::write(store.path_of("bad"), b"not json").expect("write");
         let err = store.load("bad").await.expect_err("corrupt");
-        assert!(err.to_string().contains("bad.checkpoint.json is corrupt"), "{err}");
+        assert!(
+            err.to_string().contains("bad.checkpoint.json is corrupt"),
+            "{err}"
+        );
         for name in ["", "../etc", "a/b", ".hidden"] {
             let err = store.load(name).await.expect_err(name);
-            assert!(matches!(err, CheckpointError::InvalidName { .. }), "{name}: {err}");
+            assert!(
+                matches!(err, CheckpointError::InvalidName { .. }),
+                "{name}: {err}"
+            );
         }
     }
 
     #[tokio::test]
     async fn memory_store_keeps_the_same_contract() {
         let store = MemoryCheckpointStore::new();
-        store.save("p", &cp("binlog:b.000001:10+0")).await.expect("save");
+        store
+            .save("p", &cp("binlog:b.000001:10+0"))
+            .await
+            .expect("save");
         assert!(store.save("p", &cp("binlog:b.000001:9+0")).await.is_err());
-        assert_eq!(store.load("p").await.expect("load"), Some(cp("binlog:b.000001:10+0")));
+        assert_eq!(
+            store.load("p").await.expect("load"),
+            Some(cp("binlog:b.000001:10+0"))
+        );
     }
 }

@@ -120,7 +120,8 @@ impl ChangeEvent {
         let mut buf = Vec::with_capacity(256);
         self.write_json(&mut buf);
         // The encoder writes only UTF-8: valid &str input, ASCII escapes and digits.
-        String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        String::from_utf8(buf)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// Appends the canonical JSON encoding to `buf` (no newline).
@@ -135,10 +136,9 @@ impl ChangeEvent {
             .flatten()
             .map(Row::approx_size)
             .sum::<usize>();
-        let update = self
-            .update
-            .as_ref()
-            .map_or(0, |u| u.set.approx_size() + u.unset.iter().map(String::len).sum::<usize>());
+        let update = self.update.as_ref().map_or(0, |u| {
+            u.set.approx_size() + u.unset.iter().map(String::len).sum::<usize>()
+        });
         128 + rows + update
     }
 }

@@ -219,7 +219,11 @@ impl Hub {
 
     /// Number of live subscriptions.
     pub fn subscriber_count(&self) -> usize {
-        self.inner.snapshot().iter().filter(|s| !s.tx.is_closed()).count()
+        self.inner
+            .snapshot()
+            .iter()
+            .filter(|s| !s.tx.is_closed())
+            .count()
     }
 
     /// Ends every subscription: their streams finish after the events already queued.
@@ -242,7 +246,9 @@ pub struct Subscription {
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription").field("id", &self.id).finish()
+        f.debug_struct("Subscription")
+            .field("id", &self.id)
+            .finish()
     }
 }
 
@@ -343,10 +349,17 @@ mod tests {
     async fn many_subscribers_each_get_their_namespaces_in_order() {
         let hub = Hub::new();
         let mut all: Vec<Subscription> = (0..50)
-            .map(|_| hub.subscribe("shop.*", SubscribeOptions::default()).expect("sub"))
+            .map(|_| {
+                hub.subscribe("shop.*", SubscribeOptions::default())
+                    .expect("sub")
+            })
             .collect();
-        let mut orders = hub.subscribe("shop.orders", SubscribeOptions::default()).expect("sub");
-        let mut other = hub.subscribe("crm.*", SubscribeOptions::default()).expect("sub");
+        let mut orders = hub
+            .subscribe("shop.orders", SubscribeOptions::default())
+            .expect("sub");
+        let mut other = hub
+            .subscribe("crm.*", SubscribeOptions::default())
+            .expect("sub");
         for i in 0..100 {
             let table = if i % 2 == 0 { "orders" } else { "users" };
             hub.publish(event("shop", table, i)).await;
@@ -377,7 +390,10 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!publisher.is_finished(), "publisher must wait for the slow subscriber");
+        assert!(
+            !publisher.is_finished(),
+            "publisher must wait for the slow subscriber"
+        );
         let mut got = Vec::new();
         while let Some(d) = slow.next().await {
             got.push(n_of(&d));
@@ -419,7 +435,9 @@ mod tests {
     #[tokio::test]
     async fn dropped_subscriptions_are_removed_and_do_not_block_publishers() {
         let hub = Hub::new();
-        let keep = hub.subscribe("*", SubscribeOptions::default()).expect("sub");
+        let keep = hub
+            .subscribe("*", SubscribeOptions::default())
+            .expect("sub");
         let dropped = hub
             .subscribe("*", SubscribeOptions::default().capacity(1))
             .expect("sub");
@@ -441,8 +459,12 @@ mod tests {
     #[tokio::test]
     async fn cancelling_a_subscriber_mid_stream_leaves_the_others_whole() {
         let hub = Hub::new();
-        let mut steady = hub.subscribe("*", SubscribeOptions::default()).expect("sub");
-        let mut cancelled = hub.subscribe("*", SubscribeOptions::default()).expect("sub");
+        let mut steady = hub
+            .subscribe("*", SubscribeOptions::default())
+            .expect("sub");
+        let mut cancelled = hub
+            .subscribe("*", SubscribeOptions::default())
+            .expect("sub");
         let consumer = tokio::spawn(async move {
             let mut n = 0;
             while let Some(_d) = cancelled.next().await {
@@ -474,7 +496,9 @@ mod tests {
     #[test]
     fn subscribing_with_a_bad_pattern_names_it() {
         let hub = Hub::new();
-        let err = hub.subscribe("shop.", SubscribeOptions::default()).expect_err("bad");
+        let err = hub
+            .subscribe("shop.", SubscribeOptions::default())
+            .expect_err("bad");
         assert!(err.to_string().contains("`shop.`"));
     }
 }

@@ -205,9 +205,7 @@ fn write_base64(buf: &mut Vec<u8>, bytes: &[u8]) {
     let start = buf.len();
     let len = bytes.len().div_ceil(3) * 4;
     buf.resize(start + len, 0);
-    let written = STANDARD
-        .encode_slice(bytes, &mut buf[start..])
-        .unwrap_or(0);
+    let written = STANDARD.encode_slice(bytes, &mut buf[start..]).unwrap_or(0);
     buf.truncate(start + written);
     buf.push(b'"');
 }
@@ -493,7 +491,10 @@ mod tests {
     fn json_columns_print_as_json_values() {
         let j = Json::parse(r#"{"a": [1, "x"], "b": null}"#).expect("json");
         assert_eq!(enc(&Value::Json(j)), r#"{"a":[1,"x"],"b":null}"#);
-        assert_eq!(enc(&Value::Json(Json::parse("\"s\"").expect("json"))), "\"s\"");
+        assert_eq!(
+            enc(&Value::Json(Json::parse("\"s\"").expect("json"))),
+            "\"s\""
+        );
     }
 
     #[test]
@@ -525,7 +526,10 @@ mod tests {
         let ts = Timestamp::new(1, 0, 0).expect("ts");
         assert_eq!(enc(&Value::Timestamp(ts)), "\"1970-01-01T00:00:01Z\"");
         let ts = Timestamp::new(2_147_483_647, 999_999, 6).expect("ts");
-        assert_eq!(enc(&Value::Timestamp(ts)), "\"2038-01-19T03:14:07.999999Z\"");
+        assert_eq!(
+            enc(&Value::Timestamp(ts)),
+            "\"2038-01-19T03:14:07.999999Z\""
+        );
         let zero = Timestamp::new(0, 0, 2).expect("ts");
         assert_eq!(enc(&Value::Timestamp(zero)), "\"0000-00-00T00:00:00.00Z\"");
     }
@@ -554,7 +558,9 @@ mod tests {
     fn mariadb_text_types_and_null() {
         assert_eq!(enc(&Value::String("2001:db8::1".into())), "\"2001:db8::1\"");
         assert_eq!(
-            enc(&Value::String("123e4567-e89b-12d3-a456-426614174000".into())),
+            enc(&Value::String(
+                "123e4567-e89b-12d3-a456-426614174000".into()
+            )),
             "\"123e4567-e89b-12d3-a456-426614174000\""
         );
         assert_eq!(enc(&Value::Null), "null");
@@ -563,27 +569,45 @@ mod tests {
     #[test]
     fn bson_values_print_as_relaxed_extended_json() {
         let oid = [0x65, 0xe0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0xff];
-        assert_eq!(enc(&Value::ObjectId(oid)), r#"{"$oid":"65e0000102030405060708ff"}"#);
+        assert_eq!(
+            enc(&Value::ObjectId(oid)),
+            r#"{"$oid":"65e0000102030405060708ff"}"#
+        );
         assert_eq!(
             enc(&Value::BsonDateTime(1_709_210_096_789)),
             r#"{"$date":"2024-02-29T12:34:56.789Z"}"#
         );
-        assert_eq!(enc(&Value::BsonDateTime(-1)), r#"{"$date":{"$numberLong":"-1"}}"#);
+        assert_eq!(
+            enc(&Value::BsonDateTime(-1)),
+            r#"{"$date":{"$numberLong":"-1"}}"#
+        );
         assert_eq!(
             enc(&Value::BsonDateTime(253_402_300_800_000)),
             r#"{"$date":{"$numberLong":"253402300800000"}}"#
         );
-        assert_eq!(enc(&Value::Decimal128("1.10".into())), r#"{"$numberDecimal":"1.10"}"#);
         assert_eq!(
-            enc(&Value::Binary { subtype: 4, bytes: vec![1, 2, 3] }),
+            enc(&Value::Decimal128("1.10".into())),
+            r#"{"$numberDecimal":"1.10"}"#
+        );
+        assert_eq!(
+            enc(&Value::Binary {
+                subtype: 4,
+                bytes: vec![1, 2, 3]
+            }),
             r#"{"$binary":{"base64":"AQID","subType":"04"}}"#
         );
         assert_eq!(
-            enc(&Value::Regex { pattern: "^a\\d".into(), options: "i".into() }),
+            enc(&Value::Regex {
+                pattern: "^a\\d".into(),
+                options: "i".into()
+            }),
             r#"{"$regularExpression":{"pattern":"^a\\d","options":"i"}}"#
         );
         assert_eq!(
-            enc(&Value::BsonTimestamp { t: 1_700_000_000, i: 3 }),
+            enc(&Value::BsonTimestamp {
+                t: 1_700_000_000,
+                i: 3
+            }),
             r#"{"$timestamp":{"t":1700000000,"i":3}}"#
         );
         assert_eq!(enc(&Value::MinKey), r#"{"$minKey":1}"#);
@@ -593,16 +617,25 @@ mod tests {
         assert_eq!(enc(&Value::JavaScript("f()".into())), r#"{"$code":"f()"}"#);
         let scope: Row = [("x", Value::Int(1))].into_iter().collect();
         assert_eq!(
-            enc(&Value::JavaScriptWithScope { code: "x".into(), scope }),
+            enc(&Value::JavaScriptWithScope {
+                code: "x".into(),
+                scope
+            }),
             r#"{"$code":"x","$scope":{"x":1}}"#
         );
         assert_eq!(
-            enc(&Value::DbPointer { namespace: "db.c".into(), id: oid }),
+            enc(&Value::DbPointer {
+                namespace: "db.c".into(),
+                id: oid
+            }),
             r#"{"$dbPointer":{"$ref":"db.c","$id":{"$oid":"65e0000102030405060708ff"}}}"#
         );
-        let doc: Row = [("a", Value::Array(vec![Value::Int(1), Value::Bool(true), Value::Double(1.5)]))]
-            .into_iter()
-            .collect();
+        let doc: Row = [(
+            "a",
+            Value::Array(vec![Value::Int(1), Value::Bool(true), Value::Double(1.5)]),
+        )]
+        .into_iter()
+        .collect();
         assert_eq!(enc(&Value::Document(doc)), r#"{"a":[1,true,1.5]}"#);
     }
 
@@ -611,7 +644,10 @@ mod tests {
             [
                 ("id", Value::Int(7)),
                 ("status", Value::String(status.into())),
-                ("total", Value::Decimal(Decimal::parse("19.90").expect("decimal"))),
+                (
+                    "total",
+                    Value::Decimal(Decimal::parse("19.90").expect("decimal")),
+                ),
             ]
             .into_iter()
             .collect()
@@ -624,7 +660,9 @@ mod tests {
             before: Some(row("new")),
             after: Some(row("paid")),
             update: None,
-            position: "mariadb-gtid:0-1-1041+1".parse::<Position>().expect("position"),
+            position: "mariadb-gtid:0-1-1041+1"
+                .parse::<Position>()
+                .expect("position"),
             ts_ms: 1_732_272_000_000,
             txn: Some("0-1-1042".into()),
         }
@@ -665,7 +703,10 @@ mod tests {
             unset: vec!["c".into()],
         });
         let json = ev.to_json();
-        assert!(json.contains(r#""update":{"set":{"a.b":1},"unset":["c"]}"#), "{json}");
+        assert!(
+            json.contains(r#""update":{"set":{"a.b":1},"unset":["c"]}"#),
+            "{json}"
+        );
         assert!(json.starts_with(r#"{"source":"mongodb""#));
     }
 
@@ -674,6 +715,9 @@ mod tests {
         assert_eq!(civil_from_unix(0), (date(1970, 1, 1), 0));
         assert_eq!(civil_from_unix(951_782_400), (date(2000, 2, 29), 0));
         assert_eq!(civil_from_unix(-86_400), (date(1969, 12, 31), 0));
-        assert_eq!(civil_from_unix(253_402_300_799), (date(9999, 12, 31), 86_399));
+        assert_eq!(
+            civil_from_unix(253_402_300_799),
+            (date(9999, 12, 31), 86_399)
+        );
     }
 }

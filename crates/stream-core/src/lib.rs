@@ -74,7 +74,7 @@ pub use position::{
     PositionParseError, TxnStart,
 };
 pub use sink::{JsonLinesSink, Sink, SinkError};
-pub use source::{BatchStream, ErrorClass, Source, SourceError, StartFrom};
+pub use source::{BatchStream, ErrorClass, Opened, Source, SourceError, StartFrom};
 pub use store::{Filter, MemoryStore, Query, Store, StoreError};
 pub use tokio_util::sync::CancellationToken;
 pub use value::{Date, DateTime, Decimal, Json, Name, Row, Time, Timestamp, Value, ValueError};

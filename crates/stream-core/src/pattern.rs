@@ -50,7 +50,9 @@ impl FromStr for NamespacePattern {
             return Err(err("empty database part before `.`"));
         }
         if table.is_empty() {
-            return Err(err("empty table part after `.` (use `db.*` for every table)"));
+            return Err(err(
+                "empty table part after `.` (use `db.*` for every table)",
+            ));
         }
         Ok(Self {
             text: text.to_owned(),
@@ -63,7 +65,8 @@ impl FromStr for NamespacePattern {
 impl NamespacePattern {
     /// Whether the namespace matches.
     pub fn matches(&self, ns: &Namespace) -> bool {
-        glob(self.db.as_bytes(), ns.db.as_bytes()) && glob(self.table.as_bytes(), ns.table.as_bytes())
+        glob(self.db.as_bytes(), ns.db.as_bytes())
+            && glob(self.table.as_bytes(), ns.table.as_bytes())
     }
 
     /// Whether the pattern matches a namespace given as `db` and `table`.
@@ -195,7 +198,12 @@ mod tests {
 
     #[test]
     fn bad_patterns_name_the_pattern() {
-        for (p, reason) in [("", "empty"), (".t", "empty database"), ("db.", "empty table"), ("a b", "whitespace")] {
+        for (p, reason) in [
+            ("", "empty"),
+            (".t", "empty database"),
+            ("db.", "empty table"),
+            ("a b", "whitespace"),
+        ] {
             let err = p.parse::<NamespacePattern>().expect_err(p);
             assert!(err.to_string().contains(&format!("`{p}`")), "{err}");
             assert!(err.reason.contains(reason), "{p}: {err}");

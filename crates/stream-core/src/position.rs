@@ -127,10 +127,10 @@ impl Position {
                 };
                 Some(start.then(a.skip.cmp(&b.skip)))
             }
-            (Position::MongoDb(MongoPosition::ClusterTime { t: ta, i: ia }),
-             Position::MongoDb(MongoPosition::ClusterTime { t: tb, i: ib })) => {
-                Some((ta, ia).cmp(&(tb, ib)))
-            }
+            (
+                Position::MongoDb(MongoPosition::ClusterTime { t: ta, i: ia }),
+                Position::MongoDb(MongoPosition::ClusterTime { t: tb, i: ib }),
+            ) => Some((ta, ia).cmp(&(tb, ib))),
             (a, b) => (a == b).then_some(Ordering::Equal),
         }
     }
@@ -174,9 +174,12 @@ impl FromStr for Position {
     type Err = PositionParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (kind, rest) = s
-            .split_once(':')
-            .ok_or_else(|| parse_err(s, "expected `<kind>:...`, e.g. `binlog:mysql-bin.000001:4+0`"))?;
+        let (kind, rest) = s.split_once(':').ok_or_else(|| {
+            parse_err(
+                s,
+                "expected `<kind>:...`, e.g. `binlog:mysql-bin.000001:4+0`",
+            )
+        })?;
         let split_skip = |rest: &str| -> Result<(String, u64), PositionParseError> {
             let (body, skip) = rest
                 .rsplit_once('+')
@@ -212,7 +215,9 @@ impl FromStr for Position {
             }
             "mysql-gtid" => {
                 let (body, skip) = split_skip(rest)?;
-                let set = body.parse::<GtidSet>().map_err(|e| parse_err(s, e.reason))?;
+                let set = body
+                    .parse::<GtidSet>()
+                    .map_err(|e| parse_err(s, e.reason))?;
                 Ok(Position::MySql(MySqlPosition {
                     start: TxnStart::MySqlGtid(set),
                     skip,
@@ -496,7 +501,8 @@ impl FromStr for GtidSet {
                 }
                 let (a, b) = part.split_once('-').unwrap_or((part, part));
                 let bad = || parse_err(s, format!("`{part}` is not a transaction interval"));
-                let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                let (a, b): (u64, u64) =
+                    (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
                 if a == 0 || b < a {
                     return Err(bad());
                 }
@@ -504,7 +510,10 @@ impl FromStr for GtidSet {
                 any = true;
             }
             if !any {
-                return Err(parse_err(s, format!("`{source}` has no transaction interval")));
+                return Err(parse_err(
+                    s,
+                    format!("`{source}` has no transaction interval"),
+                ));
             }
         }
         Ok(set)
@@ -544,7 +553,10 @@ mod tests {
             ("mariadb-gtid:0-1+0", "lacks its sequence"),
             ("mariadb-gtid:0-1-2,0-1-3+0", "appears twice"),
             ("mysql-gtid:nope:1-3+0", "not a server UUID"),
-            ("mysql-gtid:3e11fa47-71ca-11e1-9e33-c80aa9429562:5-2+0", "not a transaction interval"),
+            (
+                "mysql-gtid:3e11fa47-71ca-11e1-9e33-c80aa9429562:5-2+0",
+                "not a transaction interval",
+            ),
             ("mongodb:!!+", "not base64url"),
             ("kafka:1+0", "unknown kind `kafka`"),
             ("binlog:f:1+x", "row count `x`"),
@@ -565,7 +577,9 @@ mod tests {
         assert!(set.contains(U1, "", 8));
         assert!(!set.contains(U1, "", 6));
         assert_eq!(set.compare(&grown), Some(Ordering::Less));
-        let other: GtidSet = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee:1".parse().expect("set");
+        let other: GtidSet = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee:1"
+            .parse()
+            .expect("set");
         assert_eq!(set.compare(&other), None);
     }
 
@@ -589,7 +603,10 @@ mod tests {
             None
         );
         assert_eq!(p("mongodb:AAAA").compare(&p("mongodb:AAAB")), None);
-        assert_eq!(p("mongodb:AAAA").compare(&p("mongodb:AAAA")), Some(Ordering::Equal));
+        assert_eq!(
+            p("mongodb:AAAA").compare(&p("mongodb:AAAA")),
+            Some(Ordering::Equal)
+        );
         assert_eq!(a.compare(&p("mongodb:AAAA")), None);
     }
 

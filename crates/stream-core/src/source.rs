@@ -68,7 +68,9 @@ pub enum SourceError {
         actual: String,
     },
     /// The requested position is gone from the server's history.
-    #[error("position {requested} is no longer on the server; the oldest available is {oldest} (re-snapshot to continue)")]
+    #[error(
+        "position {requested} is no longer on the server; the oldest available is {oldest} (re-snapshot to continue)"
+    )]
     PositionPurged {
         /// The position asked for.
         requested: String,
@@ -137,6 +139,22 @@ impl SourceError {
 /// A stream of batches, as a source yields it.
 pub type BatchStream = Pin<Box<dyn Stream<Item = Result<Batch, SourceError>> + Send>>;
 
+/// An open source: where it actually starts, and its batches.
+pub struct Opened {
+    /// The position streaming starts from (`start`/`end` resolved to a concrete position).
+    pub start: Position,
+    /// The batches, in commit order.
+    pub batches: BatchStream,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("start", &self.start)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A change source: yields batches of events in commit order, resumable from any event's
 /// position.
 ///
@@ -155,7 +173,7 @@ pub trait Source: Send {
         &mut self,
         from: StartFrom,
         shutdown: CancellationToken,
-    ) -> Result<BatchStream, SourceError>;
+    ) -> Result<Opened, SourceError>;
 }
 
 #[cfg(test)]
@@ -180,8 +198,14 @@ mod tests {
             oldest: "binlog:a.000007:4+0".into(),
         };
         assert_eq!(purged.class(), ErrorClass::Definite);
-        assert!(purged.to_string().contains("oldest available is binlog:a.000007:4+0"));
-        let lost = SourceError::ConnectionLost { reason: "reset".into() };
+        assert!(
+            purged
+                .to_string()
+                .contains("oldest available is binlog:a.000007:4+0")
+        );
+        let lost = SourceError::ConnectionLost {
+            reason: "reset".into(),
+        };
         assert_eq!(lost.class(), ErrorClass::Transient);
         let pre = SourceError::Prerequisite {
             setting: "binlog_format".into(),

@@ -204,7 +204,12 @@ impl Store for MemoryStore {
         let tables = self.tables.read().unwrap_or_else(|p| p.into_inner());
         let mut rows: Vec<Row> = tables
             .get(ns)
-            .map(|t| t.values().filter(|r| query.filter.matches(r)).cloned().collect())
+            .map(|t| {
+                t.values()
+                    .filter(|r| query.filter.matches(r))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         if !query.order_by.is_empty() {
             rows.sort_by(|a, b| {
@@ -270,9 +275,15 @@ mod tests {
         let store = MemoryStore::new();
         let ns = Namespace::new("shop", "orders");
         for (id, status, total) in [(1, "new", 5.0), (2, "paid", 20.0), (3, "paid", 12.5)] {
-            store.write(&ns, &key(id), &row(id, status, Some(total))).await.expect("write");
+            store
+                .write(&ns, &key(id), &row(id, status, Some(total)))
+                .await
+                .expect("write");
         }
-        assert_eq!(store.read(&ns, &key(2)).await.expect("read"), Some(row(2, "paid", Some(20.0))));
+        assert_eq!(
+            store.read(&ns, &key(2)).await.expect("read"),
+            Some(row(2, "paid", Some(20.0)))
+        );
         let q = Query::filter(Filter::And(vec![
             Filter::Eq("status".into(), "paid".into()),
             Filter::Gte("total".into(), Value::Int(10)),
@@ -288,7 +299,10 @@ mod tests {
         assert_eq!(ids, vec![Some(Value::Int(3)), Some(Value::Int(2))]);
         assert!(store.delete(&ns, &key(2)).await.expect("delete"));
         assert!(!store.delete(&ns, &key(2)).await.expect("delete"));
-        let err = store.write(&ns, &key(9), &row(8, "x", None)).await.expect_err("mismatch");
+        let err = store
+            .write(&ns, &key(9), &row(8, "x", None))
+            .await
+            .expect_err("mismatch");
         assert!(err.to_string().contains("`id`"), "{err}");
         let err = store.read(&ns, &Row::new()).await.expect_err("empty key");
         assert!(err.to_string().contains("shop.orders"));

@@ -16,7 +16,7 @@
 //! # }
 //! ```
 
-use stream_core::{BatchStream, CancellationToken, Source, SourceError, SourceKind, StartFrom};
+use stream_core::{CancellationToken, Opened, Source, SourceError, SourceKind, StartFrom};
 
 /// A MongoDB change-stream source (not implemented yet: see the crate docs).
 #[derive(Clone)]
@@ -47,7 +47,7 @@ impl Source for MongoSource {
         &mut self,
         _from: StartFrom,
         _shutdown: CancellationToken,
-    ) -> Result<BatchStream, SourceError> {
+    ) -> Result<Opened, SourceError> {
         let _ = &self.uri;
         Err(SourceError::Unsupported {
             what: "MongoDB change streams are not implemented yet in this build".into(),

@@ -6,36 +6,33 @@
 //!
 //! ```
 //! use stream_core::{CancellationToken, Source, SourceError, StartFrom};
-//! use stream_mysql::MySqlSource;
+//! use stream_mysql::{MySqlConfig, MySqlSource};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let mut source = MySqlSource::new("mysql://repl:secret@127.0.0.1:3306/shop");
+//! let config = MySqlConfig::from_url("mysql://repl:secret@127.0.0.1:3306/shop").unwrap();
+//! let mut source = MySqlSource::new(config);
 //! let err = source.open(StartFrom::Latest, CancellationToken::new()).await.err().unwrap();
 //! assert!(matches!(err, SourceError::Unsupported { .. }));
 //! assert!(!err.to_string().contains("secret"));
 //! # }
 //! ```
 
-use stream_core::{BatchStream, CancellationToken, Source, SourceError, SourceKind, StartFrom};
+mod config;
+
+pub use config::{ConfigError, MySqlConfig, redact_url};
+use stream_core::{CancellationToken, Opened, Source, SourceError, SourceKind, StartFrom};
 
 /// A MySQL/MariaDB binlog source (not implemented yet: see the crate docs).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct MySqlSource {
-    url: String,
-}
-
-impl std::fmt::Debug for MySqlSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The URL may hold a password: never print it.
-        f.debug_struct("MySqlSource").finish_non_exhaustive()
-    }
+    config: MySqlConfig,
 }
 
 impl MySqlSource {
-    /// A source for `mysql://user:password@host:port/db`.
-    pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into() }
+    /// A source with these settings.
+    pub fn new(config: MySqlConfig) -> Self {
+        Self { config }
     }
 }
 
@@ -49,8 +46,8 @@ impl Source for MySqlSource {
         &mut self,
         _from: StartFrom,
         _shutdown: CancellationToken,
-    ) -> Result<BatchStream, SourceError> {
-        let _ = &self.url;
+    ) -> Result<Opened, SourceError> {
+        let _ = &self.config;
         Err(SourceError::Unsupported {
             what: "MySQL/MariaDB binlog streaming is not implemented yet in this build".into(),
         })

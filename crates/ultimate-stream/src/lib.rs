@@ -24,8 +24,8 @@
 
 pub use stream_core as core;
 pub use stream_core::{
-    Batch, ChangeEvent, Checkpoint, CheckpointStore, Delivery, FileCheckpointStore, Hub,
-    Namespace, Op, Position, Row, Sink, Source, StartFrom, Store, SubscribeOptions, Value,
+    Batch, ChangeEvent, Checkpoint, CheckpointStore, Delivery, FileCheckpointStore, Hub, Namespace,
+    Op, Position, Row, Sink, Source, StartFrom, Store, SubscribeOptions, Value,
 };
 
 #[cfg(feature = "cache")]

@@ -1,0 +1,200 @@
+//! Connection and stream settings, parsed from a `mysql://` URL.
+
+use stream_core::NamespaceFilter;
+
+/// Why a configuration was rejected. Never contains the password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid MySQL URL ({shown}): {reason}")]
+pub struct ConfigError {
+    /// The URL with its password replaced by `***`.
+    pub shown: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Where and how to read the binlog.
+#[derive(Clone)]
+pub struct MySqlConfig {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port (3306 by default).
+    pub port: u16,
+    /// User name.
+    pub user: String,
+    /// Password (never printed: `Debug` and errors redact it).
+    pub password: String,
+    /// Default database from the URL path, if any.
+    pub database: Option<String>,
+    /// Which tables to stream; the URL's database alone selects `db.*` unless a filter is set.
+    pub filter: NamespaceFilter,
+    /// Replica server id to register as; `None` picks one unique to this process and moment.
+    pub server_id: Option<u32>,
+}
+
+impl std::fmt::Debug for MySqlConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MySqlConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.user)
+            .field("password", &"***")
+            .field("database", &self.database)
+            .field("filter", &self.filter)
+            .field("server_id", &self.server_id)
+            .finish()
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The URL with any password replaced by `***`, for messages.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<not a URL>".to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((creds, host)) => {
+            let user = creds.split_once(':').map_or(creds, |(u, _)| u);
+            if creds.contains(':') {
+                format!("{scheme}://{user}:***@{host}")
+            } else {
+                format!("{scheme}://{user}@{host}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl MySqlConfig {
+    /// Parses `mysql://user:password@host:port/db` (also `mariadb://`).
+    pub fn from_url(url: &str) -> Result<Self, ConfigError> {
+        let shown = redact_url(url);
+        let err = |reason: &str| ConfigError {
+            shown: shown.clone(),
+            reason: reason.to_owned(),
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| err("expected mysql://user:password@host:port/db"))?;
+        if !matches!(scheme.to_ascii_lowercase().as_str(), "mysql" | "mariadb") {
+            return Err(err("the scheme must be mysql:// or mariadb://"));
+        }
+        let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+        let (creds, hostpath) = rest
+            .rsplit_once('@')
+            .ok_or_else(|| err("missing user: expected mysql://user:password@host:port/db"))?;
+        let (user, password) = creds.split_once(':').unwrap_or((creds, ""));
+        let user = percent_decode(user).ok_or_else(|| err("bad percent-encoding in the user"))?;
+        let password =
+            percent_decode(password).ok_or_else(|| err("bad percent-encoding in the password"))?;
+        if user.is_empty() {
+            return Err(err("empty user name"));
+        }
+        let (hostport, path) = hostpath.split_once('/').unwrap_or((hostpath, ""));
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
+                let port = p
+                    .parse::<u16>()
+                    .map_err(|_| err(&format!("port `{p}` is not a number from 1 to 65535")))?;
+                (
+                    h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                    port,
+                )
+            }
+            _ => (hostport.to_owned(), 3306),
+        };
+        if host.is_empty() {
+            return Err(err("empty host"));
+        }
+        let database = Some(path.trim_end_matches('/'))
+            .filter(|p| !p.is_empty())
+            .map(|p| percent_decode(p).ok_or_else(|| err("bad percent-encoding in the database")))
+            .transpose()?;
+        Ok(Self {
+            host,
+            port,
+            user,
+            password,
+            database,
+            filter: NamespaceFilter::all(),
+            server_id: None,
+        })
+    }
+
+    /// `host:port`, for messages.
+    pub fn endpoint(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// Whether `db.table` is streamed: the filter if it has includes, else the URL's database
+    /// (or everything when the URL has none).
+    pub fn wants(&self, db: &str, table: &str) -> bool {
+        if !self.filter.matches_parts(db, table) {
+            return false;
+        }
+        if !self.filter.includes().is_empty() {
+            return true;
+        }
+        self.database.as_deref().is_none_or(|d| d == db)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_with_defaults_and_percent_encoding() {
+        let c = MySqlConfig::from_url("mysql://app:p%40ss@db.example:3307/shop").expect("url");
+        assert_eq!(
+            (c.host.as_str(), c.port, c.user.as_str()),
+            ("db.example", 3307, "app")
+        );
+        assert_eq!(c.password, "p@ss");
+        assert_eq!(c.database.as_deref(), Some("shop"));
+        let c = MySqlConfig::from_url("mariadb://root@localhost").expect("url");
+        assert_eq!((c.port, c.password.as_str(), c.database), (3306, "", None));
+    }
+
+    #[test]
+    fn errors_and_debug_never_show_the_password() {
+        for bad in [
+            "mysql://u:hunter2@h:99999/db",
+            "postgres://u:hunter2@h/db",
+            "mysql://:hunter2@h/db",
+            "mysql://u:hunter2@:1/db",
+        ] {
+            let e = MySqlConfig::from_url(bad).expect_err(bad).to_string();
+            assert!(!e.contains("hunter2"), "{e}");
+            assert!(e.contains("***") || !bad.contains("@"), "{e}");
+        }
+        let c = MySqlConfig::from_url("mysql://u:hunter2@h/db").expect("url");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_url_database_selects_its_tables_unless_includes_are_given() {
+        let mut c = MySqlConfig::from_url("mysql://u@h/shop").expect("url");
+        assert!(c.wants("shop", "orders"));
+        assert!(!c.wants("crm", "leads"));
+        c.filter = NamespaceFilter::parse("crm.*", "crm.secret").expect("filter");
+        assert!(c.wants("crm", "leads"));
+        assert!(!c.wants("crm", "secret"));
+        assert!(!c.wants("shop", "orders"));
+    }
+}

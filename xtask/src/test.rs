@@ -1,0 +1,201 @@
+//! `cargo xtask test`: servers up, every test of the workspace against them, servers down.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use crate::servers::{self, Kind};
+
+/// Which server a test binary or test name talks to, by the naming convention of the
+/// integration tests (`tests/mariadb_*.rs`, `mod redis`, ...).
+fn server_of(binary: &str, test: &str) -> Option<Kind> {
+    let hay = format!("{binary} {test}").to_ascii_lowercase();
+    [
+        (Kind::MariaDb, &["mariadb", "mysql"][..]),
+        (Kind::Postgres, &["postgres"][..]),
+        (Kind::Redis, &["redis"][..]),
+        (Kind::Nats, &["nats"][..]),
+        (Kind::Mongo, &["mongo"][..]),
+    ]
+    .into_iter()
+    .find(|(_, words)| words.iter().any(|w| hay.contains(w)))
+    .map(|(k, _)| k)
+}
+
+pub fn run(args: &[&str]) -> Result<()> {
+    let extra: Vec<&str> = match args {
+        ["--", rest @ ..] => rest.to_vec(),
+        [] => Vec::new(),
+        other => bail!("usage: cargo xtask test [-- <cargo test args>], got {other:?}"),
+    };
+    let started = Instant::now();
+    let (fleet, owned) = match servers::load_running()? {
+        Some(fleet) => {
+            eprintln!("xtask: using the servers already up (`cargo xtask db status`)");
+            (fleet, false)
+        }
+        None => {
+            eprintln!("xtask: starting throwaway servers...");
+            let fleet = servers::up(&Kind::ALL).context(
+                "a test server could not be started, so the tests cannot run; \
+                 nothing was skipped: fix the server or set its STREAM_TEST_*_URL",
+            )?;
+            (fleet, true)
+        }
+    };
+    let servers_ready = started.elapsed();
+    let result = run_cargo_test(&fleet, &extra);
+    if owned {
+        servers::down(&fleet);
+    }
+    eprintln!(
+        "xtask: servers ready in {:.1} s; whole run {:.1} s",
+        servers_ready.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    result
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: Vec<String>,
+    failed: Vec<String>,
+    ignored: Vec<String>,
+}
+
+fn run_cargo_test(fleet: &servers::Fleet, extra: &[&str]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["test", "--workspace", "--all-features"])
+        .args(extra)
+        .envs(fleet.env())
+        .current_dir(crate::util::workspace_root())
+        .stdout(Stdio::piped());
+    let mut child = cmd.spawn().context("running cargo test")?;
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    let mut per_server: Vec<(Kind, Tally)> = Kind::ALL
+        .into_iter()
+        .map(|k| (k, Tally::default()))
+        .collect();
+    let mut all = Tally::default();
+    let mut binary = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo test output")?;
+        println!("{line}");
+        let trimmed = line.trim();
+        if let Some(rest) = trimmed.strip_prefix("Running ") {
+            binary = rest.to_owned();
+        } else if trimmed.starts_with("Doc-tests ") {
+            binary = trimmed.to_owned();
+        }
+        let Some(rest) = trimmed.strip_prefix("test ") else {
+            continue;
+        };
+        let Some((name, outcome)) = rest.rsplit_once(" ... ") else {
+            continue;
+        };
+        let label = format!("{} {name}", short_binary(&binary));
+        let bucket = |t: &mut Tally| match outcome {
+            "ok" => t.passed.push(label.clone()),
+            o if o.starts_with("ignored") => t.ignored.push(label.clone()),
+            _ => t.failed.push(label.clone()),
+        };
+        bucket(&mut all);
+        if let Some(kind) = server_of(&binary, name)
+            && let Some((_, tally)) = per_server.iter_mut().find(|(k, _)| *k == kind)
+        {
+            bucket(tally);
+        }
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+
+    eprintln!("\n==== integration tests per server ====");
+    let mut idle_servers = Vec::new();
+    for (kind, tally) in &per_server {
+        let url_from = fleet
+            .servers
+            .iter()
+            .find(|s| s.kind == *kind)
+            .map_or("not started", |s| {
+                if s.pid.is_some() {
+                    "throwaway"
+                } else {
+                    "from env"
+                }
+            });
+        eprintln!(
+            "{:<32} {:>3} passed {:>3} failed  ({url_from})",
+            kind.label(),
+            tally.passed.len(),
+            tally.failed.len()
+        );
+        for name in tally.passed.iter().chain(&tally.failed) {
+            eprintln!("    {name}");
+        }
+        if tally.passed.is_empty() && tally.failed.is_empty() {
+            idle_servers.push(kind.label());
+        }
+    }
+    eprintln!(
+        "all tests: {} passed, {} failed, {} ignored",
+        all.passed.len(),
+        all.failed.len(),
+        all.ignored.len()
+    );
+    if !all.ignored.is_empty() {
+        eprintln!("IGNORED TESTS (not allowed to hide failures):");
+        for name in &all.ignored {
+            eprintln!("    {name}");
+        }
+    }
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    if !idle_servers.is_empty() {
+        bail!(
+            "no integration test ran against: {}; a server nobody tests is a test gap",
+            idle_servers.join(", ")
+        );
+    }
+    if !all.ignored.is_empty() {
+        bail!("{} tests are #[ignore]d", all.ignored.len());
+    }
+    Ok(())
+}
+
+/// `tests/servers.rs (target/debug/deps/servers-1234)` -> `servers`
+fn short_binary(binary: &str) -> String {
+    let first = binary.split_whitespace().next().unwrap_or(binary);
+    let file = first.rsplit('/').next().unwrap_or(first);
+    file.trim_end_matches(".rs").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tests_are_attributed_to_servers_by_name() {
+        assert_eq!(
+            server_of(
+                "tests/mariadb_types.rs (target/debug/deps/x)",
+                "decodes_ints"
+            ),
+            Some(Kind::MariaDb)
+        );
+        assert_eq!(
+            server_of("tests/servers.rs", "redis::answers_ping"),
+            Some(Kind::Redis)
+        );
+        assert_eq!(
+            server_of("unittests src/lib.rs", "hub::tests::fan_out"),
+            None
+        );
+        assert_eq!(
+            short_binary("tests/servers.rs (target/debug/deps/servers-ab12)"),
+            "servers"
+        );
+    }
+}
