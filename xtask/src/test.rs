@@ -10,7 +10,11 @@ use crate::servers::{self, Kind};
 
 /// Which server a test binary or test name talks to, by the naming convention of the
 /// integration tests (`tests/mariadb_*.rs`, `mod redis`, ...).
+/// Unit and doc tests never count: only integration test binaries (`tests/*.rs`) talk to servers.
 fn server_of(binary: &str, test: &str) -> Option<Kind> {
+    if !binary.starts_with("tests/") {
+        return None;
+    }
     let hay = format!("{binary} {test}").to_ascii_lowercase();
     [
         (Kind::MariaDb, &["mariadb", "mysql"][..]),
