@@ -29,6 +29,8 @@ pub struct MySqlConfig {
     pub filter: NamespaceFilter,
     /// Replica server id to register as; `None` picks one unique to this process and moment.
     pub server_id: Option<u32>,
+    /// How long to keep reconnecting after the connection drops before giving up.
+    pub reconnect_for: std::time::Duration,
 }
 
 impl std::fmt::Debug for MySqlConfig {
@@ -41,6 +43,7 @@ impl std::fmt::Debug for MySqlConfig {
             .field("database", &self.database)
             .field("filter", &self.filter)
             .field("server_id", &self.server_id)
+            .field("reconnect_for", &self.reconnect_for)
             .finish()
     }
 }
@@ -133,6 +136,7 @@ impl MySqlConfig {
             database,
             filter: NamespaceFilter::all(),
             server_id: None,
+            reconnect_for: std::time::Duration::from_secs(60),
         })
     }
 
