@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::servers::{mariadb_sql, start_mariadb_in, unique_temp_dir};
+use stream_testkit::mariadb::MariaDb;
+
+use crate::servers::unique_temp_dir;
 use crate::util::{find_binary, signal, workspace_root};
 
 const SCHEMA: &str = "
@@ -91,9 +93,10 @@ pub fn run(args: &[&str]) -> Result<()> {
         "starting MariaDB (binlog ROW, full row images) in {}...",
         dir.display()
     );
-    let (mut server, url) = start_mariadb_in(&dir, &[])?;
+    let server = MariaDb::start(&dir, &[]).map_err(anyhow::Error::msg)?;
+    let url = server.url();
     let result = (|| -> Result<()> {
-        mariadb_sql(&dir, SCHEMA).context("creating the shop schema")?;
+        server.sql(SCHEMA).map_err(anyhow::Error::msg).context("creating the shop schema")?;
         eprintln!("created database `shop` with tables customers and orders\n");
         let shown = url.replacen(":ustream@", ":***@", 1);
         eprintln!(
@@ -135,9 +138,7 @@ pub fn run(args: &[&str]) -> Result<()> {
         writer_result
     })();
     eprintln!("stopping MariaDB and removing {}", dir.display());
-    signal(server.id(), "TERM");
-    let _ = server.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(server);
     result
 }
 

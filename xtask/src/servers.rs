@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use stream_testkit::mariadb::MariaDb;
 
 use crate::util::{
     find_binary, free_port, is_root, pid_alive, run_checked, signal, state_dir, tail,
@@ -427,89 +428,13 @@ fn start(kind: Kind, root: &Path) -> Result<Server> {
     }
 }
 
-/// MariaDB user the tests connect as (all privileges, incl. replication and GRANT OPTION).
-pub const MYSQL_USER: &str = "ustream";
-const MYSQL_PASSWORD: &str = "ustream";
-
-/// Options every throwaway MariaDB gets: binlog in ROW format with full row images.
-pub fn mariadb_args(dir: &Path, port: u16, server_id: u32) -> Vec<String> {
-    let mut args = vec![
-        "--no-defaults".to_owned(),
-        format!("--datadir={}", dir.join("data").display()),
-        format!("--socket={}", dir.join("mysqld.sock").display()),
-        format!("--pid-file={}", dir.join("mysqld.pid").display()),
-        format!("--port={port}"),
-        "--bind-address=127.0.0.1".to_owned(),
-        format!("--server-id={server_id}"),
-        format!("--log-bin={}", dir.join("data/mysql-bin").display()),
-        "--binlog-format=ROW".to_owned(),
-        "--binlog-row-image=FULL".to_owned(),
-        "--character-set-server=utf8mb4".to_owned(),
-        "--collation-server=utf8mb4_general_ci".to_owned(),
-        "--skip-name-resolve".to_owned(),
-        "--max-allowed-packet=256M".to_owned(),
-        "--innodb-buffer-pool-size=64M".to_owned(),
-        "--innodb-flush-log-at-trx-commit=2".to_owned(),
-        "--sync-binlog=0".to_owned(),
-        "--log-error=".to_owned() + &dir.join("error.log").display().to_string(),
-    ];
-    if is_root() {
-        args.insert(1, "--user=root".to_owned());
-    }
-    args
-}
-
-/// Initialises a MariaDB data dir under `dir`, starts the server and creates the test user.
-pub fn start_mariadb_in(dir: &Path, extra_args: &[String]) -> Result<(Child, String)> {
-    std::fs::create_dir_all(dir)?;
-    let port = free_port()?;
-    let mut install = Command::new(binary("mariadb-install-db")?);
-    install.args([
-        "--no-defaults",
-        &format!("--datadir={}", dir.join("data").display()),
-        "--auth-root-authentication-method=normal",
-        "--skip-test-db",
-    ]);
-    if is_root() {
-        install.arg("--user=root");
-    }
-    run_checked(&mut install, "mariadb-install-db")?;
-    let log = dir.join("mariadbd.log");
-    let mut cmd = Command::new(binary("mariadbd")?);
-    cmd.args(mariadb_args(dir, port, 1)).args(extra_args);
-    let mut child = spawn(&mut cmd, &log)?;
-    wait_ready(&mut child, port, &dir.join("error.log"))?;
-    let sql = format!(
-        "CREATE USER '{MYSQL_USER}'@'%' IDENTIFIED BY '{MYSQL_PASSWORD}';\
-         GRANT ALL PRIVILEGES ON *.* TO '{MYSQL_USER}'@'%' WITH GRANT OPTION;"
-    );
-    mariadb_sql(dir, &sql)?;
-    let url = format!("mysql://{MYSQL_USER}:{MYSQL_PASSWORD}@127.0.0.1:{port}");
-    Ok((child, url))
-}
-
-/// Runs SQL as root over the server's socket.
-pub fn mariadb_sql(dir: &Path, sql: &str) -> Result<String> {
-    run_checked(
-        Command::new(binary("mariadb")?).args([
-            "--no-defaults",
-            "-uroot",
-            &format!("--socket={}", dir.join("mysqld.sock").display()),
-            "--batch",
-            "--skip-column-names",
-            "-e",
-            sql,
-        ]),
-        "mariadb client",
-    )
-}
-
 fn start_mariadb(root: &Path) -> Result<Server> {
-    let (child, url) = start_mariadb_in(&root.join("mariadb"), &[])?;
+    let server = MariaDb::start(&root.join("mariadb"), &[]).map_err(anyhow::Error::msg)?;
+    let url = server.url();
     Ok(Server {
         kind: Kind::MariaDb,
         url,
-        pid: Some(child.id()),
+        pid: server.detach(),
     })
 }
 

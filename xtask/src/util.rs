@@ -1,6 +1,6 @@
 //! Small helpers: paths, free ports, commands, waiting.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -23,39 +23,7 @@ pub fn state_dir() -> PathBuf {
     target.join("xtask")
 }
 
-/// A loopback port that was free a moment ago.
-pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding a free loopback port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// Whether we run as root (apt-get and `--user=root` need to know).
-pub fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-/// The first of `names` found on PATH or in the usual sbin/lib directories.
-pub fn find_binary(names: &[&str]) -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin"].map(PathBuf::from));
-    // PostgreSQL keeps its server binaries per major version.
-    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
-        let mut versions: Vec<PathBuf> = entries.flatten().map(|e| e.path().join("bin")).collect();
-        versions.sort();
-        versions.reverse();
-        dirs.extend(versions);
-    }
-    names
-        .iter()
-        .flat_map(|n| dirs.iter().map(move |d| d.join(n)))
-        .find(|p| p.is_file())
-}
+pub use stream_testkit::mariadb::{find_binary, free_port, is_root};
 
 /// Runs a command to completion, failing with its output when it fails.
 pub fn run_checked(cmd: &mut Command, what: &str) -> Result<String> {

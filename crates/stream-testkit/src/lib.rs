@@ -13,6 +13,8 @@
 //! assert!(db.starts_with("t_orders_"));
 //! ```
 
+pub mod mariadb;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A kind of test server.
