@@ -96,7 +96,10 @@ pub fn run(args: &[&str]) -> Result<()> {
     let server = MariaDb::start(&dir, &[]).map_err(anyhow::Error::msg)?;
     let url = server.url();
     let result = (|| -> Result<()> {
-        server.sql(SCHEMA).map_err(anyhow::Error::msg).context("creating the shop schema")?;
+        server
+            .sql(SCHEMA)
+            .map_err(anyhow::Error::msg)
+            .context("creating the shop schema")?;
         eprintln!("created database `shop` with tables customers and orders\n");
         let shown = url.replacen(":ustream@", ":***@", 1);
         eprintln!(

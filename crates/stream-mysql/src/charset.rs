@@ -62,7 +62,7 @@ impl Charset {
                 .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to())),
             Charset::Binary => Err("binary data is not text".to_owned()),
             Charset::Utf16Be | Charset::Utf16Le => {
-                if bytes.len() % 2 != 0 {
+                if !bytes.len().is_multiple_of(2) {
                     return Err("odd number of bytes in UTF-16 text".to_owned());
                 }
                 let units = bytes.chunks_exact(2).map(|c| {
@@ -77,7 +77,7 @@ impl Charset {
                     .map_err(|e| format!("invalid UTF-16: {e}"))
             }
             Charset::Utf32Be => {
-                if bytes.len() % 4 != 0 {
+                if !bytes.len().is_multiple_of(4) {
                     return Err("byte count of UTF-32 text is not a multiple of 4".to_owned());
                 }
                 bytes

@@ -42,7 +42,7 @@ pub(crate) fn parse_labels(column_type: &str) -> Vec<String> {
     let Some(open) = column_type.find('(') else {
         return Vec::new();
     };
-    let inner = column_type[open + 1..].trim_end_matches(|c| c == ')' || c == ' ');
+    let inner = column_type[open + 1..].trim_end_matches([')', ' ']);
     let mut labels = Vec::new();
     let mut chars = inner.chars().peekable();
     while let Some(c) = chars.next() {

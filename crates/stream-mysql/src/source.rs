@@ -127,7 +127,14 @@ pub(crate) async fn check_prerequisites(
     config: &MySqlConfig,
     conn: &mut Conn,
 ) -> Result<ServerInfo, SourceError> {
-    let row: Option<(Option<String>, Option<String>, Option<String>, String, Option<String>)> = conn
+    type Settings = (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+        Option<String>,
+    );
+    let row: Option<Settings> = conn
         .query_first(
             "SELECT CAST(@@GLOBAL.log_bin AS CHAR), @@GLOBAL.binlog_format, @@GLOBAL.binlog_row_image, \
              @@version, @@GLOBAL.binlog_checksum",

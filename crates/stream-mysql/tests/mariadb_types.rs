@@ -78,18 +78,31 @@ const EXPECTED: &[(&str, &str)] = &[
 async fn every_type_decodes_exactly(mode: &str) {
     let mut c = conn().await;
     let db = fresh_db(&mut c, "types").await;
-    c.query_drop(TABLE.replace("{db}", &db)).await.expect("create table");
+    c.query_drop(TABLE.replace("{db}", &db))
+        .await
+        .expect("create table");
     // Zero dates need a permissive sql_mode; TIMESTAMP values are written in UTC.
-    c.query_drop("SET SESSION sql_mode = '', time_zone = '+00:00'").await.expect("session");
+    c.query_drop("SET SESSION sql_mode = '', time_zone = '+00:00'")
+        .await
+        .expect("session");
     let start = now(&mut c).await;
     with_metadata(mode, || async {
-        c.query_drop(ROW.replace("{db}", &db)).await.expect("insert");
-        c.query_drop(ZERO_ROW.replace("{db}", &db)).await.expect("insert zero row");
+        c.query_drop(ROW.replace("{db}", &db))
+            .await
+            .expect("insert");
+        c.query_drop(ZERO_ROW.replace("{db}", &db))
+            .await
+            .expect("insert zero row");
     })
     .await;
     let events = changes(config(&url(), &format!("{db}.*")), start, 2).await;
     let row = &events[0];
-    assert_eq!(row.key.as_ref().map(|k| k.len()), Some(1), "{}", row.to_json());
+    assert_eq!(
+        row.key.as_ref().map(|k| k.len()),
+        Some(1),
+        "{}",
+        row.to_json()
+    );
     let mut wrong = Vec::new();
     for (column, expected) in EXPECTED {
         let got = field(row, column);
@@ -97,7 +110,11 @@ async fn every_type_decodes_exactly(mode: &str) {
             wrong.push(format!("{column}: expected {expected}, got {got}"));
         }
     }
-    assert!(wrong.is_empty(), "binlog_row_metadata={mode}:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "binlog_row_metadata={mode}:\n{}",
+        wrong.join("\n")
+    );
     let zero = &events[1];
     for (column, expected) in [
         ("dt", "\"0000-00-00\""),
@@ -111,7 +128,9 @@ async fn every_type_decodes_exactly(mode: &str) {
     ] {
         assert_eq!(field(zero, column), expected, "{mode}: {column}");
     }
-    c.query_drop(format!("DROP DATABASE `{db}`")).await.expect("drop");
+    c.query_drop(format!("DROP DATABASE `{db}`"))
+        .await
+        .expect("drop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -89,7 +89,16 @@ impl MariaDb {
         if is_root() {
             install.arg("--user=root");
         }
-        run(&mut install, "mariadb-install-db")?;
+        {
+            // Concurrent bootstraps have been seen to fail; one at a time, and a retry.
+            static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+            let _one = INSTALL.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(first) = run(&mut install, "mariadb-install-db") {
+                let _ = std::fs::remove_dir_all(dir.join("data"));
+                run(&mut install, "mariadb-install-db")
+                    .map_err(|second| format!("{second}\n(first attempt: {first})"))?;
+            }
+        }
         let mut server = Self {
             dir: dir.to_owned(),
             port: free_port().map_err(|e| format!("no free port: {e}"))?,
@@ -143,10 +152,14 @@ impl MariaDb {
     }
 
     fn spawn(&mut self) -> Result<(), String> {
-        let log = std::fs::File::create(self.dir.join("mariadbd.out")).map_err(|e| e.to_string())?;
+        let log =
+            std::fs::File::create(self.dir.join("mariadbd.out")).map_err(|e| e.to_string())?;
         let err = log.try_clone().map_err(|e| e.to_string())?;
         let mut cmd = Command::new(binary("mariadbd")?);
-        cmd.args(self.args()).stdin(Stdio::null()).stdout(log).stderr(err);
+        cmd.args(self.args())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err);
         {
             use std::os::unix::process::CommandExt as _;
             // Its own process group: a Ctrl-C meant for us must not kill the server mid-write.
@@ -155,15 +168,26 @@ impl MariaDb {
         let mut child = cmd.spawn().map_err(|e| format!("starting mariadbd: {e}"))?;
         let started = Instant::now();
         loop {
-            if TcpStream::connect_timeout(&([127, 0, 0, 1], self.port).into(), Duration::from_millis(200)).is_ok() {
+            if TcpStream::connect_timeout(
+                &([127, 0, 0, 1], self.port).into(),
+                Duration::from_millis(200),
+            )
+            .is_ok()
+            {
                 break;
             }
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("mariadbd exited ({status}): {}", self.error_log_tail()));
+                return Err(format!(
+                    "mariadbd exited ({status}): {}",
+                    self.error_log_tail()
+                ));
             }
             if started.elapsed() > Duration::from_secs(60) {
                 let _ = child.kill();
-                return Err(format!("mariadbd did not listen within 60 s: {}", self.error_log_tail()));
+                return Err(format!(
+                    "mariadbd did not listen within 60 s: {}",
+                    self.error_log_tail()
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -206,7 +230,9 @@ impl MariaDb {
     /// Stops the server cleanly (SIGTERM, then waits).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {

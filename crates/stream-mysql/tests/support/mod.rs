@@ -30,13 +30,19 @@ pub async fn conn() -> mysql_async::Conn {
 /// A fresh database for one test.
 pub async fn fresh_db(c: &mut mysql_async::Conn, prefix: &str) -> String {
     let db = unique_name(prefix);
-    c.query_drop(format!("CREATE DATABASE `{db}`")).await.expect("create database");
+    c.query_drop(format!("CREATE DATABASE `{db}`"))
+        .await
+        .expect("create database");
     db
 }
 
 /// The binlog position right now (`SHOW MASTER STATUS`).
 pub async fn now(c: &mut mysql_async::Conn) -> Position {
-    let row: mysql_async::Row = c.query_first("SHOW MASTER STATUS").await.expect("status").expect("binlog on");
+    let row: mysql_async::Row = c
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .expect("status")
+        .expect("binlog on");
     let file: String = row.get(0).expect("file");
     let pos: u64 = row.get(1).expect("position");
     Position::binlog(file, pos, 0)
@@ -53,9 +59,13 @@ where
 {
     let _guard = METADATA_LOCK.lock().await;
     let mut c = conn().await;
-    c.query_drop(format!("SET GLOBAL binlog_row_metadata = {mode}")).await.expect("set metadata mode");
+    c.query_drop(format!("SET GLOBAL binlog_row_metadata = {mode}"))
+        .await
+        .expect("set metadata mode");
     let out = writes().await;
-    c.query_drop("SET GLOBAL binlog_row_metadata = NO_LOG").await.expect("reset metadata mode");
+    c.query_drop("SET GLOBAL binlog_row_metadata = NO_LOG")
+        .await
+        .expect("reset metadata mode");
     out
 }
 
@@ -73,7 +83,12 @@ pub struct Collected {
     pub error: Option<SourceError>,
 }
 
-pub async fn collect(config: MySqlConfig, from: StartFrom, want: usize, idle: Duration) -> Collected {
+pub async fn collect(
+    config: MySqlConfig,
+    from: StartFrom,
+    want: usize,
+    idle: Duration,
+) -> Collected {
     let mut source = MySqlSource::new(config);
     let shutdown = CancellationToken::new();
     let mut out = Collected::default();
@@ -109,18 +124,31 @@ pub async fn collect(config: MySqlConfig, from: StartFrom, want: usize, idle: Du
 
 /// `collect` that expects exactly `want` changes and no error.
 pub async fn changes(config: MySqlConfig, from: Position, want: usize) -> Vec<ChangeEvent> {
-    let got = collect(config, StartFrom::Position(from), want, Duration::from_secs(20)).await;
+    let got = collect(
+        config,
+        StartFrom::Position(from),
+        want,
+        Duration::from_secs(20),
+    )
+    .await;
     if let Some(e) = got.error {
         panic!("stream failed: {e}");
     }
-    assert_eq!(got.changes.len(), want, "expected {want} changes, got {:#?}", got.changes);
+    assert_eq!(
+        got.changes.len(),
+        want,
+        "expected {want} changes, got {:#?}",
+        got.changes
+    );
     got.changes
 }
 
 /// The JSON of one field of an event's `after` (or `before`) row.
 pub fn field(ev: &ChangeEvent, name: &str) -> String {
     let row = ev.after.as_ref().or(ev.before.as_ref()).expect("row");
-    let v = row.get(name).unwrap_or_else(|| panic!("no field {name} in {}", ev.to_json()));
+    let v = row
+        .get(name)
+        .unwrap_or_else(|| panic!("no field {name} in {}", ev.to_json()));
     let mut buf = Vec::new();
     stream_core::json::write_value(&mut buf, v);
     String::from_utf8(buf).expect("utf8")

@@ -1,0 +1,329 @@
+//! Change capture against the shared MariaDB: operations, transactions, keys, filters, DDL in
+//! mid-stream, large rows, and resume from every position of a transaction.
+
+mod support;
+
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use stream_core::{Op, Position, SchemaChangeKind, StartFrom};
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_updates_carry_full_before_and_after_and_deletes_the_old_row() {
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "ops").await;
+    c.query_drop(format!(
+        "CREATE TABLE `{db}`.o (id INT PRIMARY KEY, status VARCHAR(10), total DECIMAL(6,2))"
+    ))
+    .await
+    .expect("table");
+    let start = now(&mut c).await;
+    c.query_drop(format!("INSERT INTO `{db}`.o VALUES (7, 'new', 19.90)"))
+        .await
+        .expect("insert");
+    c.query_drop(format!("UPDATE `{db}`.o SET status = 'paid' WHERE id = 7"))
+        .await
+        .expect("update");
+    c.query_drop(format!("DELETE FROM `{db}`.o WHERE id = 7"))
+        .await
+        .expect("delete");
+    let ev = changes(config(&url(), &format!("{db}.*")), start, 3).await;
+    assert_eq!(
+        ev.iter().map(|e| e.op).collect::<Vec<_>>(),
+        [Op::Insert, Op::Update, Op::Delete]
+    );
+    let update = &ev[1];
+    assert_eq!(update.before.as_ref().map(|r| r.len()), Some(3));
+    assert_eq!(field(update, "status"), "\"paid\"");
+    let before = update.before.as_ref().expect("before");
+    assert_eq!(
+        before.get("status"),
+        Some(&stream_core::Value::String("new".into()))
+    );
+    assert_eq!(ev[2].after, None);
+    assert_eq!(field(&ev[2], "total"), "\"19.90\"");
+    assert!(
+        ev[2].to_json().contains(r#""key":{"id":7}"#),
+        "{}",
+        ev[2].to_json()
+    );
+    assert!(
+        ev.iter().all(|e| e.txn.is_some()),
+        "MariaDB GTIDs name every transaction"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_multi_row_transaction_shares_one_txn_and_orders_its_rows() {
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "txn").await;
+    c.query_drop(format!("CREATE TABLE `{db}`.a (id INT PRIMARY KEY); CREATE TABLE `{db}`.b (id INT PRIMARY KEY, v INT)"))
+        .await
+        .expect("tables");
+    let start = now(&mut c).await;
+    c.query_drop(format!(
+        "START TRANSACTION; INSERT INTO `{db}`.a VALUES (1),(2),(3); INSERT INTO `{db}`.b VALUES (1, 10); \
+         UPDATE `{db}`.b SET v = 11; DELETE FROM `{db}`.a WHERE id = 2; COMMIT"
+    ))
+    .await
+    .expect("transaction");
+    let ev = changes(config(&url(), &format!("{db}.*")), start, 6).await;
+    let txn = ev[0].txn.clone().expect("txn");
+    assert!(ev.iter().all(|e| e.txn.as_ref() == Some(&txn)));
+    let tables: Vec<&str> = ev.iter().map(|e| &*e.namespace.table).collect();
+    assert_eq!(tables, ["a", "a", "a", "b", "b", "a"]);
+    let positions: Vec<String> = ev.iter().map(|e| e.position.to_string()).collect();
+    for (i, p) in positions.iter().enumerate() {
+        assert!(p.ends_with(&format!("+{}", i + 1)), "{positions:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_tables_without_primary_key_have_a_null_key() {
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "nopk").await;
+    c.query_drop(format!("CREATE TABLE `{db}`.log (msg VARCHAR(20))"))
+        .await
+        .expect("table");
+    let start = now(&mut c).await;
+    c.query_drop(format!("INSERT INTO `{db}`.log VALUES ('a'), ('a')"))
+        .await
+        .expect("insert");
+    let ev = changes(config(&url(), &format!("{db}.*")), start, 2).await;
+    assert!(ev.iter().all(|e| e.key.is_none()));
+    assert!(ev[0].to_json().contains(r#""key":null"#));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_include_and_exclude_patterns_select_tables() {
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "filter").await;
+    for t in ["orders", "order_audit", "users"] {
+        c.query_drop(format!("CREATE TABLE `{db}`.{t} (id INT PRIMARY KEY)"))
+            .await
+            .expect("table");
+    }
+    let start = now(&mut c).await;
+    for t in ["users", "order_audit", "orders"] {
+        c.query_drop(format!("INSERT INTO `{db}`.{t} VALUES (1)"))
+            .await
+            .expect("insert");
+    }
+    let mut cfg = config(&url(), "");
+    cfg.filter = stream_core::NamespaceFilter::parse(
+        &format!("{db}.order*,{db}.users"),
+        &format!("{db}.*audit"),
+    )
+    .expect("filter");
+    let ev = changes(cfg, start, 2).await;
+    let tables: Vec<&str> = ev.iter().map(|e| &*e.namespace.table).collect();
+    assert_eq!(tables, ["users", "orders"]);
+}
+
+async fn ddl_mid_stream(mode: &str) {
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "ddl").await;
+    let start = now(&mut c).await;
+    with_metadata(mode, || async {
+        for sql in [
+            "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, a VARCHAR(5), b INT)",
+            "INSERT INTO `{db}`.t VALUES (1, 'x', 10)",
+            "ALTER TABLE `{db}`.t ADD COLUMN c DATE AFTER id",
+            "INSERT INTO `{db}`.t VALUES (2, '2024-01-02', 'y', 20)",
+            "ALTER TABLE `{db}`.t RENAME COLUMN a TO label",
+            "INSERT INTO `{db}`.t VALUES (3, '2024-01-03', 'z', 30)",
+            "ALTER TABLE `{db}`.t DROP COLUMN b",
+            "INSERT INTO `{db}`.t VALUES (4, '2024-01-04', 'w')",
+        ] {
+            c.query_drop(sql.replace("{db}", &db)).await.expect(sql);
+        }
+    })
+    .await;
+    let got = collect(
+        config(&url(), &format!("{db}.*")),
+        StartFrom::Position(start),
+        4,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(got.error.is_none(), "{mode}: {:?}", got.error);
+    let shapes: Vec<Vec<String>> = got.changes.iter().map(names).collect();
+    assert_eq!(
+        shapes,
+        [
+            vec!["id", "a", "b"],
+            vec!["id", "c", "a", "b"],
+            vec!["id", "c", "label", "b"],
+            vec!["id", "c", "label"],
+        ],
+        "binlog_row_metadata={mode}: columns must be those in force when each row was written"
+    );
+    assert_eq!(field(&got.changes[1], "c"), "\"2024-01-02\"");
+    assert_eq!(field(&got.changes[2], "label"), "\"z\"");
+    let kinds: Vec<&SchemaChangeKind> = got.schema.iter().map(|s| &s.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            &SchemaChangeKind::Create,
+            &SchemaChangeKind::Alter,
+            &SchemaChangeKind::Alter,
+            &SchemaChangeKind::Alter
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_ddl_mid_stream_keeps_historic_column_names_without_metadata() {
+    ddl_mid_stream("NO_LOG").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_ddl_mid_stream_keeps_historic_column_names_with_full_metadata() {
+    ddl_mid_stream("FULL").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_unknowable_history_fails_the_table_instead_of_misnaming_columns() {
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "hist").await;
+    c.query_drop(format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY, a INT)"))
+        .await
+        .expect("table");
+    let start = now(&mut c).await;
+    with_metadata("NO_LOG", || async {
+        c.query_drop(format!("INSERT INTO `{db}`.t VALUES (1, 1)"))
+            .await
+            .expect("insert");
+    })
+    .await;
+    // The schema changes before the reader starts: the snapshot it takes is newer than the row.
+    c.query_drop(format!("ALTER TABLE `{db}`.t ADD COLUMN b INT"))
+        .await
+        .expect("alter");
+    let got = collect(
+        config(&url(), &format!("{db}.*")),
+        StartFrom::Position(start),
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
+    let err = got
+        .error
+        .expect("a schema error, not misnamed columns")
+        .to_string();
+    assert!(got.changes.is_empty());
+    assert!(
+        err.contains(&format!("{db}.t")) && err.contains("2 columns"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_a_17_mb_row_arrives_whole() {
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "big").await;
+    c.query_drop(format!(
+        "CREATE TABLE `{db}`.big (id INT PRIMARY KEY, payload LONGBLOB)"
+    ))
+    .await
+    .expect("table");
+    let payload: Vec<u8> = (0..17 * 1024 * 1024)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let start = now(&mut c).await;
+    c.exec_drop(
+        format!("INSERT INTO `{db}`.big VALUES (1, ?)"),
+        (payload.clone(),),
+    )
+    .await
+    .expect("insert 17 MB");
+    c.query_drop(format!("UPDATE `{db}`.big SET id = 2"))
+        .await
+        .expect("update 17 MB");
+    let ev = changes(config(&url(), &format!("{db}.*")), start, 2).await;
+    for e in &ev {
+        let row = e.after.as_ref().expect("after");
+        assert_eq!(
+            row.get("payload"),
+            Some(&stream_core::Value::Bytes(payload.clone()))
+        );
+    }
+    assert_eq!(
+        ev[1].before.as_ref().and_then(|r| r.get("payload")),
+        Some(&stream_core::Value::Bytes(payload))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_resuming_from_any_event_yields_exactly_the_following_events() {
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "resume").await;
+    c.query_drop(format!(
+        "CREATE TABLE `{db}`.r (id INT PRIMARY KEY, v INT); CREATE TABLE `{db}`.skip (id INT)"
+    ))
+    .await
+    .expect("tables");
+    let start = now(&mut c).await;
+    c.query_drop(format!(
+        "START TRANSACTION; INSERT INTO `{db}`.r VALUES (1,1),(2,2); INSERT INTO `{db}`.skip VALUES (9); \
+         UPDATE `{db}`.r SET v = v + 10; DELETE FROM `{db}`.r WHERE id = 1; COMMIT; \
+         INSERT INTO `{db}`.r VALUES (3,3); \
+         START TRANSACTION; INSERT INTO `{db}`.r VALUES (4,4),(5,5); COMMIT"
+    ))
+    .await
+    .expect("writes");
+    let cfg = || config(&url(), &format!("{db}.r"));
+    let all = changes(cfg(), start, 8).await;
+    let json: Vec<String> = all.iter().map(|e| e.to_json()).collect();
+    for (i, ev) in all.iter().enumerate() {
+        let rest = collect(
+            cfg(),
+            StartFrom::Position(ev.position.clone()),
+            all.len() - i - 1,
+            Duration::from_secs(2),
+        )
+        .await;
+        assert!(rest.error.is_none(), "{:?}", rest.error);
+        let rest: Vec<String> = rest.changes.iter().map(|e| e.to_json()).collect();
+        assert_eq!(
+            rest,
+            json[i + 1..],
+            "resuming after event {i} ({})",
+            ev.position
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_wrong_password_is_a_definite_error_without_the_password() {
+    let good = url();
+    let bad = good.replacen(":ustream@", ":not-the-password@", 1);
+    assert_ne!(good, bad, "the test URL has the expected user");
+    let got = collect(
+        config(&bad, ""),
+        StartFrom::Latest,
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    let err = got.error.expect("login must fail");
+    assert_eq!(err.class(), stream_core::ErrorClass::Definite);
+    let text = err.to_string();
+    assert!(text.contains("Access denied"), "{text}");
+    assert!(!text.contains("not-the-password"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_a_position_of_another_kind_is_refused_clearly() {
+    let from: Position = "mongodb:AAAA".parse().expect("position");
+    let got = collect(
+        config(&url(), ""),
+        StartFrom::Position(from),
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    let text = got.error.expect("refused").to_string();
+    assert!(text.contains("mongodb:AAAA"), "{text}");
+}
