@@ -1,7 +1,7 @@
 //! `cargo xtask test`: servers up, every test of the workspace against them, servers down.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -72,13 +72,17 @@ struct Tally {
 fn run_cargo_test(fleet: &servers::Fleet, extra: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut cmd = Command::new(cargo);
-    cmd.args(["test", "--workspace", "--all-features"])
+    cmd.args(["test", "--workspace", "--all-features", "--no-fail-fast"])
         .args(extra)
         .envs(fleet.env())
-        .current_dir(crate::util::workspace_root())
-        .stdout(Stdio::piped());
+        .current_dir(crate::util::workspace_root());
+    // One pipe for both streams: cargo's `Running tests/x.rs` (stderr) must stay in order with
+    // the test results (stdout) to know which binary each test belongs to.
+    let (stdout, writer) = std::io::pipe().context("creating a pipe")?;
+    cmd.stdout(writer.try_clone().context("cloning the pipe")?)
+        .stderr(writer);
     let mut child = cmd.spawn().context("running cargo test")?;
-    let stdout = child.stdout.take().context("cargo test stdout")?;
+    drop(cmd);
     let mut per_server: Vec<(Kind, Tally)> = Kind::ALL
         .into_iter()
         .map(|k| (k, Tally::default()))

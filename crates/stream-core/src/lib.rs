@@ -71,7 +71,7 @@ pub use hub::{Delivery, Hub, SubscribeOptions, Subscription};
 pub use pattern::{NamespaceFilter, NamespacePattern, PatternError};
 pub use position::{
     GtidSet, MariaDbGtid, MariaDbGtidList, MongoPosition, MySqlPosition, Position,
-    PositionParseError, TxnStart,
+    PositionParseError, SnapshotProgress, TxnStart,
 };
 pub use sink::{JsonLinesSink, Sink, SinkError};
 pub use source::{BatchStream, ErrorClass, Opened, Source, SourceError, StartFrom};

@@ -56,6 +56,22 @@ pub enum TxnStart {
     MariaDbGtid(MariaDbGtidList),
     /// MySQL executed GTID set that ends just before the transaction.
     MySqlGtid(GtidSet),
+    /// Inside an initial snapshot taken at a binlog file position.
+    Snapshot(SnapshotProgress),
+}
+
+/// How far an initial snapshot got: the binlog position it corresponds to, the table being
+/// read and the last key read from it (tables are read in name order, rows in key order).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotProgress {
+    /// Binlog file the snapshot corresponds to.
+    pub file: String,
+    /// Offset in that file.
+    pub offset: u64,
+    /// `db.table` being read.
+    pub table: String,
+    /// Compact JSON of the last key read from `table`; `None` before its first row.
+    pub after: Option<String>,
 }
 
 /// A MongoDB change-stream position.
@@ -123,6 +139,18 @@ impl Position {
                     ) => compare_binlog_files(fa, fb)?.then(oa.cmp(ob)),
                     (TxnStart::MariaDbGtid(x), TxnStart::MariaDbGtid(y)) => x.compare(y)?,
                     (TxnStart::MySqlGtid(x), TxnStart::MySqlGtid(y)) => x.compare(y)?,
+                    (TxnStart::Snapshot(x), TxnStart::Snapshot(y)) => {
+                        return (x == y).then_some(Ordering::Equal);
+                    }
+                    // A snapshot precedes every binlog position from its own onwards.
+                    (TxnStart::Snapshot(x), TxnStart::File { file, offset }) => {
+                        let at = compare_binlog_files(&x.file, file)?.then(x.offset.cmp(offset));
+                        return at.is_le().then_some(Ordering::Less);
+                    }
+                    (TxnStart::File { file, offset }, TxnStart::Snapshot(y)) => {
+                        let at = compare_binlog_files(file, &y.file)?.then(offset.cmp(&y.offset));
+                        return at.is_ge().then_some(Ordering::Greater);
+                    }
                     _ => return None,
                 };
                 Some(start.then(a.skip.cmp(&b.skip)))
@@ -157,6 +185,10 @@ impl fmt::Display for Position {
                     TxnStart::File { file, offset } => write!(f, "binlog:{file}:{offset}")?,
                     TxnStart::MariaDbGtid(list) => write!(f, "mariadb-gtid:{list}")?,
                     TxnStart::MySqlGtid(set) => write!(f, "mysql-gtid:{set}")?,
+                    TxnStart::Snapshot(progress) => {
+                        let json = serde_json::to_vec(progress).map_err(|_| fmt::Error)?;
+                        write!(f, "mysql-snapshot:{}", URL_SAFE_NO_PAD.encode(json))?;
+                    }
                 }
                 write!(f, "+{}", p.skip)
             }
@@ -223,6 +255,18 @@ impl FromStr for Position {
                     skip,
                 }))
             }
+            "mysql-snapshot" => {
+                let (body, skip) = split_skip(rest)?;
+                let json = URL_SAFE_NO_PAD.decode(&body).map_err(|e| {
+                    parse_err(s, format!("snapshot progress is not base64url: {e}"))
+                })?;
+                let progress: SnapshotProgress = serde_json::from_slice(&json)
+                    .map_err(|e| parse_err(s, format!("snapshot progress: {e}")))?;
+                Ok(Position::MySql(MySqlPosition {
+                    start: TxnStart::Snapshot(progress),
+                    skip,
+                }))
+            }
             "mongodb" => {
                 let bytes = URL_SAFE_NO_PAD
                     .decode(rest)
@@ -247,7 +291,7 @@ impl FromStr for Position {
             other => Err(parse_err(
                 s,
                 format!(
-                    "unknown kind `{other}` (expected binlog, mariadb-gtid, mysql-gtid, mongodb or mongodb-time)"
+                    "unknown kind `{other}` (expected binlog, mariadb-gtid, mysql-gtid, mysql-snapshot, mongodb or mongodb-time)"
                 ),
             )),
         }
@@ -537,6 +581,7 @@ mod tests {
             "mysql-gtid:3e11fa47-71ca-11e1-9e33-c80aa9429562:1-2:blue:4-9+0",
             "mongodb:gmVCb3Jn",
             "mongodb-time:1700000000.3",
+            "mysql-snapshot:eyJmaWxlIjoibXlzcWwtYmluLjAwMDAwMSIsIm9mZnNldCI6NCwidGFibGUiOiJzaG9wLm9yZGVycyIsImFmdGVyIjoie1wiaWRcIjo3fSJ9+0",
         ] {
             let p: Position = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(p.to_string(), text);
@@ -608,6 +653,21 @@ mod tests {
             Some(Ordering::Equal)
         );
         assert_eq!(a.compare(&p("mongodb:AAAA")), None);
+        let snap = Position::MySql(MySqlPosition {
+            start: TxnStart::Snapshot(SnapshotProgress {
+                file: "mysql-bin.000009".into(),
+                offset: 900,
+                table: "shop.orders".into(),
+                after: Some("{\"id\":7}".into()),
+            }),
+            skip: 0,
+        });
+        assert_eq!(snap.compare(&a), Some(Ordering::Less));
+        assert_eq!(b.compare(&snap), Some(Ordering::Greater));
+        assert_eq!(
+            snap.to_string().parse::<Position>().expect("round trip"),
+            snap
+        );
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub enum StartFrom {
     Earliest,
     /// Only changes committed from now on (`--from end`).
     Latest,
+    /// A consistent snapshot of the selected tables (as inserts), then every change committed
+    /// after it, with no gap and no duplicate (`--from snapshot`).
+    Snapshot,
     /// Exactly after this position.
     Position(Position),
 }
@@ -33,11 +36,12 @@ pub enum StartFrom {
 impl FromStr for StartFrom {
     type Err = PositionParseError;
 
-    /// `start`, `end`, or a position string.
+    /// `start`, `end`, `snapshot`, or a position string.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "start" => Ok(StartFrom::Earliest),
             "end" => Ok(StartFrom::Latest),
+            "snapshot" => Ok(StartFrom::Snapshot),
             other => other.parse().map(StartFrom::Position),
         }
     }

@@ -155,8 +155,18 @@ fn column_from_def(def: &ColumnDef, default_charset: &str) -> ColumnSchema {
     } else {
         Vec::new()
     };
+    let fsp = if matches!(data_type.as_str(), "datetime" | "timestamp" | "time") {
+        lower
+            .split_once('(')
+            .and_then(|(_, r)| r.split_once(')'))
+            .and_then(|(n, _)| n.trim().parse().ok())
+            .unwrap_or(0)
+    } else {
+        0
+    };
     ColumnSchema {
         name: def.name.value.clone(),
+        fsp,
         unsigned: lower.contains("unsigned"),
         json: data_type == "json",
         data_type,
@@ -609,6 +619,7 @@ mod tests {
             charset: None,
             labels: Vec::new(),
             json: false,
+            fsp: 0,
         }
     }
 

@@ -36,8 +36,10 @@ mod ddl;
 mod decimal;
 mod decoder;
 mod schema;
+mod snapshot;
 mod source;
 mod tablemap;
+mod values;
 
 pub use config::{ConfigError, MySqlConfig, redact_url};
 pub use source::MySqlSource;

@@ -21,6 +21,9 @@ pub(crate) struct ColumnSchema {
     pub(crate) labels: Vec<String>,
     /// MariaDB JSON column (LONGTEXT with a `json_valid` check).
     pub(crate) json: bool,
+    /// Fraction digits of DATETIME, TIMESTAMP and TIME columns.
+    #[serde(default)]
+    pub(crate) fsp: u8,
 }
 
 /// A table's columns in order, and its primary key.
@@ -91,18 +94,18 @@ impl Catalog {
             String,
             String,
             Option<String>,
-            String,
+            Option<u8>,
         );
         let rows: Vec<ColumnRow> = conn
             .query(format!(
                 "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), \
-                 CHARACTER_SET_NAME, COLUMN_KEY FROM information_schema.COLUMNS \
+                 CHARACTER_SET_NAME, DATETIME_PRECISION FROM information_schema.COLUMNS \
                  WHERE TABLE_SCHEMA NOT IN ({SYSTEM_SCHEMAS}) \
                  ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
             ))
             .await?;
         let mut tables: HashMap<(String, String), TableSchema> = HashMap::new();
-        for (db, table, name, data_type, column_type, charset, _key) in rows {
+        for (db, table, name, data_type, column_type, charset, fsp) in rows {
             if !wants(&db, &table) {
                 continue;
             }
@@ -125,6 +128,7 @@ impl Catalog {
                     charset,
                     labels,
                     json: false,
+                    fsp: fsp.unwrap_or(0),
                 });
         }
         // MariaDB's JSON is LONGTEXT plus CHECK (json_valid(`col`)); MySQL has a real JSON type.

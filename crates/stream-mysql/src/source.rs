@@ -10,7 +10,8 @@ use mysql_async::prelude::*;
 use mysql_async::{BinlogStreamRequest, Conn, OptsBuilder};
 use stream_core::{
     Batch, CancellationToken, ChangeEvent, ErrorClass, MySqlPosition, Namespace, Op, Opened,
-    Position, Row, SchemaChange, Source, SourceError, SourceEvent, SourceKind, StartFrom, TxnStart,
+    Position, Row, SchemaChange, SnapshotProgress, Source, SourceError, SourceEvent, SourceKind,
+    StartFrom, TxnStart, Value,
 };
 use tokio::sync::mpsc;
 
@@ -258,6 +259,9 @@ fn resolve_start(from: &StartFrom, logs: &[(String, u64)]) -> Result<FilePos, So
                 skip: *skip,
             })
         }
+        StartFrom::Snapshot => Err(SourceError::Unsupported {
+            what: "a snapshot is not a binlog position".into(),
+        }),
         StartFrom::Position(other) => Err(SourceError::Unsupported {
             what: format!(
                 "starting a MySQL/MariaDB stream from position {other} (only binlog file positions are supported so far)"
@@ -293,7 +297,59 @@ impl Source for MySqlSource {
         let mut conn = connect(&config).await?;
         let info = check_prerequisites(&config, &mut conn).await?;
         let logs = binary_logs(&config, &mut conn).await?;
-        let start = resolve_start(&from, &logs)?;
+        let mut view_filter = None;
+        let (start, snapshot, shown) = match &from {
+            StartFrom::Snapshot => {
+                let mut snap_conn = connect(&config).await?;
+                let (file, offset) = crate::snapshot::begin(&config, &mut snap_conn).await?;
+                let shown = Position::MySql(MySqlPosition {
+                    start: TxnStart::Snapshot(SnapshotProgress {
+                        file: file.clone(),
+                        offset,
+                        table: String::new(),
+                        after: None,
+                    }),
+                    skip: 0,
+                });
+                (
+                    FilePos {
+                        file,
+                        offset,
+                        skip: 0,
+                    },
+                    Some((snap_conn, None)),
+                    Some(shown),
+                )
+            }
+            StartFrom::Position(
+                p @ Position::MySql(MySqlPosition {
+                    start: TxnStart::Snapshot(progress),
+                    ..
+                }),
+            ) => {
+                let binlog = Position::binlog(progress.file.clone(), progress.offset, 0);
+                let start = resolve_start(&StartFrom::Position(binlog), &logs)?;
+                let mut snap_conn = connect(&config).await?;
+                let (file2, offset2) = crate::snapshot::begin(&config, &mut snap_conn).await?;
+                view_filter = ViewFilter::new(
+                    progress,
+                    FilePos {
+                        file: file2,
+                        offset: offset2,
+                        skip: 0,
+                    },
+                );
+                (
+                    start,
+                    Some((
+                        snap_conn,
+                        Some((progress.table.clone(), progress.after.clone())),
+                    )),
+                    Some(p.clone()),
+                )
+            }
+            other => (resolve_start(other, &logs)?, None, None),
+        };
         let catalog = Catalog::load(&mut conn, |db, t| config.wants(db, t))
             .await
             .map_err(|e| map_err(&config, e))?;
@@ -309,13 +365,14 @@ impl Source for MySqlSource {
             tx,
             shutdown,
             delivered_since_connect: false,
+            view_filter,
         };
-        tokio::spawn(reader.run());
+        tokio::spawn(reader.run(snapshot));
         let batches = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
         Ok(Opened {
-            start: start.position(),
+            start: shown.unwrap_or_else(|| start.position()),
             batches: Box::pin(batches),
         })
     }
@@ -332,6 +389,71 @@ struct BinlogReader {
     tx: mpsc::Sender<Result<Batch, SourceError>>,
     shutdown: CancellationToken,
     delivered_since_connect: bool,
+    /// After resuming inside a snapshot: binlog changes already contained in the new view.
+    view_filter: Option<ViewFilter>,
+}
+
+/// A snapshot resumed in a second consistent view (taken at `until`) already contains the
+/// changes made between the first view and `until` to the tables it read: the table it
+/// resumed in (keys after `after`) and every later table. Those binlog changes are skipped
+/// until the stream reaches `until`, so the resume delivers nothing twice. Keys that cannot
+/// be ordered like the server does (strings, under a collation) are not skipped: for them
+/// the resume is at-least-once.
+#[derive(Debug, Clone)]
+struct ViewFilter {
+    until: FilePos,
+    table: String,
+    after: Option<Vec<Value>>,
+}
+
+impl ViewFilter {
+    fn new(progress: &SnapshotProgress, until: FilePos) -> Option<Self> {
+        let after = match &progress.after {
+            None => Some(Vec::new()),
+            Some(json) => {
+                let parsed: serde_json::Value = serde_json::from_str(json).ok()?;
+                parsed
+                    .as_object()?
+                    .values()
+                    .map(|v| match v {
+                        serde_json::Value::Number(n) => n
+                            .as_i64()
+                            .map(Value::Int)
+                            .or_else(|| n.as_u64().map(Value::UInt)),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<Value>>>()
+            }
+        };
+        Some(Self {
+            until,
+            table: progress.table.clone(),
+            after,
+        })
+    }
+
+    /// Whether the second view already holds this change.
+    fn covers(&self, table: &str, key: Option<&Row>) -> bool {
+        if table > self.table.as_str() {
+            return true;
+        }
+        if table != self.table {
+            return false;
+        }
+        match (&self.after, key) {
+            (Some(after), _) if after.is_empty() => true,
+            (Some(after), Some(key)) if key.len() == after.len() => {
+                let order = key
+                    .iter()
+                    .zip(after)
+                    .map(|((_, k), a)| k.compare(a))
+                    .find(|o| o != &Some(std::cmp::Ordering::Equal))
+                    .unwrap_or(Some(std::cmp::Ordering::Equal));
+                order == Some(std::cmp::Ordering::Greater)
+            }
+            _ => false,
+        }
+    }
 }
 
 enum Stop {
@@ -346,8 +468,21 @@ impl From<SourceError> for Stop {
     }
 }
 
+/// A snapshot connection with its transaction open, and where to resume inside it.
+type PendingSnapshot = (Conn, Option<(String, Option<String>)>);
+
 impl BinlogReader {
-    async fn run(mut self) {
+    async fn run(mut self, snapshot: Option<PendingSnapshot>) {
+        if let Some((conn, from)) = snapshot {
+            match self.snapshot(conn, from).await {
+                Ok(()) => {}
+                Err(Stop::Done) => return,
+                Err(Stop::Failed(e)) => {
+                    let _ = self.tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
         let mut backoff = Duration::from_millis(100);
         let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
@@ -383,21 +518,89 @@ impl BinlogReader {
     }
 
     /// Sends a batch downstream; `false` when nobody listens any more or shutdown began.
-    async fn deliver(&mut self, events: Vec<SourceEvent>, position: FilePos) -> bool {
-        let batch = Batch {
-            events,
-            position: position.position(),
-        };
-        let sent = tokio::select! {
+    async fn send(&mut self, events: Vec<SourceEvent>, position: Position) -> bool {
+        let batch = Batch { events, position };
+        tokio::select! {
             biased;
             () = self.shutdown.cancelled() => false,
             sent = self.tx.send(Ok(batch)) => sent.is_ok(),
-        };
+        }
+    }
+
+    /// Sends a binlog batch and remembers its position for reconnects.
+    async fn deliver(&mut self, events: Vec<SourceEvent>, position: FilePos) -> bool {
+        let sent = self.send(events, position.position()).await;
         if sent {
             self.resume = position;
             self.delivered_since_connect = true;
         }
         sent
+    }
+
+    /// Reads the selected tables from the open snapshot, then hands over to the binlog at the
+    /// snapshot's position.
+    async fn snapshot(
+        &mut self,
+        mut conn: Conn,
+        from: Option<(String, Option<String>)>,
+    ) -> Result<(), Stop> {
+        let ts_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let catalog = self.catalog.clone();
+        let config = self.config.clone();
+        let read = crate::snapshot::SnapshotRead {
+            config: &config,
+            catalog: &catalog,
+            file: self.resume.file.clone(),
+            offset: self.resume.offset,
+            from: from.clone(),
+            ts_ms,
+        };
+        let tables = read.tables();
+        tracing::info!(tables = tables.len(), "snapshot started");
+        for (name, schema) in tables {
+            let full = format!("{}.{}", name.0, name.1);
+            let mut after = match &from {
+                Some((t, a)) if *t == full => a.clone(),
+                _ => None,
+            };
+            let mut rows = 0usize;
+            loop {
+                let events = read
+                    .chunk(&mut conn, &name, &schema, after.as_deref(), rows)
+                    .await?;
+                let Some(last) = events.last() else { break };
+                let position = last.position().clone();
+                if let Position::MySql(MySqlPosition {
+                    start: TxnStart::Snapshot(p),
+                    ..
+                }) = &position
+                {
+                    after.clone_from(&p.after);
+                }
+                rows += events.len();
+                let full_chunk = events.len() >= 5000;
+                if !self.send(events, position).await {
+                    return Err(Stop::Done);
+                }
+                tracing::info!(table = %full, rows, "snapshot progress");
+                if !full_chunk {
+                    break;
+                }
+            }
+            tracing::info!(table = %full, rows, "snapshot of table done");
+        }
+        conn.query_drop("COMMIT")
+            .await
+            .map_err(|e| map_err(&self.config, e))?;
+        drop(conn);
+        let handover = self.resume.clone();
+        if !self.deliver(Vec::new(), handover).await {
+            return Err(Stop::Done);
+        }
+        tracing::info!(position = %self.resume.position(), "snapshot done; streaming the binlog");
+        Ok(())
     }
 
     async fn stream_once(&mut self) -> Result<(), Stop> {
@@ -426,6 +629,7 @@ impl BinlogReader {
             .await
             .map_err(|e| map_err(&config, e))?;
         let mut tracker = Tracker::new(&self.resume, self.info.checksum);
+        tracker.view_filter = self.view_filter.clone();
         let mut batch: Vec<SourceEvent> = Vec::new();
         let mut last_sent = self.resume.clone();
         loop {
@@ -513,6 +717,7 @@ struct Tracker {
     seen_fde: bool,
     last_table_map_start: u64,
     tables: HashMap<u64, (Vec<u8>, TableEntry)>,
+    view_filter: Option<ViewFilter>,
 }
 
 fn parse_err(what: &str, position: &FilePos, e: impl std::fmt::Display) -> SourceError {
@@ -541,6 +746,7 @@ impl Tracker {
             seen_fde: false,
             last_table_map_start: resume.offset,
             tables: HashMap::new(),
+            view_filter: None,
         }
     }
 
@@ -569,6 +775,14 @@ impl Tracker {
             skip: 0,
         };
         self.current = self.committed.clone();
+        if self.view_filter.as_ref().is_some_and(|f| {
+            self.committed
+                .position()
+                .compare(&f.until.position())
+                .is_some_and(|o| o.is_ge())
+        }) {
+            self.view_filter = None;
+        }
     }
 
     fn handle(
@@ -865,6 +1079,11 @@ impl Tracker {
                 .as_ref()
                 .or(before.as_ref())
                 .and_then(|row: &Row| decoder.key_of(row));
+            if let Some(filter) = &self.view_filter
+                && filter.covers(&decoder.namespace.to_string(), key.as_ref())
+            {
+                continue;
+            }
             out.push(SourceEvent::Change(ChangeEvent {
                 source: SourceKind::MySql,
                 namespace: Namespace::clone(&decoder.namespace),

@@ -147,3 +147,53 @@ async fn mariadb_every_type_decodes_exactly_with_minimal_metadata() {
 async fn mariadb_every_type_decodes_exactly_without_metadata() {
     every_type_decodes_exactly("NO_LOG").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_every_type_reads_the_same_through_the_snapshot() {
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "snaptypes").await;
+    c.query_drop(TABLE.replace("{db}", &db))
+        .await
+        .expect("create table");
+    c.query_drop("SET SESSION sql_mode = '', time_zone = '+00:00'")
+        .await
+        .expect("session");
+    c.query_drop(ROW.replace("{db}", &db))
+        .await
+        .expect("insert");
+    c.query_drop(ZERO_ROW.replace("{db}", &db))
+        .await
+        .expect("insert zero row");
+    let got = collect(
+        config(&url(), &format!("{db}.*")),
+        stream_core::StartFrom::Snapshot,
+        2,
+        std::time::Duration::from_secs(20),
+    )
+    .await;
+    assert!(got.error.is_none(), "{:?}", got.error);
+    assert_eq!(got.changes.len(), 2);
+    let row = &got.changes[0];
+    assert_eq!(row.op, stream_core::Op::Insert);
+    let mut wrong = Vec::new();
+    for (column, expected) in EXPECTED {
+        let got = field(row, column);
+        if got != *expected {
+            wrong.push(format!("{column}: expected {expected}, got {got}"));
+        }
+    }
+    assert!(wrong.is_empty(), "snapshot path:\n{}", wrong.join("\n"));
+    for (column, expected) in [
+        ("dt", "\"0000-00-00\""),
+        ("dtm", "\"0000-00-00T00:00:00\""),
+        ("en", "\"\""),
+        ("st", "[]"),
+        ("ts", "null"),
+    ] {
+        assert_eq!(
+            field(&got.changes[1], column),
+            expected,
+            "snapshot: {column}"
+        );
+    }
+}
