@@ -38,8 +38,10 @@ mod decoder;
 mod schema;
 mod snapshot;
 mod source;
+mod store;
 mod tablemap;
 mod values;
 
 pub use config::{ConfigError, MySqlConfig, redact_url};
 pub use source::MySqlSource;
+pub use store::MySqlStore;

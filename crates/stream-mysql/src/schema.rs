@@ -81,6 +81,31 @@ impl Catalog {
         conn: &mut mysql_async::Conn,
         wants: impl Fn(&str, &str) -> bool,
     ) -> Result<Self, mysql_async::Error> {
+        Self::load_scoped(conn, None, wants).await
+    }
+
+    /// Reads the definition of one table.
+    pub(crate) async fn load_table(
+        conn: &mut mysql_async::Conn,
+        db: &str,
+        table: &str,
+    ) -> Result<Self, mysql_async::Error> {
+        Self::load_scoped(conn, Some((db, table)), |_, _| true).await
+    }
+
+    async fn load_scoped(
+        conn: &mut mysql_async::Conn,
+        only: Option<(&str, &str)>,
+        wants: impl Fn(&str, &str) -> bool,
+    ) -> Result<Self, mysql_async::Error> {
+        let (scope, schema_scope, params): (&str, &str, Vec<mysql_async::Value>) = match only {
+            Some((db, table)) => (
+                " AND TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                " AND CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
+                vec![db.into(), table.into()],
+            ),
+            None => ("", "", Vec::new()),
+        };
         let mut catalog = Catalog::default();
         let collations: Vec<(u32, String)> = conn
             .query("SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS WHERE ID IS NOT NULL")
@@ -97,12 +122,15 @@ impl Catalog {
             Option<u8>,
         );
         let rows: Vec<ColumnRow> = conn
-            .query(format!(
-                "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), \
-                 CHARACTER_SET_NAME, DATETIME_PRECISION FROM information_schema.COLUMNS \
-                 WHERE TABLE_SCHEMA NOT IN ({SYSTEM_SCHEMAS}) \
-                 ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
-            ))
+            .exec(
+                format!(
+                    "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), \
+                     CHARACTER_SET_NAME, DATETIME_PRECISION FROM information_schema.COLUMNS \
+                     WHERE TABLE_SCHEMA NOT IN ({SYSTEM_SCHEMAS}){scope} \
+                     ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
+                ),
+                params.clone(),
+            )
             .await?;
         let mut tables: HashMap<(String, String), TableSchema> = HashMap::new();
         for (db, table, name, data_type, column_type, charset, fsp) in rows {
@@ -133,10 +161,13 @@ impl Catalog {
         }
         // MariaDB's JSON is LONGTEXT plus CHECK (json_valid(`col`)); MySQL has a real JSON type.
         let checks: Vec<(String, String, String)> = conn
-            .query(format!(
-                "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
-                 WHERE CONSTRAINT_SCHEMA NOT IN ({SYSTEM_SCHEMAS}) AND CHECK_CLAUSE LIKE 'json_valid(%'"
-            ))
+            .exec(
+                format!(
+                    "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+                     WHERE CONSTRAINT_SCHEMA NOT IN ({SYSTEM_SCHEMAS}) AND CHECK_CLAUSE LIKE 'json_valid(%'{schema_scope}"
+                ),
+                params.clone(),
+            )
             .await
             .unwrap_or_default();
         for (db, table, clause) in checks {
@@ -152,11 +183,14 @@ impl Catalog {
             }
         }
         let keys: Vec<(String, String, String)> = conn
-            .query(format!(
-                "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
-                 WHERE CONSTRAINT_NAME = 'PRIMARY' AND TABLE_SCHEMA NOT IN ({SYSTEM_SCHEMAS}) \
-                 ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
-            ))
+            .exec(
+                format!(
+                    "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
+                     WHERE CONSTRAINT_NAME = 'PRIMARY' AND TABLE_SCHEMA NOT IN ({SYSTEM_SCHEMAS}){scope} \
+                     ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION"
+                ),
+                params,
+            )
             .await?;
         for (db, table, column) in keys {
             if let Some(t) = tables.get_mut(&(db, table))
