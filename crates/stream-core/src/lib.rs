@@ -70,8 +70,8 @@ pub use event::{
 pub use hub::{Delivery, Hub, SubscribeOptions, Subscription};
 pub use pattern::{NamespaceFilter, NamespacePattern, PatternError};
 pub use position::{
-    GtidSet, MariaDbGtid, MariaDbGtidList, MongoPosition, MySqlPosition, Position,
-    PositionParseError, SnapshotProgress, TxnStart,
+    GtidSet, MariaDbGtid, MariaDbGtidList, MongoPosition, MySqlPosition, PollCursor, PollProgress,
+    Position, PositionParseError, SnapshotProgress, TxnStart,
 };
 pub use sink::{JsonLinesSink, Sink, SinkError};
 pub use source::{BatchStream, ErrorClass, Opened, Source, SourceError, StartFrom};

@@ -58,6 +58,24 @@ pub enum TxnStart {
     MySqlGtid(GtidSet),
     /// Inside an initial snapshot taken at a binlog file position.
     Snapshot(SnapshotProgress),
+    /// The polling fallback's cursors (no binlog involved).
+    Poll(PollProgress),
+}
+
+/// The polling fallback's progress: per `db.table`, the last change-column value and key read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+pub struct PollProgress {
+    /// `db.table` -> cursor.
+    pub cursors: BTreeMap<String, PollCursor>,
+}
+
+/// Where polling of one table continues: rows after (`at`, `key`) in (column, key) order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct PollCursor {
+    /// Contract JSON of the change column's last value read.
+    pub at: String,
+    /// Contract JSON of the last key read at `at`; `None` means every row at `at` was read.
+    pub key: Option<String>,
 }
 
 /// How far an initial snapshot got: the binlog position it corresponds to, the table being
@@ -189,6 +207,10 @@ impl fmt::Display for Position {
                         let json = serde_json::to_vec(progress).map_err(|_| fmt::Error)?;
                         write!(f, "mysql-snapshot:{}", URL_SAFE_NO_PAD.encode(json))?;
                     }
+                    TxnStart::Poll(progress) => {
+                        let json = serde_json::to_vec(progress).map_err(|_| fmt::Error)?;
+                        write!(f, "mysql-poll:{}", URL_SAFE_NO_PAD.encode(json))?;
+                    }
                 }
                 write!(f, "+{}", p.skip)
             }
@@ -267,6 +289,18 @@ impl FromStr for Position {
                     skip,
                 }))
             }
+            "mysql-poll" => {
+                let (body, skip) = split_skip(rest)?;
+                let json = URL_SAFE_NO_PAD
+                    .decode(&body)
+                    .map_err(|e| parse_err(s, format!("poll progress is not base64url: {e}")))?;
+                let progress: PollProgress = serde_json::from_slice(&json)
+                    .map_err(|e| parse_err(s, format!("poll progress: {e}")))?;
+                Ok(Position::MySql(MySqlPosition {
+                    start: TxnStart::Poll(progress),
+                    skip,
+                }))
+            }
             "mongodb" => {
                 let bytes = URL_SAFE_NO_PAD
                     .decode(rest)
@@ -291,7 +325,7 @@ impl FromStr for Position {
             other => Err(parse_err(
                 s,
                 format!(
-                    "unknown kind `{other}` (expected binlog, mariadb-gtid, mysql-gtid, mysql-snapshot, mongodb or mongodb-time)"
+                    "unknown kind `{other}` (expected binlog, mariadb-gtid, mysql-gtid, mysql-snapshot, mysql-poll, mongodb or mongodb-time)"
                 ),
             )),
         }

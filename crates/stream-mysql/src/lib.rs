@@ -35,6 +35,7 @@ mod config;
 mod ddl;
 mod decimal;
 mod decoder;
+mod poll;
 mod schema;
 mod snapshot;
 mod source;
@@ -43,5 +44,6 @@ mod tablemap;
 mod values;
 
 pub use config::{ConfigError, MySqlConfig, redact_url};
+pub use poll::MySqlPollingSource;
 pub use source::MySqlSource;
 pub use store::MySqlStore;

@@ -15,14 +15,14 @@
 use mysql_async::Conn;
 use mysql_async::prelude::*;
 use stream_core::{
-    ChangeEvent, ErrorClass, MySqlPosition, Namespace, Op, Position, Row, SnapshotProgress,
-    SourceError, SourceEvent, SourceKind, TxnStart, Value,
+    ChangeEvent, ErrorClass, MySqlPosition, Namespace, Op, Position, SnapshotProgress, SourceError,
+    SourceEvent, SourceKind, TxnStart, Value,
 };
 
 use crate::MySqlConfig;
 use crate::schema::{Catalog, TableSchema};
 use crate::source::map_err;
-use crate::values::from_query;
+use crate::values::{json_text, json_to_param, key_of, quote, row_from_query};
 
 /// Rows read per query.
 const CHUNK: usize = 5000;
@@ -101,10 +101,6 @@ pub(crate) async fn begin(
     }
 }
 
-fn quote(ident: &str) -> String {
-    format!("`{}`", ident.replace('`', "``"))
-}
-
 /// Key JSON of a snapshot position back to query parameters.
 fn key_params(after: &str, schema: &TableSchema) -> Result<Vec<mysql_async::Value>, String> {
     let json: serde_json::Value =
@@ -120,25 +116,7 @@ fn key_params(after: &str, schema: &TableSchema) -> Result<Vec<mysql_async::Valu
             let v = obj
                 .get(&col.name)
                 .ok_or_else(|| format!("snapshot key `{after}` lacks `{}`", col.name))?;
-            Ok(match v {
-                serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
-                    (Some(i), _) => mysql_async::Value::Int(i),
-                    (None, Some(u)) => mysql_async::Value::UInt(u),
-                    _ => mysql_async::Value::Double(n.as_f64().unwrap_or(0.0)),
-                },
-                serde_json::Value::String(s) if col.charset.is_none() => {
-                    use base64::Engine as _;
-                    mysql_async::Value::Bytes(
-                        base64::engine::general_purpose::STANDARD
-                            .decode(s)
-                            .map_err(|e| format!("binary key `{s}`: {e}"))?,
-                    )
-                }
-                serde_json::Value::String(s) => {
-                    mysql_async::Value::Bytes(s.trim_end_matches('Z').as_bytes().to_vec())
-                }
-                other => mysql_async::Value::Bytes(other.to_string().into_bytes()),
-            })
+            json_to_param(v, col)
         })
         .collect()
 }
@@ -243,43 +221,17 @@ impl SnapshotRead<'_> {
             .map_err(|e| map_err(self.config, e))?;
         let ns = Namespace::new(db.as_str(), table.as_str());
         let mut events = Vec::with_capacity(rows.len());
-        for (n, row) in rows.into_iter().enumerate() {
-            let mut values = row.unwrap();
-            let mut out = Row::with_capacity(schema.columns.len());
-            for (i, col) in schema.columns.iter().enumerate() {
-                let v = std::mem::replace(&mut values[i], mysql_async::Value::NULL);
-                let v = from_query(v, col).map_err(|reason| SourceError::Decode {
+        for row in rows {
+            let out =
+                row_from_query(row, schema).map_err(|(column, reason)| SourceError::Decode {
                     table: name.clone(),
-                    column: col.name.clone(),
+                    column,
                     position: self.position(&name, None).to_string(),
                     reason,
                 })?;
-                out.push(col.name.as_str(), v);
-            }
-            let key = (!schema.primary_key.is_empty()).then(|| {
-                schema
-                    .primary_key
-                    .iter()
-                    .map(|&i| {
-                        (
-                            schema.columns[i].name.as_str(),
-                            out.get(&schema.columns[i].name)
-                                .cloned()
-                                .unwrap_or(Value::Null),
-                        )
-                    })
-                    .collect::<Row>()
-            });
-            let after = match &key {
-                Some(k) => {
-                    let mut buf = Vec::new();
-                    stream_core::json::write_row(&mut buf, k);
-                    Some(String::from_utf8_lossy(&buf).into_owned())
-                }
-                // Without a key, a position inside the table restarts the table.
-                None => None,
-            };
-            let _ = n;
+            let key = key_of(&out, schema);
+            // Without a key, a position inside the table restarts the table.
+            let after = key.as_ref().map(|k| json_text(&Value::Document(k.clone())));
             events.push(SourceEvent::Change(ChangeEvent {
                 source: SourceKind::MySql,
                 namespace: ns.clone(),

@@ -105,7 +105,7 @@ pub(crate) fn map_err(config: &MySqlConfig, e: mysql_async::Error) -> SourceErro
     }
 }
 
-async fn connect(config: &MySqlConfig) -> Result<Conn, SourceError> {
+pub(crate) async fn connect(config: &MySqlConfig) -> Result<Conn, SourceError> {
     match Conn::new(opts(config)).await {
         Ok(c) => Ok(c),
         Err(mysql_async::Error::Server(se)) => Err(map_err(config, mysql_async::Error::Server(se))),

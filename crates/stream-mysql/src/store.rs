@@ -11,17 +11,13 @@ use tokio::sync::Mutex;
 
 use crate::MySqlConfig;
 use crate::schema::{Catalog, TableSchema};
-use crate::values::{from_query, to_param};
+use crate::values::{quote, row_from_query, to_param};
 
 /// CRUD and queries on MySQL/MariaDB tables.
 #[derive(Debug)]
 pub struct MySqlStore {
     pool: Pool,
     schemas: Mutex<HashMap<Namespace, Arc<TableSchema>>>,
-}
-
-fn quote(ident: &str) -> String {
-    format!("`{}`", ident.replace('`', "``"))
 }
 
 fn backend(ns: &Namespace, e: mysql_async::Error) -> StoreError {
@@ -125,13 +121,8 @@ impl MySqlStore {
         schema: &TableSchema,
         row: mysql_async::Row,
     ) -> Result<Row, StoreError> {
-        let values = row.unwrap();
-        let mut out = Row::with_capacity(values.len());
-        for (col, v) in schema.columns.iter().zip(values) {
-            let v = from_query(v, col).map_err(|e| invalid(ns, e))?;
-            out.push(col.name.as_str(), v);
-        }
-        Ok(out)
+        row_from_query(row, schema)
+            .map_err(|(column, reason)| invalid(ns, format!("column `{column}`: {reason}")))
     }
 
     fn filter_sql(

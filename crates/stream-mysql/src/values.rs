@@ -120,6 +120,87 @@ pub(crate) fn from_query(v: My, column: &ColumnSchema) -> Result<Value, String> 
     })
 }
 
+/// A result row of `SELECT <every column of schema>` as an event-model row; `Err` names the
+/// column that failed.
+pub(crate) fn row_from_query(
+    row: mysql_async::Row,
+    schema: &crate::schema::TableSchema,
+) -> Result<stream_core::Row, (String, String)> {
+    let values = row.unwrap();
+    let mut out = stream_core::Row::with_capacity(values.len());
+    for (col, v) in schema.columns.iter().zip(values) {
+        let v = from_query(v, col).map_err(|e| (col.name.clone(), e))?;
+        out.push(col.name.as_str(), v);
+    }
+    Ok(out)
+}
+
+/// The primary-key fields of `row`, or `None` when the table has no primary key.
+pub(crate) fn key_of(
+    row: &stream_core::Row,
+    schema: &crate::schema::TableSchema,
+) -> Option<stream_core::Row> {
+    if schema.primary_key.is_empty() {
+        return None;
+    }
+    Some(
+        schema
+            .primary_key
+            .iter()
+            .map(|&i| {
+                let name = schema.columns[i].name.as_str();
+                (name, row.get(name).cloned().unwrap_or(Value::Null))
+            })
+            .collect(),
+    )
+}
+
+/// Contract JSON text of a row or value, for positions.
+pub(crate) fn json_text(value: &Value) -> String {
+    let mut buf = Vec::new();
+    stream_core::json::write_value(&mut buf, value);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// `` `name` `` with backticks doubled.
+pub(crate) fn quote(ident: &str) -> String {
+    format!("`{}`", ident.replace('`', "``"))
+}
+
+/// A value in contract JSON (from a saved position) back to a query parameter for `column`.
+pub(crate) fn json_to_param(v: &serde_json::Value, column: &ColumnSchema) -> Result<My, String> {
+    use base64::Engine as _;
+    Ok(match v {
+        serde_json::Value::Null => My::NULL,
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => My::Int(i),
+            (None, Some(u)) => My::UInt(u),
+            _ => My::Double(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s)
+            if column.charset.is_none()
+                && !is_temporal(&column.data_type)
+                && column.data_type != "decimal" =>
+        {
+            My::Bytes(
+                base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map_err(|e| format!("binary value `{s}` of `{}`: {e}", column.name))?,
+            )
+        }
+        // Temporal text is accepted by the server with its `T` and without the `Z`.
+        serde_json::Value::String(s) => My::Bytes(s.trim_end_matches('Z').as_bytes().to_vec()),
+        other => My::Bytes(other.to_string().into_bytes()),
+    })
+}
+
+fn is_temporal(data_type: &str) -> bool {
+    matches!(
+        data_type,
+        "date" | "datetime" | "timestamp" | "time" | "year"
+    )
+}
+
 /// Converts an event-model value to a query parameter.
 pub(crate) fn to_param(v: &Value) -> Result<My, String> {
     Ok(match v {

@@ -1,0 +1,119 @@
+//! The polling fallback: sees new and changed rows by their change column, resumes from its
+//! cursor position, cannot see deletes (and says so in its docs), names missing columns.
+
+mod support;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use mysql_async::prelude::*;
+use stream_core::{
+    BatchStream, CancellationToken, ChangeEvent, Op, Position, Source, SourceEvent, StartFrom,
+};
+use stream_mysql::MySqlPollingSource;
+use support::*;
+
+async fn open(db: &str, from: StartFrom) -> (BatchStream, CancellationToken) {
+    let shutdown = CancellationToken::new();
+    let mut source = MySqlPollingSource::new(config(&url(), &format!("{db}.*")), "updated_at")
+        .interval(Duration::from_millis(100))
+        .safety_lag(Duration::ZERO);
+    let opened = source.open(from, shutdown.clone()).await.expect("open");
+    (opened.batches, shutdown)
+}
+
+/// Changes until none arrives for `quiet`; returns them and the last batch position.
+async fn drain(batches: &mut BatchStream, quiet: Duration) -> (Vec<ChangeEvent>, Option<Position>) {
+    let mut changes = Vec::new();
+    let mut last = None;
+    while let Ok(Some(batch)) = tokio::time::timeout(quiet, batches.next()).await {
+        let batch = batch.expect("batch");
+        last = Some(batch.position.clone());
+        changes.extend(batch.events.into_iter().filter_map(|e| match e {
+            SourceEvent::Change(c) => Some(c),
+            _ => None,
+        }));
+    }
+    (changes, last)
+}
+
+fn ids(changes: &[ChangeEvent]) -> Vec<String> {
+    changes.iter().map(|c| field(c, "id")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_polling_sees_new_and_changed_rows_but_not_deletes_and_resumes() {
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "poll").await;
+    c.query_drop(format!(
+        "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v VARCHAR(5), \
+         updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)); \
+         INSERT INTO `{db}`.t (id, v) VALUES (1, 'a'), (2, 'b'), (3, 'c')"
+    ))
+    .await
+    .expect("table");
+    let (mut batches, shutdown) = open(&db, StartFrom::Earliest).await;
+    let (first, _) = drain(&mut batches, Duration::from_millis(800)).await;
+    assert_eq!(ids(&first), ["1", "2", "3"]);
+    assert!(
+        first
+            .iter()
+            .all(|e| e.op == Op::Update && e.before.is_none())
+    );
+
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    c.query_drop(format!("INSERT INTO `{db}`.t (id, v) VALUES (4, 'd'); UPDATE `{db}`.t SET v = 'z' WHERE id = 1; DELETE FROM `{db}`.t WHERE id = 2"))
+        .await
+        .expect("changes");
+    let (second, last) = drain(&mut batches, Duration::from_millis(800)).await;
+    let mut seen = ids(&second);
+    seen.sort();
+    assert_eq!(
+        seen,
+        ["1", "4"],
+        "new and changed rows; the delete is invisible to polling"
+    );
+    assert_eq!(
+        field(
+            second
+                .iter()
+                .find(|e| field(e, "id") == "1")
+                .expect("row 1"),
+            "v"
+        ),
+        "\"z\""
+    );
+    shutdown.cancel();
+
+    // Resume from the last position: only what changed afterwards.
+    let resume = last.expect("a position");
+    assert!(resume.to_string().starts_with("mysql-poll:"), "{resume}");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    c.query_drop(format!("UPDATE `{db}`.t SET v = 'y' WHERE id = 3"))
+        .await
+        .expect("update");
+    let (mut batches, shutdown) = open(&db, StartFrom::Position(resume)).await;
+    let (third, _) = drain(&mut batches, Duration::from_millis(800)).await;
+    assert_eq!(ids(&third), ["3"]);
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_polling_names_a_table_without_the_change_column() {
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "pollbad").await;
+    c.query_drop(format!("CREATE TABLE `{db}`.plain (id INT PRIMARY KEY)"))
+        .await
+        .expect("table");
+    let mut source = MySqlPollingSource::new(config(&url(), &format!("{db}.*")), "updated_at");
+    let err = source
+        .open(StartFrom::Latest, CancellationToken::new())
+        .await
+        .err()
+        .expect("must fail")
+        .to_string();
+    assert!(
+        err.contains(&format!("{db}.plain")) && err.contains("`updated_at`"),
+        "{err}"
+    );
+}
