@@ -109,8 +109,7 @@ async fn mariadb_polling_names_a_table_without_the_change_column() {
     let err = source
         .open(StartFrom::Latest, CancellationToken::new())
         .await
-        .err()
-        .expect("must fail")
+        .expect_err("must fail")
         .to_string();
     assert!(
         err.contains(&format!("{db}.plain")) && err.contains("`updated_at`"),
