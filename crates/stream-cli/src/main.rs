@@ -52,6 +52,10 @@ struct TailArgs {
     /// Replica server id to register with (MySQL/MariaDB); unique by default.
     #[arg(long)]
     server_id: Option<u32>,
+    /// Print MariaDB GTID positions (`mariadb-gtid:...`, failover-safe) instead of binlog
+    /// file positions.
+    #[arg(long)]
+    gtid: bool,
     /// `jsonl` (the event contract, one object per line) or `pretty` (for humans).
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     format: Format,
@@ -105,6 +109,7 @@ fn source_for(url: &str, args: &TailArgs, filter: &NamespaceFilter) -> Result<Bo
             if let Some(id) = args.server_id {
                 config.server_id = Some(id);
             }
+            config.gtid_positions = args.gtid;
             Ok(Box::new(stream_mysql::MySqlSource::new(config)))
         }
         Some("mongodb" | "mongodb+srv") => Ok(Box::new(stream_mongo::MongoSource::new(url))),

@@ -31,6 +31,9 @@ pub struct MySqlConfig {
     pub server_id: Option<u32>,
     /// How long to keep reconnecting after the connection drops before giving up.
     pub reconnect_for: std::time::Duration,
+    /// Emit MariaDB GTID positions (`mariadb-gtid:...`), which survive a failover to another
+    /// server of the replication topology, instead of binlog file positions.
+    pub gtid_positions: bool,
 }
 
 impl std::fmt::Debug for MySqlConfig {
@@ -44,6 +47,7 @@ impl std::fmt::Debug for MySqlConfig {
             .field("filter", &self.filter)
             .field("server_id", &self.server_id)
             .field("reconnect_for", &self.reconnect_for)
+            .field("gtid_positions", &self.gtid_positions)
             .finish()
     }
 }
@@ -137,6 +141,7 @@ impl MySqlConfig {
             filter: NamespaceFilter::all(),
             server_id: None,
             reconnect_for: std::time::Duration::from_secs(60),
+            gtid_positions: false,
         })
     }
 

@@ -9,9 +9,9 @@ use mysql_async::binlog::EventFlags;
 use mysql_async::prelude::*;
 use mysql_async::{BinlogStreamRequest, Conn, OptsBuilder};
 use stream_core::{
-    Batch, CancellationToken, ChangeEvent, ErrorClass, MySqlPosition, Namespace, Op, Opened,
-    Position, Row, SchemaChange, SnapshotProgress, Source, SourceError, SourceEvent, SourceKind,
-    StartFrom, TxnStart, Value,
+    Batch, CancellationToken, ChangeEvent, ErrorClass, MariaDbGtid, MariaDbGtidList, MySqlPosition,
+    Namespace, Op, Opened, Position, Row, SchemaChange, SnapshotProgress, Source, SourceError,
+    SourceEvent, SourceKind, StartFrom, TxnStart, Value,
 };
 use tokio::sync::mpsc;
 
@@ -38,6 +38,7 @@ mod event_type {
     pub(super) const PARTIAL_UPDATE_ROWS: u8 = 39;
     pub(super) const XA_PREPARE: u8 = 38;
     pub(super) const MARIADB_GTID: u8 = 162;
+    pub(super) const MARIADB_GTID_LIST: u8 = 163;
     pub(super) const MARIADB_QUERY_COMPRESSED: u8 = 165;
     pub(super) const MARIADB_ROWS_COMPRESSED_FIRST: u8 = 166;
     pub(super) const MARIADB_ROWS_COMPRESSED_LAST: u8 = 171;
@@ -298,6 +299,8 @@ impl Source for MySqlSource {
         let info = check_prerequisites(&config, &mut conn).await?;
         let logs = binary_logs(&config, &mut conn).await?;
         let mut view_filter = None;
+        let mut resume_gtid = None;
+        let mut config = config;
         let (start, snapshot, shown) = match &from {
             StartFrom::Snapshot => {
                 let mut snap_conn = connect(&config).await?;
@@ -348,7 +351,50 @@ impl Source for MySqlSource {
                     Some(p.clone()),
                 )
             }
+            StartFrom::Position(
+                p @ Position::MySql(MySqlPosition {
+                    start: TxnStart::MariaDbGtid(state),
+                    skip,
+                }),
+            ) => {
+                config.gtid_positions = true;
+                resume_gtid = Some((state.clone(), *skip));
+                // No file yet: the server finds the transaction after this GTID state.
+                (
+                    FilePos {
+                        file: String::new(),
+                        offset: 4,
+                        skip: 0,
+                    },
+                    None,
+                    Some(p.clone()),
+                )
+            }
             other => (resolve_start(other, &logs)?, None, None),
+        };
+        let shown = match shown {
+            Some(shown) => shown,
+            None if config.gtid_positions => {
+                let state: Option<Option<String>> = conn
+                    .exec_first(
+                        "SELECT BINLOG_GTID_POS(?, ?)",
+                        (start.file.clone(), start.offset),
+                    )
+                    .await
+                    .map_err(|e| map_err(&config, e))?;
+                let list: MariaDbGtidList = state.flatten().unwrap_or_default().parse().map_err(
+                    |e: stream_core::PositionParseError| SourceError::Other {
+                        reason: format!("the server's GTID position: {e}"),
+                        class: ErrorClass::Definite,
+                    },
+                )?;
+                resume_gtid = Some((list.clone(), 0));
+                Position::MySql(MySqlPosition {
+                    start: TxnStart::MariaDbGtid(list),
+                    skip: 0,
+                })
+            }
+            None => start.position(),
         };
         let catalog = Catalog::load(&mut conn, |db, t| config.wants(db, t))
             .await
@@ -366,13 +412,14 @@ impl Source for MySqlSource {
             shutdown,
             delivered_since_connect: false,
             view_filter,
+            resume_gtid,
         };
         tokio::spawn(reader.run(snapshot));
         let batches = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
         Ok(Opened {
-            start: shown.unwrap_or_else(|| start.position()),
+            start: shown,
             batches: Box::pin(batches),
         })
     }
@@ -391,6 +438,9 @@ struct BinlogReader {
     delivered_since_connect: bool,
     /// After resuming inside a snapshot: binlog changes already contained in the new view.
     view_filter: Option<ViewFilter>,
+    /// GTID mode: the state and rows delivered that belong with `resume` (when `resume.file`
+    /// is empty, the stream is requested by this GTID state).
+    resume_gtid: Option<(MariaDbGtidList, u64)>,
 }
 
 /// A snapshot resumed in a second consistent view (taken at `until`) already contains the
@@ -528,10 +578,19 @@ impl BinlogReader {
     }
 
     /// Sends a binlog batch and remembers its position for reconnects.
-    async fn deliver(&mut self, events: Vec<SourceEvent>, position: FilePos) -> bool {
-        let sent = self.send(events, position.position()).await;
+    async fn deliver(
+        &mut self,
+        events: Vec<SourceEvent>,
+        position: FilePos,
+        shown: Position,
+        gtid: Option<(MariaDbGtidList, u64)>,
+    ) -> bool {
+        let sent = self.send(events, shown).await;
         if sent {
             self.resume = position;
+            if gtid.is_some() {
+                self.resume_gtid = gtid;
+            }
             self.delivered_since_connect = true;
         }
         sent
@@ -596,7 +655,8 @@ impl BinlogReader {
             .map_err(|e| map_err(&self.config, e))?;
         drop(conn);
         let handover = self.resume.clone();
-        if !self.deliver(Vec::new(), handover).await {
+        let shown = handover.position();
+        if !self.deliver(Vec::new(), handover, shown, None).await {
             return Err(Stop::Done);
         }
         tracing::info!(position = %self.resume.position(), "snapshot done; streaming the binlog");
@@ -608,8 +668,39 @@ impl BinlogReader {
         let config = self.config.clone();
         let mut conn = connect(&config).await?;
         let logs = binary_logs(&config, &mut conn).await?;
-        // The file may have been purged while we were away.
-        resolve_start(&StartFrom::Position(self.resume.position()), &logs)?;
+        let by_gtid = self.resume.file.is_empty();
+        if by_gtid {
+            let (state, _) = self.resume_gtid.clone().unwrap_or_default();
+            for sql in [
+                format!("SET @slave_connect_state = '{state}'"),
+                "SET @slave_gtid_strict_mode = 0".to_owned(),
+                "SET @slave_gtid_ignore_duplicates = 0".to_owned(),
+            ] {
+                conn.query_drop(sql)
+                    .await
+                    .map_err(|e| map_err(&config, e))?;
+            }
+        } else {
+            // The file may have been purged while we were away.
+            resolve_start(&StartFrom::Position(self.resume.position()), &logs)?;
+            if config.gtid_positions && self.resume_gtid.is_none() {
+                let state: Option<Option<String>> = conn
+                    .exec_first(
+                        "SELECT BINLOG_GTID_POS(?, ?)",
+                        (self.resume.file.clone(), self.resume.offset),
+                    )
+                    .await
+                    .map_err(|e| map_err(&config, e))?;
+                let state = state.flatten().unwrap_or_default();
+                let list = state
+                    .parse()
+                    .map_err(|e: stream_core::PositionParseError| SourceError::Other {
+                        reason: format!("the server's GTID position: {e}"),
+                        class: ErrorClass::Definite,
+                    })?;
+                self.resume_gtid = Some((list, self.resume.skip));
+            }
+        }
         for sql in [
             // Heartbeats every second keep an idle connection provably alive.
             "SET @master_heartbeat_period = 1000000000",
@@ -630,6 +721,13 @@ impl BinlogReader {
             .map_err(|e| map_err(&config, e))?;
         let mut tracker = Tracker::new(&self.resume, self.info.checksum);
         tracker.view_filter = self.view_filter.clone();
+        tracker.gtid_mode = config.gtid_positions;
+        if let Some((state, skip)) = &self.resume_gtid {
+            tracker.gtid_state = state.clone();
+            if by_gtid && *skip > 0 {
+                tracker.skip_gtid = Some((state.clone(), *skip));
+            }
+        }
         let mut batch: Vec<SourceEvent> = Vec::new();
         let mut last_sent = self.resume.clone();
         loop {
@@ -647,6 +745,26 @@ impl BinlogReader {
                 };
                 let event = event.map_err(|e| match map_err(&config, e) {
                     SourceError::Other { reason, .. }
+                        if reason.contains("Could not find GTID state") =>
+                    {
+                        SourceError::PositionPurged {
+                            requested: self.resume_gtid.as_ref().map_or_else(
+                                String::new,
+                                |(s, k)| {
+                                    Position::MySql(MySqlPosition {
+                                        start: TxnStart::MariaDbGtid(s.clone()),
+                                        skip: *k,
+                                    })
+                                    .to_string()
+                                },
+                            ),
+                            oldest: format!(
+                                "the GTID state at the start of {}",
+                                logs.first().map_or("", |l| l.0.as_str())
+                            ),
+                        }
+                    }
+                    SourceError::Other { reason, .. }
                         if reason.contains("Could not find first log file") =>
                     {
                         SourceError::PositionPurged {
@@ -661,8 +779,10 @@ impl BinlogReader {
                 tracker.handle(&event, &config, &mut self.catalog, &mut batch)?;
                 if batch.len() >= MAX_BATCH {
                     let position = tracker.current.clone();
+                    let shown = tracker.emit_position();
+                    let gtid = tracker.gtid_mode.then(|| tracker.gtid_resume());
                     if !self
-                        .deliver(std::mem::take(&mut batch), position.clone())
+                        .deliver(std::mem::take(&mut batch), position.clone(), shown, gtid)
                         .await
                     {
                         return Ok(());
@@ -674,8 +794,10 @@ impl BinlogReader {
             // Nothing more is ready: hand over what we have, or just the new position.
             if !batch.is_empty() || tracker.current != last_sent {
                 let position = tracker.current.clone();
+                let shown = tracker.emit_position();
+                let gtid = tracker.gtid_mode.then(|| tracker.gtid_resume());
                 if !self
-                    .deliver(std::mem::take(&mut batch), position.clone())
+                    .deliver(std::mem::take(&mut batch), position.clone(), shown, gtid)
                     .await
                 {
                     return Ok(());
@@ -718,6 +840,14 @@ struct Tracker {
     last_table_map_start: u64,
     tables: HashMap<u64, (Vec<u8>, TableEntry)>,
     view_filter: Option<ViewFilter>,
+    /// Emit MariaDB GTID positions instead of file positions.
+    gtid_mode: bool,
+    /// GTID state after the last committed transaction.
+    gtid_state: MariaDbGtidList,
+    /// The open transaction's GTID, applied to the state at commit.
+    txn_gtid: Option<MariaDbGtid>,
+    /// Rows already delivered of the transaction that follows this GTID state (GTID resume).
+    skip_gtid: Option<(MariaDbGtidList, u64)>,
 }
 
 fn parse_err(what: &str, position: &FilePos, e: impl std::fmt::Display) -> SourceError {
@@ -747,7 +877,29 @@ impl Tracker {
             last_table_map_start: resume.offset,
             tables: HashMap::new(),
             view_filter: None,
+            gtid_mode: false,
+            gtid_state: MariaDbGtidList::default(),
+            txn_gtid: None,
+            skip_gtid: None,
         }
+    }
+
+    /// The position to show for what was handled so far (GTID or file form).
+    fn emit_position(&self) -> Position {
+        if !self.gtid_mode {
+            return self.current.position();
+        }
+        let (state, skip) = self.gtid_resume();
+        Position::MySql(MySqlPosition {
+            start: TxnStart::MariaDbGtid(state),
+            skip,
+        })
+    }
+
+    /// GTID state before the open transaction and its rows handled, or the state now.
+    fn gtid_resume(&self) -> (MariaDbGtidList, u64) {
+        let skip = self.txn.as_ref().map_or(0, |t| t.ordinal);
+        (self.gtid_state.clone(), skip)
     }
 
     fn begin(&mut self, start: u64, id: Option<Arc<str>>, standalone: bool) {
@@ -757,6 +909,11 @@ impl Tracker {
             && skip.offset == start
         {
             self.suppress = skip.skip;
+        }
+        if let Some((state, rows)) = self.skip_gtid.take()
+            && state == self.gtid_state
+        {
+            self.suppress = rows;
         }
         self.txn = Some(Txn {
             start,
@@ -769,6 +926,9 @@ impl Tracker {
     fn commit(&mut self, end: u64) {
         self.txn = None;
         self.suppress = 0;
+        if let Some(gtid) = self.txn_gtid.take() {
+            self.gtid_state.apply(gtid);
+        }
         self.committed = FilePos {
             file: self.file.clone(),
             offset: end,
@@ -836,6 +996,41 @@ impl Tracker {
                 let id: Arc<str> = format!("{domain}-{}-{seq}", header.server_id()).into();
                 if !artificial {
                     self.begin(start, Some(id), flags & 1 != 0);
+                    self.txn_gtid = Some(MariaDbGtid {
+                        domain: domain as u32,
+                        server: header.server_id(),
+                        sequence: seq,
+                    });
+                }
+            }
+            event_type::MARIADB_GTID_LIST => {
+                // The GTID state at the start of each binlog file.
+                if self.txn.is_none() {
+                    let mut r = Reader::new(data);
+                    let count = r
+                        .uint_le(4, "GTID list count")
+                        .map_err(|e| parse_err("gtid list", &self.current, e))?
+                        & 0x0fff_ffff;
+                    let mut list = MariaDbGtidList::default();
+                    for _ in 0..count {
+                        let domain = r
+                            .uint_le(4, "GTID domain")
+                            .map_err(|e| parse_err("gtid list", &self.current, e))?;
+                        let server = r
+                            .uint_le(4, "GTID server")
+                            .map_err(|e| parse_err("gtid list", &self.current, e))?;
+                        let sequence = r
+                            .uint_le(8, "GTID sequence")
+                            .map_err(|e| parse_err("gtid list", &self.current, e))?;
+                        list.apply(MariaDbGtid {
+                            domain: domain as u32,
+                            server: server as u32,
+                            sequence,
+                        });
+                    }
+                    if !list.is_empty() {
+                        self.gtid_state = list;
+                    }
                 }
             }
             event_type::MYSQL_GTID | event_type::MYSQL_ANONYMOUS_GTID => {
@@ -1092,7 +1287,17 @@ impl Tracker {
                 before,
                 after,
                 update: None,
-                position: self.current.position(),
+                position: Position::MySql(MySqlPosition {
+                    start: if self.gtid_mode {
+                        TxnStart::MariaDbGtid(self.gtid_state.clone())
+                    } else {
+                        TxnStart::File {
+                            file: self.file.clone(),
+                            offset: txn.start,
+                        }
+                    },
+                    skip: txn.ordinal,
+                }),
                 ts_ms,
                 txn: txn.id.clone(),
             }));

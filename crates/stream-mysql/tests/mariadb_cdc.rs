@@ -327,3 +327,130 @@ async fn mariadb_a_position_of_another_kind_is_refused_clearly() {
     let text = got.error.expect("refused").to_string();
     assert!(text.contains("mongodb:AAAA"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_gtid_positions_resume_exactly_from_every_event() {
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "gtid").await;
+    c.query_drop(format!("CREATE TABLE `{db}`.g (id INT PRIMARY KEY, v INT)"))
+        .await
+        .expect("table");
+    let start = now(&mut c).await;
+    c.query_drop(format!(
+        "START TRANSACTION; INSERT INTO `{db}`.g VALUES (1,1),(2,2); UPDATE `{db}`.g SET v = 9 WHERE id = 1; COMMIT; \
+         INSERT INTO `{db}`.g VALUES (3,3); DELETE FROM `{db}`.g WHERE id = 2"
+    ))
+    .await
+    .expect("writes");
+    let cfg = || {
+        let mut cfg = config(&url(), &format!("{db}.g"));
+        cfg.gtid_positions = true;
+        cfg
+    };
+    let all = changes(cfg(), start, 5).await;
+    let json: Vec<String> = all.iter().map(|e| e.to_json()).collect();
+    for ev in &all {
+        let p = ev.position.to_string();
+        assert!(p.starts_with("mariadb-gtid:"), "{p}");
+        let txn = ev.txn.as_deref().expect("txn");
+        // The position names the state before this transaction, never the transaction itself.
+        assert!(!p.contains(txn), "{p} must not already contain {txn}");
+    }
+    for (i, ev) in all.iter().enumerate() {
+        // Resuming from a GTID position switches to GTID mode even if not configured.
+        let plain = config(&url(), &format!("{db}.g"));
+        let rest = collect(
+            plain,
+            StartFrom::Position(ev.position.clone()),
+            all.len() - i - 1,
+            Duration::from_secs(2),
+        )
+        .await;
+        assert!(rest.error.is_none(), "{:?}", rest.error);
+        let rest: Vec<String> = rest.changes.iter().map(|e| e.to_json()).collect();
+        assert_eq!(
+            rest,
+            json[i + 1..],
+            "resuming after event {i} ({})",
+            ev.position
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_a_fully_filtered_stream_still_advances_its_position() {
+    use futures::StreamExt;
+    use stream_core::Source;
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "idlepos").await;
+    c.query_drop(format!("CREATE TABLE `{db}`.watched (id INT PRIMARY KEY); CREATE TABLE `{db}`.busy (id INT PRIMARY KEY)"))
+        .await
+        .expect("tables");
+    let start = now(&mut c).await;
+    let mut source = stream_mysql::MySqlSource::new(config(&url(), &format!("{db}.watched")));
+    let shutdown = stream_core::CancellationToken::new();
+    let opened = source
+        .open(StartFrom::Position(start.clone()), shutdown.clone())
+        .await
+        .expect("open");
+    let mut batches = opened.batches;
+    c.query_drop(format!("INSERT INTO `{db}`.busy VALUES (1),(2),(3)"))
+        .await
+        .expect("writes elsewhere");
+    let end = now(&mut c).await;
+    let mut last = start.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while last.compare(&end) != Some(std::cmp::Ordering::Equal)
+        && tokio::time::Instant::now() < deadline
+    {
+        let batch = tokio::time::timeout(Duration::from_secs(5), batches.next())
+            .await
+            .expect("a batch while idle")
+            .expect("stream open")
+            .expect("no error");
+        assert!(
+            batch.events.is_empty(),
+            "nothing of the watched table was written"
+        );
+        last = batch.position;
+    }
+    assert_eq!(last, end, "the position moved past the filtered writes");
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_concurrent_readers_get_distinct_server_ids_and_both_see_everything() {
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "twoids").await;
+    c.query_drop(format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)"))
+        .await
+        .expect("table");
+    let start = now(&mut c).await;
+    let a = tokio::spawn(collect(
+        config(&url(), &format!("{db}.*")),
+        StartFrom::Position(start.clone()),
+        20,
+        Duration::from_secs(20),
+    ));
+    let b = tokio::spawn(collect(
+        config(&url(), &format!("{db}.*")),
+        StartFrom::Position(start),
+        20,
+        Duration::from_secs(20),
+    ));
+    for i in 0..20 {
+        c.query_drop(format!("INSERT INTO `{db}`.t VALUES ({i})"))
+            .await
+            .expect("insert");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (a, b) = (a.await.expect("reader a"), b.await.expect("reader b"));
+    assert!(
+        a.error.is_none() && b.error.is_none(),
+        "{:?} {:?}",
+        a.error,
+        b.error
+    );
+    assert_eq!(a.changes.len(), 20);
+    assert_eq!(b.changes.len(), 20);
+}
