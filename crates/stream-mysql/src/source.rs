@@ -1003,34 +1003,31 @@ impl Tracker {
                     });
                 }
             }
-            event_type::MARIADB_GTID_LIST => {
-                // The GTID state at the start of each binlog file.
-                if self.txn.is_none() {
-                    let mut r = Reader::new(data);
-                    let count = r
-                        .uint_le(4, "GTID list count")
-                        .map_err(|e| parse_err("gtid list", &self.current, e))?
-                        & 0x0fff_ffff;
-                    let mut list = MariaDbGtidList::default();
-                    for _ in 0..count {
-                        let domain = r
-                            .uint_le(4, "GTID domain")
-                            .map_err(|e| parse_err("gtid list", &self.current, e))?;
-                        let server = r
-                            .uint_le(4, "GTID server")
-                            .map_err(|e| parse_err("gtid list", &self.current, e))?;
-                        let sequence = r
-                            .uint_le(8, "GTID sequence")
-                            .map_err(|e| parse_err("gtid list", &self.current, e))?;
-                        list.apply(MariaDbGtid {
-                            domain: domain as u32,
-                            server: server as u32,
-                            sequence,
-                        });
-                    }
-                    if !list.is_empty() {
-                        self.gtid_state = list;
-                    }
+            event_type::MARIADB_GTID_LIST if self.txn.is_none() => {
+                let mut r = Reader::new(data);
+                let count = r
+                    .uint_le(4, "GTID list count")
+                    .map_err(|e| parse_err("gtid list", &self.current, e))?
+                    & 0x0fff_ffff;
+                let mut list = MariaDbGtidList::default();
+                for _ in 0..count {
+                    let domain = r
+                        .uint_le(4, "GTID domain")
+                        .map_err(|e| parse_err("gtid list", &self.current, e))?;
+                    let server = r
+                        .uint_le(4, "GTID server")
+                        .map_err(|e| parse_err("gtid list", &self.current, e))?;
+                    let sequence = r
+                        .uint_le(8, "GTID sequence")
+                        .map_err(|e| parse_err("gtid list", &self.current, e))?;
+                    list.apply(MariaDbGtid {
+                        domain: domain as u32,
+                        server: server as u32,
+                        sequence,
+                    });
+                }
+                if !list.is_empty() {
+                    self.gtid_state = list;
                 }
             }
             event_type::MYSQL_GTID | event_type::MYSQL_ANONYMOUS_GTID => {
