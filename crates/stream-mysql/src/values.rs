@@ -114,6 +114,8 @@ pub(crate) fn from_query(v: My, column: &ColumnSchema) -> Result<Value, String> 
                     .parse()
                     .map_err(|_| bad(&My::Bytes(b.clone())))?,
             ),
+            // MariaDB's UUID, INET4 and INET6 arrive as their canonical text.
+            "uuid" | "inet4" | "inet6" => Value::String(text(&b, column)?),
             _ if column.charset.is_none() => Value::Bytes(b),
             _ => Value::String(text(&b, column)?),
         },
