@@ -211,4 +211,8 @@ pub struct Batch {
     /// Resume point after this batch; may move ahead of the last event (heartbeats,
     /// filtered-out events), so an idle or fully filtered stream still advances.
     pub position: Position,
+    /// Source state that belongs with `position` (a binlog reader's table definitions):
+    /// when `Some`, save it as the checkpoint's `state` together with the position and hand it
+    /// back to the source on restart; `None` means unchanged since the last batch that had one.
+    pub state: Option<serde_json::Value>,
 }

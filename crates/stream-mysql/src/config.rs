@@ -34,6 +34,10 @@ pub struct MySqlConfig {
     /// Emit MariaDB GTID positions (`mariadb-gtid:...`), which survive a failover to another
     /// server of the replication topology, instead of binlog file positions.
     pub gtid_positions: bool,
+    /// Table definitions saved with the checkpoint (`Checkpoint::state`) to resume with,
+    /// instead of the server's current ones; needed to decode old rows correctly after DDL
+    /// when `binlog_row_metadata` is not FULL.
+    pub schema_state: Option<serde_json::Value>,
 }
 
 impl std::fmt::Debug for MySqlConfig {
@@ -48,6 +52,7 @@ impl std::fmt::Debug for MySqlConfig {
             .field("server_id", &self.server_id)
             .field("reconnect_for", &self.reconnect_for)
             .field("gtid_positions", &self.gtid_positions)
+            .field("schema_state", &self.schema_state.is_some())
             .finish()
     }
 }
@@ -142,6 +147,7 @@ impl MySqlConfig {
             server_id: None,
             reconnect_for: std::time::Duration::from_secs(60),
             gtid_positions: false,
+            schema_state: None,
         })
     }
 

@@ -189,7 +189,7 @@ fn place_of(p: Option<&MySQLColumnPosition>) -> Option<Place> {
 }
 
 /// Whether the statement changes tables or databases (not users, views, routines, …).
-fn is_table_ddl(sql: &str) -> bool {
+pub(crate) fn is_table_ddl(sql: &str) -> bool {
     let words: Vec<String> = sql
         .split_whitespace()
         .take(6)

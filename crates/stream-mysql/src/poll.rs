@@ -275,6 +275,7 @@ impl Poller {
                 let batch = Batch {
                     events,
                     position: position(&self.cursors),
+                    state: None,
                 };
                 let sent = tokio::select! {
                     biased;

@@ -203,6 +203,40 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// The table definitions as checkpoint state (`Batch::state`).
+    pub(crate) fn to_state(&self) -> serde_json::Value {
+        let mut tables: Vec<(&String, &String, &TableSchema)> = self
+            .tables
+            .iter()
+            .map(|((db, t), s)| (db, t, s.as_ref()))
+            .collect();
+        tables.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        serde_json::json!({ "version": 1, "tables": tables })
+    }
+
+    /// Replaces the table definitions by those saved in a checkpoint's state.
+    pub(crate) fn restore(&mut self, state: &serde_json::Value) -> Result<(), String> {
+        #[derive(Deserialize)]
+        struct Saved {
+            version: u32,
+            tables: Vec<(String, String, TableSchema)>,
+        }
+        let saved: Saved = serde_json::from_value(state.clone())
+            .map_err(|e| format!("saved schema state: {e}"))?;
+        if saved.version != 1 {
+            return Err(format!(
+                "saved schema state has version {}, expected 1",
+                saved.version
+            ));
+        }
+        self.tables = saved
+            .tables
+            .into_iter()
+            .map(|(db, t, s)| ((db, t), Arc::new(s)))
+            .collect();
+        Ok(())
+    }
+
     pub(crate) fn table(&self, db: &str, table: &str) -> Option<&Arc<TableSchema>> {
         self.tables.get(&(db.to_owned(), table.to_owned()))
     }

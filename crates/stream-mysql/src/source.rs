@@ -396,9 +396,17 @@ impl Source for MySqlSource {
             }
             None => start.position(),
         };
-        let catalog = Catalog::load(&mut conn, |db, t| config.wants(db, t))
+        let mut catalog = Catalog::load(&mut conn, |db, t| config.wants(db, t))
             .await
             .map_err(|e| map_err(&config, e))?;
+        if let Some(state) = &config.schema_state {
+            catalog
+                .restore(state)
+                .map_err(|reason| SourceError::Other {
+                    reason,
+                    class: ErrorClass::Definite,
+                })?;
+        }
         drop(conn);
         let (tx, rx) = mpsc::channel(4);
         let server_id = config.server_id.unwrap_or_else(unique_server_id);
@@ -413,6 +421,7 @@ impl Source for MySqlSource {
             delivered_since_connect: false,
             view_filter,
             resume_gtid,
+            state_pending: true,
         };
         tokio::spawn(reader.run(snapshot));
         let batches = futures::stream::unfold(rx, |mut rx| async move {
@@ -441,6 +450,8 @@ struct BinlogReader {
     /// GTID mode: the state and rows delivered that belong with `resume` (when `resume.file`
     /// is empty, the stream is requested by this GTID state).
     resume_gtid: Option<(MariaDbGtidList, u64)>,
+    /// The table definitions changed (or were never sent): attach them to the next batch.
+    state_pending: bool,
 }
 
 /// A snapshot resumed in a second consistent view (taken at `until`) already contains the
@@ -569,12 +580,21 @@ impl BinlogReader {
 
     /// Sends a batch downstream; `false` when nobody listens any more or shutdown began.
     async fn send(&mut self, events: Vec<SourceEvent>, position: Position) -> bool {
-        let batch = Batch { events, position };
-        tokio::select! {
+        let state = self.state_pending.then(|| self.catalog.to_state());
+        let batch = Batch {
+            events,
+            position,
+            state,
+        };
+        let sent = tokio::select! {
             biased;
             () = self.shutdown.cancelled() => false,
             sent = self.tx.send(Ok(batch)) => sent.is_ok(),
+        };
+        if sent {
+            self.state_pending = false;
         }
+        sent
     }
 
     /// Sends a binlog batch and remembers its position for reconnects.
@@ -777,6 +797,9 @@ impl BinlogReader {
                     other => other,
                 })?;
                 tracker.handle(&event, &config, &mut self.catalog, &mut batch)?;
+                if std::mem::take(&mut tracker.schema_changed) {
+                    self.state_pending = true;
+                }
                 if batch.len() >= MAX_BATCH {
                     let position = tracker.current.clone();
                     let shown = tracker.emit_position();
@@ -792,7 +815,7 @@ impl BinlogReader {
                 next = stream.next().now_or_never();
             }
             // Nothing more is ready: hand over what we have, or just the new position.
-            if !batch.is_empty() || tracker.current != last_sent {
+            if !batch.is_empty() || tracker.current != last_sent || self.state_pending {
                 let position = tracker.current.clone();
                 let shown = tracker.emit_position();
                 let gtid = tracker.gtid_mode.then(|| tracker.gtid_resume());
@@ -848,6 +871,8 @@ struct Tracker {
     txn_gtid: Option<MariaDbGtid>,
     /// Rows already delivered of the transaction that follows this GTID state (GTID resume).
     skip_gtid: Option<(MariaDbGtidList, u64)>,
+    /// A DDL statement changed the known table definitions.
+    schema_changed: bool,
 }
 
 fn parse_err(what: &str, position: &FilePos, e: impl std::fmt::Display) -> SourceError {
@@ -881,6 +906,7 @@ impl Tracker {
             gtid_state: MariaDbGtidList::default(),
             txn_gtid: None,
             skip_gtid: None,
+            schema_changed: false,
         }
     }
 
@@ -1089,8 +1115,11 @@ impl Tracker {
                             |d, t| config.wants(d, t),
                             catalog,
                         );
-                        // Cached decoders may describe the old definition: rebuild on the next TABLE_MAP.
-                        self.tables.clear();
+                        if crate::ddl::is_table_ddl(&sql) {
+                            // Cached decoders may describe the old definition: rebuild them.
+                            self.tables.clear();
+                            self.schema_changed = true;
+                        }
                         if let Some((namespace, kind)) = changed {
                             out.push(SourceEvent::Schema(SchemaChange {
                                 source: SourceKind::MySql,

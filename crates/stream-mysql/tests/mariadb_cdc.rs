@@ -454,3 +454,52 @@ async fn mariadb_concurrent_readers_get_distinct_server_ids_and_both_see_everyth
     assert_eq!(a.changes.len(), 20);
     assert_eq!(b.changes.len(), 20);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_schema_state_saved_with_a_position_decodes_old_rows_after_ddl() {
+    use futures::StreamExt;
+    use stream_core::Source;
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "state").await;
+    c.query_drop(format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY, a INT)"))
+        .await
+        .expect("table");
+    let start = now(&mut c).await;
+    // What a pipeline would have saved with its checkpoint at `start`.
+    let state = {
+        let mut source = stream_mysql::MySqlSource::new(config(&url(), &format!("{db}.*")));
+        let shutdown = stream_core::CancellationToken::new();
+        let mut batches = source
+            .open(StartFrom::Position(start.clone()), shutdown.clone())
+            .await
+            .expect("open")
+            .batches;
+        let first = tokio::time::timeout(Duration::from_secs(10), batches.next())
+            .await
+            .expect("first batch")
+            .expect("open")
+            .expect("ok");
+        shutdown.cancel();
+        first
+            .state
+            .expect("the first batch carries the table definitions")
+    };
+    with_metadata("NO_LOG", || async {
+        c.query_drop(format!("INSERT INTO `{db}`.t VALUES (1, 1)"))
+            .await
+            .expect("insert");
+        c.query_drop(format!("ALTER TABLE `{db}`.t ADD COLUMN b INT"))
+            .await
+            .expect("alter");
+        c.query_drop(format!("INSERT INTO `{db}`.t VALUES (2, 2, 2)"))
+            .await
+            .expect("insert");
+    })
+    .await;
+    let mut cfg = config(&url(), &format!("{db}.*"));
+    cfg.schema_state = Some(state);
+    let got = collect(cfg, StartFrom::Position(start), 2, Duration::from_secs(20)).await;
+    assert!(got.error.is_none(), "{:?}", got.error);
+    let shapes: Vec<Vec<String>> = got.changes.iter().map(names).collect();
+    assert_eq!(shapes, [vec!["id", "a"], vec!["id", "a", "b"]]);
+}
