@@ -10,7 +10,13 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
-use stream_core::{CancellationToken, NamespaceFilter, Source, SourceEvent, StartFrom};
+use stream_core::{
+    CancellationToken, Checkpoint, CheckpointStore, FileCheckpointStore, NamespaceFilter, Source,
+    SourceEvent, StartFrom,
+};
+
+/// The checkpoint name `ustream tail --checkpoint DIR` uses.
+const PIPELINE: &str = "tail";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,6 +58,11 @@ struct TailArgs {
     /// Replica server id to register with (MySQL/MariaDB); unique by default.
     #[arg(long)]
     server_id: Option<u32>,
+    /// Save the position (and the table definitions) after every batch printed, in
+    /// DIR/tail.checkpoint.json, and resume from it when it exists (instead of --from).
+    /// At-least-once: after a crash, events printed after the last save are printed again.
+    #[arg(long, value_name = "DIR")]
+    checkpoint: Option<std::path::PathBuf>,
     /// Print MariaDB GTID positions (`mariadb-gtid:...`, failover-safe) instead of binlog
     /// file positions.
     #[arg(long)]
@@ -100,7 +111,12 @@ fn main() {
     }
 }
 
-fn source_for(url: &str, args: &TailArgs, filter: &NamespaceFilter) -> Result<Box<dyn Source>> {
+fn source_for(
+    url: &str,
+    args: &TailArgs,
+    filter: &NamespaceFilter,
+    state: Option<serde_json::Value>,
+) -> Result<Box<dyn Source>> {
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
         Some("mysql" | "mariadb") => {
@@ -110,6 +126,7 @@ fn source_for(url: &str, args: &TailArgs, filter: &NamespaceFilter) -> Result<Bo
                 config.server_id = Some(id);
             }
             config.gtid_positions = args.gtid;
+            config.schema_state = state;
             Ok(Box::new(stream_mysql::MySqlSource::new(config)))
         }
         Some("mongodb" | "mongodb+srv") => Ok(Box::new(stream_mongo::MongoSource::new(url))),
@@ -118,9 +135,18 @@ fn source_for(url: &str, args: &TailArgs, filter: &NamespaceFilter) -> Result<Bo
 }
 
 async fn tail(args: TailArgs) -> Result<()> {
-    let from: StartFrom = args.from.parse().context("--from")?;
+    let mut from: StartFrom = args.from.parse().context("--from")?;
     let filter = NamespaceFilter::parse(&args.include, &args.exclude)?;
-    let mut source = source_for(&args.url, &args, &filter)?;
+    let checkpoints = args.checkpoint.as_ref().map(FileCheckpointStore::new);
+    let mut state = None;
+    if let Some(store) = &checkpoints
+        && let Some(saved) = store.load(PIPELINE).await?
+    {
+        eprintln!("resuming from checkpoint {}", saved.position);
+        from = StartFrom::Position(saved.position);
+        state = saved.state;
+    }
+    let mut source = source_for(&args.url, &args, &filter, state.clone())?;
     let shutdown = CancellationToken::new();
     {
         let on_ctrl_c = shutdown.clone();
@@ -168,6 +194,10 @@ async fn tail(args: TailArgs) -> Result<()> {
         };
         let Some(batch) = next else { break };
         let batch = batch?;
+        if batch.state.is_some() {
+            state.clone_from(&batch.state);
+        }
+        let mut reached = batch.position.clone();
         buf.clear();
         for event in &batch.events {
             let SourceEvent::Change(change) = event else {
@@ -186,12 +216,20 @@ async fn tail(args: TailArgs) -> Result<()> {
             printed += 1;
             last_event = tokio::time::Instant::now();
             if printed >= limit {
+                reached = change.position.clone();
                 break;
             }
         }
         if !buf.is_empty() {
             out.write_all(&buf).context("writing to stdout")?;
             out.flush().context("writing to stdout")?;
+        }
+        if let Some(store) = &checkpoints {
+            let checkpoint = Checkpoint {
+                position: reached,
+                state: state.clone(),
+            };
+            store.save(PIPELINE, &checkpoint).await?;
         }
     }
     out.flush().context("writing to stdout")?;

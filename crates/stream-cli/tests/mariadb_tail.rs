@@ -215,3 +215,44 @@ async fn mariadb_tail_killed_mid_stream_resumes_from_its_last_line_without_loss_
         .await
         .expect("drop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_tail_checkpoint_resumes_where_the_last_run_stopped() {
+    let (mut c, db, start) = setup("ckpt").await;
+    c.query_drop(format!(
+        "INSERT INTO `{db}`.t VALUES (1,'a'),(2,'b'),(3,'c'),(4,'d'),(5,'e')"
+    ))
+    .await
+    .expect("insert");
+    let dir = std::env::temp_dir().join(format!("{db}-checkpoint"));
+    let url = format!("{}/{db}", Server::MySql.url());
+    let run = |extra: &[&str]| {
+        Command::new(USTREAM)
+            .args(["tail", &url, "--from", &start, "--checkpoint"])
+            .arg(&dir)
+            .args(extra)
+            .output()
+            .expect("run ustream")
+    };
+    let first = run(&["--limit", "3"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(json_lines(&first.stdout).len(), 3);
+    assert!(dir.join("tail.checkpoint.json").is_file());
+    let second = run(&["--idle-exit-ms", "1000"]);
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let ids: Vec<i64> = json_lines(&second.stdout)
+        .iter()
+        .map(|l| l["key"]["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(ids, [4, 5], "the second run continues after the third row");
+    assert!(String::from_utf8_lossy(&second.stderr).contains("resuming from checkpoint"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
