@@ -12,6 +12,20 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// Whether and how the connection uses TLS (`?ssl-mode=` in the URL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SslMode {
+    /// Plain TCP (the default).
+    #[default]
+    Disabled,
+    /// TLS, but the server's certificate is not checked.
+    Required,
+    /// TLS with the certificate checked against the CA (`ssl-ca=`), not the host name.
+    VerifyCa,
+    /// TLS with certificate and host name checked.
+    VerifyIdentity,
+}
+
 /// Where and how to read the binlog.
 #[derive(Clone)]
 pub struct MySqlConfig {
@@ -34,6 +48,11 @@ pub struct MySqlConfig {
     /// Emit MariaDB GTID positions (`mariadb-gtid:...`), which survive a failover to another
     /// server of the replication topology, instead of binlog file positions.
     pub gtid_positions: bool,
+    /// TLS: `ssl-mode=disabled|required|verify-ca|verify-identity` in the URL.
+    pub ssl_mode: SslMode,
+    /// A CA certificate (PEM file) for `verify-ca`/`verify-identity` (`ssl-ca=` in the URL);
+    /// without one, the public web roots are trusted.
+    pub ssl_ca: Option<std::path::PathBuf>,
     /// Table definitions saved with the checkpoint (`Checkpoint::state`) to resume with,
     /// instead of the server's current ones; needed to decode old rows correctly after DDL
     /// when `binlog_row_metadata` is not FULL.
@@ -53,6 +72,8 @@ impl std::fmt::Debug for MySqlConfig {
             .field("reconnect_for", &self.reconnect_for)
             .field("gtid_positions", &self.gtid_positions)
             .field("schema_state", &self.schema_state.is_some())
+            .field("ssl_mode", &self.ssl_mode)
+            .field("ssl_ca", &self.ssl_ca)
             .finish()
     }
 }
@@ -106,7 +127,42 @@ impl MySqlConfig {
         if !matches!(scheme.to_ascii_lowercase().as_str(), "mysql" | "mariadb") {
             return Err(err("the scheme must be mysql:// or mariadb://"));
         }
+        let query = rest
+            .split_once('?')
+            .map(|(_, q)| q.split('#').next().unwrap_or(q));
         let rest = rest.split(['?', '#']).next().unwrap_or(rest);
+        let mut ssl_mode = SslMode::Disabled;
+        let mut ssl_ca = None;
+        for pair in query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|p| !p.is_empty())
+        {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v =
+                percent_decode(v).ok_or_else(|| err(&format!("bad percent-encoding in `{k}`")))?;
+            match k.to_ascii_lowercase().replace('_', "-").as_str() {
+                "ssl-mode" => {
+                    ssl_mode = match v.to_ascii_lowercase().replace('_', "-").as_str() {
+                        "disabled" => SslMode::Disabled,
+                        "required" => SslMode::Required,
+                        "verify-ca" => SslMode::VerifyCa,
+                        "verify-identity" => SslMode::VerifyIdentity,
+                        other => {
+                            return Err(err(&format!(
+                                "ssl-mode `{other}` is not one of disabled, required, verify-ca, verify-identity"
+                            )));
+                        }
+                    }
+                }
+                "ssl-ca" => ssl_ca = Some(std::path::PathBuf::from(v)),
+                other => {
+                    return Err(err(&format!(
+                        "unknown URL parameter `{other}` (known: ssl-mode, ssl-ca)"
+                    )));
+                }
+            }
+        }
         let (creds, hostpath) = rest
             .rsplit_once('@')
             .ok_or_else(|| err("missing user: expected mysql://user:password@host:port/db"))?;
@@ -148,7 +204,32 @@ impl MySqlConfig {
             reconnect_for: std::time::Duration::from_secs(60),
             gtid_positions: false,
             schema_state: None,
+            ssl_mode,
+            ssl_ca,
         })
+    }
+
+    /// Connection options for `mysql_async`, TLS included.
+    pub fn opts(&self) -> mysql_async::OptsBuilder {
+        let builder = mysql_async::OptsBuilder::default()
+            .ip_or_hostname(self.host.clone())
+            .tcp_port(self.port)
+            .user(Some(self.user.clone()))
+            .pass(Some(self.password.clone()))
+            .prefer_socket(false);
+        let ssl = match self.ssl_mode {
+            SslMode::Disabled => None,
+            mode => {
+                let mut ssl = mysql_async::SslOpts::default()
+                    .with_danger_accept_invalid_certs(mode == SslMode::Required)
+                    .with_danger_skip_domain_validation(mode != SslMode::VerifyIdentity);
+                if let Some(ca) = &self.ssl_ca {
+                    ssl = ssl.with_root_certs(vec![ca.clone().into()]);
+                }
+                Some(ssl)
+            }
+        };
+        builder.ssl_opts(ssl)
     }
 
     /// `host:port`, for messages.
@@ -200,6 +281,29 @@ mod tests {
         }
         let c = MySqlConfig::from_url("mysql://u:hunter2@h/db").expect("url");
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn tls_settings_come_from_url_parameters() {
+        let c = MySqlConfig::from_url("mysql://u@h/db?ssl-mode=verify_ca&ssl-ca=%2Fetc%2Fca.pem")
+            .expect("url");
+        assert_eq!(c.ssl_mode, SslMode::VerifyCa);
+        assert_eq!(
+            c.ssl_ca.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        assert_eq!(c.database.as_deref(), Some("db"));
+        let err = MySqlConfig::from_url("mysql://u:pw@h/db?ssl-mode=maybe")
+            .expect_err("bad mode")
+            .to_string();
+        assert!(
+            err.contains("ssl-mode `maybe`") && !err.contains("pw@"),
+            "{err}"
+        );
+        let err = MySqlConfig::from_url("mysql://u@h/db?frob=1")
+            .expect_err("unknown")
+            .to_string();
+        assert!(err.contains("unknown URL parameter `frob`"), "{err}");
     }
 
     #[test]

@@ -43,7 +43,7 @@ mod store;
 mod tablemap;
 mod values;
 
-pub use config::{ConfigError, MySqlConfig, redact_url};
+pub use config::{ConfigError, MySqlConfig, SslMode, redact_url};
 pub use poll::MySqlPollingSource;
 pub use source::MySqlSource;
 pub use store::MySqlStore;

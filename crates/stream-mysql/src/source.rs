@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::{FutureExt as _, StreamExt as _};
 use mysql_async::binlog::EventFlags;
 use mysql_async::prelude::*;
-use mysql_async::{BinlogStreamRequest, Conn, OptsBuilder};
+use mysql_async::{BinlogStreamRequest, Conn};
 use stream_core::{
     Batch, CancellationToken, ChangeEvent, ErrorClass, MariaDbGtid, MariaDbGtidList, MySqlPosition,
     Namespace, Op, Opened, Position, Row, SchemaChange, SnapshotProgress, Source, SourceError,
@@ -67,14 +67,7 @@ impl MySqlSource {
 }
 
 fn opts(config: &MySqlConfig) -> mysql_async::Opts {
-    OptsBuilder::default()
-        .ip_or_hostname(config.host.clone())
-        .tcp_port(config.port)
-        .user(Some(config.user.clone()))
-        .pass(Some(config.password.clone()))
-        .prefer_socket(false)
-        .max_allowed_packet(Some(1 << 30))
-        .into()
+    config.opts().max_allowed_packet(Some(1 << 30)).into()
 }
 
 /// Maps a driver error to a source error; messages come from the server, never the URL.

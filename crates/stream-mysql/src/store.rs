@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use mysql_async::Pool;
 use mysql_async::prelude::*;
-use mysql_async::{OptsBuilder, Pool};
 use stream_core::{ErrorClass, Filter, Namespace, Query, Row, Store, StoreError};
 use tokio::sync::Mutex;
 
@@ -44,13 +44,7 @@ impl MySqlStore {
     /// A store over a connection pool to the configured server. Connections use UTC, so
     /// TIMESTAMP values are read and written as UTC.
     pub fn new(config: &MySqlConfig) -> Self {
-        let opts = OptsBuilder::default()
-            .ip_or_hostname(config.host.clone())
-            .tcp_port(config.port)
-            .user(Some(config.user.clone()))
-            .pass(Some(config.password.clone()))
-            .prefer_socket(false)
-            .init(vec!["SET time_zone = '+00:00'"]);
+        let opts = config.opts().init(vec!["SET time_zone = '+00:00'"]);
         Self {
             pool: Pool::new(opts),
             schemas: Mutex::new(HashMap::new()),
