@@ -175,6 +175,23 @@ fn column_from_def(def: &ColumnDef, default_charset: &str) -> ColumnSchema {
     }
 }
 
+/// `CHANGE`/`MODIFY` carry a column's parts rather than a `ColumnDef`.
+fn column_from_parts(
+    name: sqlparser::ast::Ident,
+    data_type: sqlparser::ast::DataType,
+    options: Vec<sqlparser::ast::ColumnOption>,
+) -> ColumnSchema {
+    let def = ColumnDef {
+        name,
+        data_type,
+        options: options
+            .into_iter()
+            .map(|option| sqlparser::ast::ColumnOptionDef { name: None, option })
+            .collect(),
+    };
+    column_from_def(&def, "utf8mb4")
+}
+
 fn is_primary(def: &ColumnDef) -> bool {
     def.options
         .iter()
@@ -314,48 +331,21 @@ pub(crate) fn parse(sql: &str, default_db: Option<&str>) -> Parsed {
                             data_type,
                             options,
                             column_position,
-                        } => {
-                            let def = ColumnDef {
-                                name: new_name,
-                                data_type,
-                                options: options
-                                    .into_iter()
-                                    .map(|option| sqlparser::ast::ColumnOptionDef {
-                                        name: None,
-                                        option,
-                                    })
-                                    .collect(),
-                            };
-                            ops.push(AlterOp::Change {
-                                from: old_name.value,
-                                column: column_from_def(&def, "utf8mb4"),
-                                place: place_of(column_position.as_ref()),
-                            });
-                        }
+                        } => ops.push(AlterOp::Change {
+                            from: old_name.value,
+                            column: column_from_parts(new_name, data_type, options),
+                            place: place_of(column_position.as_ref()),
+                        }),
                         AlterTableOperation::ModifyColumn {
                             col_name,
                             data_type,
                             options,
                             column_position,
-                        } => {
-                            let from = col_name.value.clone();
-                            let def = ColumnDef {
-                                name: col_name,
-                                data_type,
-                                options: options
-                                    .into_iter()
-                                    .map(|option| sqlparser::ast::ColumnOptionDef {
-                                        name: None,
-                                        option,
-                                    })
-                                    .collect(),
-                            };
-                            ops.push(AlterOp::Change {
-                                from,
-                                column: column_from_def(&def, "utf8mb4"),
-                                place: place_of(column_position.as_ref()),
-                            });
-                        }
+                        } => ops.push(AlterOp::Change {
+                            from: col_name.value.clone(),
+                            column: column_from_parts(col_name, data_type, options),
+                            place: place_of(column_position.as_ref()),
+                        }),
                         AlterTableOperation::DropPrimaryKey { .. } => {
                             ops.push(AlterOp::DropPrimaryKey)
                         }

@@ -676,6 +676,16 @@ impl BinlogReader {
         Ok(())
     }
 
+    /// Hands `batch` over with the tracker's position; `None` when nobody listens any more.
+    async fn flush(&mut self, tracker: &Tracker, batch: &mut Vec<SourceEvent>) -> Option<FilePos> {
+        let position = tracker.current.clone();
+        let shown = tracker.emit_position();
+        let gtid = tracker.gtid_mode.then(|| tracker.gtid_resume());
+        self.deliver(std::mem::take(batch), position.clone(), shown, gtid)
+            .await
+            .then_some(position)
+    }
+
     async fn stream_once(&mut self) -> Result<(), Stop> {
         self.delivered_since_connect = false;
         let config = self.config.clone();
@@ -794,31 +804,19 @@ impl BinlogReader {
                     self.state_pending = true;
                 }
                 if batch.len() >= MAX_BATCH {
-                    let position = tracker.current.clone();
-                    let shown = tracker.emit_position();
-                    let gtid = tracker.gtid_mode.then(|| tracker.gtid_resume());
-                    if !self
-                        .deliver(std::mem::take(&mut batch), position.clone(), shown, gtid)
-                        .await
-                    {
+                    let Some(sent) = self.flush(&tracker, &mut batch).await else {
                         return Ok(());
-                    }
-                    last_sent = position;
+                    };
+                    last_sent = sent;
                 }
                 next = stream.next().now_or_never();
             }
             // Nothing more is ready: hand over what we have, or just the new position.
             if !batch.is_empty() || tracker.current != last_sent || self.state_pending {
-                let position = tracker.current.clone();
-                let shown = tracker.emit_position();
-                let gtid = tracker.gtid_mode.then(|| tracker.gtid_resume());
-                if !self
-                    .deliver(std::mem::take(&mut batch), position.clone(), shown, gtid)
-                    .await
-                {
+                let Some(sent) = self.flush(&tracker, &mut batch).await else {
                     return Ok(());
-                }
-                last_sent = position;
+                };
+                last_sent = sent;
             }
         }
     }
