@@ -75,6 +75,17 @@ const EXPECTED: &[(&str, &str)] = &[
     ("g", "\"AQEAAAAAAAAAAADwPwAAAAAAAABA\""),
 ];
 
+/// `column: expected X, got Y` for every column of row 1 that differs from [`EXPECTED`].
+fn differences_from_expected(row: &stream_core::ChangeEvent) -> Vec<String> {
+    EXPECTED
+        .iter()
+        .filter_map(|(column, expected)| {
+            let got = field(row, column);
+            (got != *expected).then(|| format!("{column}: expected {expected}, got {got}"))
+        })
+        .collect()
+}
+
 async fn every_type_decodes_exactly(mode: &str) {
     let mut c = conn().await;
     let db = fresh_db(&mut c, "types").await;
@@ -103,13 +114,7 @@ async fn every_type_decodes_exactly(mode: &str) {
         "{}",
         row.to_json()
     );
-    let mut wrong = Vec::new();
-    for (column, expected) in EXPECTED {
-        let got = field(row, column);
-        if got != *expected {
-            wrong.push(format!("{column}: expected {expected}, got {got}"));
-        }
-    }
+    let wrong = differences_from_expected(row);
     assert!(
         wrong.is_empty(),
         "binlog_row_metadata={mode}:\n{}",
@@ -175,13 +180,7 @@ async fn mariadb_every_type_reads_the_same_through_the_snapshot() {
     assert_eq!(got.changes.len(), 2);
     let row = &got.changes[0];
     assert_eq!(row.op, stream_core::Op::Insert);
-    let mut wrong = Vec::new();
-    for (column, expected) in EXPECTED {
-        let got = field(row, column);
-        if got != *expected {
-            wrong.push(format!("{column}: expected {expected}, got {got}"));
-        }
-    }
+    let wrong = differences_from_expected(row);
     assert!(wrong.is_empty(), "snapshot path:\n{}", wrong.join("\n"));
     for (column, expected) in [
         ("dt", "\"0000-00-00\""),
