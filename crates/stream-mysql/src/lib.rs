@@ -26,8 +26,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Not yet here: the initial snapshot, the polling fallback, the `Store`, resuming by GTID
-//! (positions are binlog file/offset; transactions carry their GTID in `txn`).
+//! Also here: [`MySqlPollingSource`] (for servers without replication rights; blind to
+//! deletes), [`MySqlStore`] (CRUD and queries), an initial snapshot (`StartFrom::Snapshot`),
+//! MariaDB GTID positions ([`MySqlConfig::gtid_positions`]) and TLS (`?ssl-mode=`). Not yet:
+//! resuming from MySQL GTID sets, MariaDB binlog compression. See `docs/mysql.md`.
 
 mod binary;
 mod charset;

@@ -6,7 +6,7 @@
 //! | feature | crate | status |
 //! | --- | --- | --- |
 //! | (always) | [`core`] (`stream-core`): events, positions, JSON, `Hub`, traits | ready |
-//! | `mysql` | `stream-mysql`: binlog CDC for MySQL and MariaDB | in progress |
+//! | `mysql` | `stream-mysql`: binlog CDC, snapshot, polling, `Store` for MySQL and MariaDB | ready |
 //! | `mongo` | `stream-mongo`: change streams | not implemented yet |
 //! | `cache` | `stream-cache`: reads kept fresh by the change stream | not implemented yet |
 //! | `heartbeat` | `stream-heartbeat`: probes, circuit breaker, reconnect | not implemented yet |
