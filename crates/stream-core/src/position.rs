@@ -18,6 +18,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -47,8 +48,8 @@ pub struct MySqlPosition {
 pub enum TxnStart {
     /// Binlog file name and byte offset of the transaction's first event.
     File {
-        /// Binlog file name, e.g. `mysql-bin.000003`.
-        file: String,
+        /// Binlog file name, e.g. `mysql-bin.000003` (shared: every event of a file names it).
+        file: Arc<str>,
         /// Byte offset in that file.
         offset: u64,
     },
@@ -126,7 +127,7 @@ fn parse_err(input: &str, reason: impl Into<String>) -> PositionParseError {
 
 impl Position {
     /// A file/offset binlog position.
-    pub fn binlog(file: impl Into<String>, offset: u64, skip: u64) -> Self {
+    pub fn binlog(file: impl Into<Arc<str>>, offset: u64, skip: u64) -> Self {
         Position::MySql(MySqlPosition {
             start: TxnStart::File {
                 file: file.into(),

@@ -15,11 +15,12 @@ pub(crate) fn decimal_len(precision: u8, scale: u8) -> usize {
 }
 
 fn push_group(out: &mut String, value: u32, width: usize) {
-    let digits = itoa::Buffer::new().format(value).to_owned();
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(value);
     for _ in digits.len()..width {
         out.push('0');
     }
-    out.push_str(&digits);
+    out.push_str(digits);
 }
 
 /// Decodes one DECIMAL(precision, scale) value to plain text with exactly `scale` fraction
@@ -32,35 +33,44 @@ pub(crate) fn decode_decimal(r: &mut Reader<'_>, precision: u8, scale: u8) -> Re
     }
     let len = decimal_len(precision, scale);
     let raw = r.take(len, "a DECIMAL value")?;
-    let mut bytes = raw.to_vec();
+    // At most 30 bytes (DECIMAL(65,30)): no heap allocation for the working copy.
+    let mut storage = [0u8; 32];
+    let bytes = &mut storage[..len];
+    bytes.copy_from_slice(raw);
     let negative = bytes.first().is_some_and(|b| b & 0x80 == 0);
     if let Some(first) = bytes.first_mut() {
         *first ^= 0x80;
     }
     if negative {
-        for b in &mut bytes {
+        for b in bytes.iter_mut() {
             *b = !*b;
         }
     }
     let intg = usize::from(precision - scale);
     let frac = usize::from(scale);
-    let mut rd = Reader::new(&bytes);
-    let mut int_text = String::with_capacity(intg + 1);
-    let lead = intg % 9;
-    if lead > 0 {
-        let v = rd.uint_be(DIG2BYTES[lead], "DECIMAL digits")?;
-        push_group(&mut int_text, v as u32, lead);
-    }
-    for _ in 0..intg / 9 {
-        let v = rd.uint_be(4, "DECIMAL digits")?;
-        push_group(&mut int_text, v as u32, 9);
-    }
-    let int_part = int_text.trim_start_matches('0');
-    let mut out = String::with_capacity(int_text.len() + frac + 3);
+    let mut rd = Reader::new(bytes);
+    let mut out = String::with_capacity(intg + frac + 3);
     if negative {
         out.push('-');
     }
-    out.push_str(if int_part.is_empty() { "0" } else { int_part });
+    let digits_start = out.len();
+    let lead = intg % 9;
+    if lead > 0 {
+        let v = rd.uint_be(DIG2BYTES[lead], "DECIMAL digits")?;
+        push_group(&mut out, v as u32, lead);
+    }
+    for _ in 0..intg / 9 {
+        let v = rd.uint_be(4, "DECIMAL digits")?;
+        push_group(&mut out, v as u32, 9);
+    }
+    let zeros = out[digits_start..]
+        .bytes()
+        .take_while(|&b| b == b'0')
+        .count();
+    out.drain(digits_start..digits_start + zeros);
+    if out.len() == digits_start {
+        out.push('0');
+    }
     if frac > 0 {
         out.push('.');
         for _ in 0..frac / 9 {

@@ -195,7 +195,7 @@ pub(crate) async fn binary_logs(
 /// Where a stream starts: a file position and rows of that transaction to skip.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FilePos {
-    pub(crate) file: String,
+    pub(crate) file: Arc<str>,
     pub(crate) offset: u64,
     pub(crate) skip: u64,
 }
@@ -214,14 +214,14 @@ fn resolve_start(from: &StartFrom, logs: &[(String, u64)]) -> Result<FilePos, So
     })?;
     match from {
         StartFrom::Earliest => Ok(FilePos {
-            file: oldest.0.clone(),
+            file: oldest.0.as_str().into(),
             offset: 4,
             skip: 0,
         }),
         StartFrom::Latest => {
             let (file, size) = logs.last().unwrap_or(oldest);
             Ok(FilePos {
-                file: file.clone(),
+                file: file.as_str().into(),
                 offset: *size,
                 skip: 0,
             })
@@ -230,7 +230,7 @@ fn resolve_start(from: &StartFrom, logs: &[(String, u64)]) -> Result<FilePos, So
             start: TxnStart::File { file, offset },
             skip,
         })) => {
-            if !logs.iter().any(|(f, _)| f == file) {
+            if !logs.iter().any(|(f, _)| **f == **file) {
                 let newest = logs.last().map_or(oldest.0.as_str(), |l| l.0.as_str());
                 let purged = compare_files(file, &oldest.0).is_some_and(|o| o.is_lt())
                     || compare_files(file, newest).is_none();
@@ -309,7 +309,7 @@ impl Source for MySqlSource {
                 });
                 (
                     FilePos {
-                        file,
+                        file: file.into(),
                         offset,
                         skip: 0,
                     },
@@ -330,7 +330,7 @@ impl Source for MySqlSource {
                 view_filter = ViewFilter::new(
                     progress,
                     FilePos {
-                        file: file2,
+                        file: file2.into(),
                         offset: offset2,
                         skip: 0,
                     },
@@ -355,7 +355,7 @@ impl Source for MySqlSource {
                 // No file yet: the server finds the transaction after this GTID state.
                 (
                     FilePos {
-                        file: String::new(),
+                        file: "".into(),
                         offset: 4,
                         skip: 0,
                     },
@@ -624,7 +624,7 @@ impl BinlogReader {
         let read = crate::snapshot::SnapshotRead {
             config: &config,
             catalog: &catalog,
-            file: self.resume.file.clone(),
+            file: self.resume.file.to_string(),
             offset: self.resume.offset,
             from: from.clone(),
             ts_ms,
@@ -841,7 +841,7 @@ enum TableEntry {
 
 /// Follows files, transactions and table maps; turns row events into change events.
 struct Tracker {
-    file: String,
+    file: Arc<str>,
     committed: FilePos,
     /// The resume position after everything handled so far.
     current: FilePos,
@@ -988,7 +988,7 @@ impl Tracker {
                 if !self.seen_fde && self.checksum && name.len() > 4 {
                     name = &name[..name.len() - 4];
                 }
-                self.file = String::from_utf8_lossy(name).into_owned();
+                self.file = String::from_utf8_lossy(name).as_ref().into();
                 if self.txn.is_none() {
                     self.committed = FilePos {
                         file: self.file.clone(),

@@ -73,7 +73,7 @@ async fn mariadb_purged_position_names_the_oldest_available() {
             .await
             .expect("purge");
         let first: Option<(String, u64)> = c.query_first("SHOW BINARY LOGS").await.expect("logs");
-        if first.is_some_and(|(f, _)| f == newest) {
+        if first.is_some_and(|(f, _)| *f == *newest) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
