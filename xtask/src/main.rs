@@ -5,8 +5,9 @@
 //! - `test`: servers up, every test of the workspace, servers down; fails loudly if a server
 //!   cannot start.
 //! - `demo`: the newcomer's first run against a throwaway MariaDB.
-//! - `bench`: end-to-end benchmarks (not implemented yet).
+//! - `bench`: binlog readers side by side on one binlog, and live commit-to-delivery lag.
 
+mod bench;
 mod demo;
 mod servers;
 mod test;
@@ -23,7 +24,7 @@ commands:
   db status                                  show the servers and their URLs
   test [-- <cargo test args>]                servers up, run every test of the workspace, servers down
   demo [--seconds N]                         live change events from a throwaway MariaDB shop
-  bench                                      end-to-end benchmarks (not implemented yet)
+  bench [--quick] [--rows N] [--rounds N]    binlog readers side by side, and live lag (docs/benchmarks.md)
 ";
 
 fn main() {
@@ -42,10 +43,7 @@ fn run(args: &[String]) -> Result<()> {
         ["db", "status"] => servers::status_command(),
         ["test", rest @ ..] => test::run(rest),
         ["demo", rest @ ..] => demo::run(rest),
-        ["bench", ..] => bail!(
-            "`cargo xtask bench` is not implemented yet: it needs the MySQL binlog source; \
-             see the benchmarks issue"
-        ),
+        ["bench", rest @ ..] => bench::run(rest),
         [] | ["help" | "--help" | "-h"] => {
             print!("{USAGE}");
             Ok(())

@@ -31,6 +31,8 @@
 //! MariaDB GTID positions ([`MySqlConfig::gtid_positions`]) and TLS (`?ssl-mode=`). Not yet:
 //! resuming from MySQL GTID sets, MariaDB binlog compression. See `docs/mysql.md`.
 
+#[doc(hidden)]
+pub mod bench_support;
 mod binary;
 mod charset;
 mod config;

@@ -211,20 +211,36 @@ impl MariaDb {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Runs SQL as root over the socket; returns the tab-separated output.
+    /// Runs SQL as root over the socket (through stdin, so it may be long); returns the
+    /// tab-separated output.
     pub fn sql(&self, sql: &str) -> Result<String, String> {
-        run(
-            Command::new(binary("mariadb")?).args([
+        use std::io::Write as _;
+        let mut child = Command::new(binary("mariadb")?)
+            .args([
                 "--no-defaults",
                 "-uroot",
                 &format!("--socket={}", self.dir.join("mysqld.sock").display()),
                 "--batch",
                 "--skip-column-names",
-                "-e",
-                sql,
-            ]),
-            "mariadb client",
-        )
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("mariadb client: {e}"))?;
+        let mut stdin = child.stdin.take().ok_or("mariadb client: no stdin")?;
+        let input = sql.to_owned();
+        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+        let out = child.wait_with_output().map_err(|e| format!("mariadb client: {e}"))?;
+        let _ = writer.join();
+        if !out.status.success() {
+            return Err(format!(
+                "mariadb client failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Stops the server cleanly (SIGTERM, then waits).
