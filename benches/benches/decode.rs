@@ -60,7 +60,11 @@ fn rows(image: &[u8], columns: usize) -> Vec<u8> {
 fn family(c: &mut Criterion, name: &str, columns: &[(u8, &[u8], bool)], image: &[u8]) {
     let bench = RowDecoderBench::from_table_map(&table_map(columns)).expect("table map");
     let data = rows(image, columns.len());
-    assert_eq!(bench.decode_all(&data), Ok(ROWS), "{name}: the image must decode");
+    assert_eq!(
+        bench.decode_all(&data),
+        Ok(ROWS),
+        "{name}: the image must decode"
+    );
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(ROWS as u64));
     group.bench_function(name, |b| b.iter(|| bench.decode_all(&data)));
@@ -69,7 +73,13 @@ fn family(c: &mut Criterion, name: &str, columns: &[(u8, &[u8], bool)], image: &
 
 fn integers(c: &mut Criterion) {
     // INT, BIGINT UNSIGNED, SMALLINT, TINYINT, MEDIUMINT
-    let cols: &[(u8, &[u8], bool)] = &[(3, &[], false), (8, &[], true), (2, &[], false), (1, &[], false), (9, &[], false)];
+    let cols: &[(u8, &[u8], bool)] = &[
+        (3, &[], false),
+        (8, &[], true),
+        (2, &[], false),
+        (1, &[], false),
+        (9, &[], false),
+    ];
     let mut image = Vec::new();
     image.extend_from_slice(&123_456i32.to_le_bytes());
     image.extend_from_slice(&u64::MAX.to_le_bytes());
@@ -90,7 +100,12 @@ fn decimals_and_floats(c: &mut Criterion) {
 
 fn temporals(c: &mut Criterion) {
     // DATETIME(6), TIMESTAMP(3), DATE, TIME
-    let cols: &[(u8, &[u8], bool)] = &[(18, &[6], false), (17, &[3], false), (10, &[], false), (19, &[0], false)];
+    let cols: &[(u8, &[u8], bool)] = &[
+        (18, &[6], false),
+        (17, &[3], false),
+        (10, &[], false),
+        (19, &[0], false),
+    ];
     let ym: u64 = 2024 * 13 + 2;
     let packed = ((((ym << 5) | 29) << 17) | (12 << 12) | (34 << 6) | 56) + 0x80_0000_0000;
     let mut image = packed.to_be_bytes()[3..].to_vec();

@@ -17,7 +17,8 @@ use stream_testkit::mariadb::MariaDb;
 
 use crate::util::{find_binary, run_checked, state_dir, workspace_root};
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--rows N] [--rounds N] [--rate N] [--seconds N]";
+const USAGE: &str =
+    "usage: cargo xtask bench [--quick] [--rows N] [--rounds N] [--rate N] [--seconds N]";
 
 struct Args {
     rows: u64,
@@ -36,8 +37,11 @@ fn parse(args: &[&str]) -> Result<Args> {
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut num = |name: &str| -> Result<u64> {
-            let v = it.next().with_context(|| format!("{name} needs a value\n{USAGE}"))?;
-            v.parse().with_context(|| format!("{name}: `{v}` is not a number"))
+            let v = it
+                .next()
+                .with_context(|| format!("{name} needs a value\n{USAGE}"))?;
+            v.parse()
+                .with_context(|| format!("{name}: `{v}` is not a number"))
         };
         match *arg {
             "--quick" => {
@@ -73,22 +77,37 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     let a = parse(args)?;
     let root = workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let time = find_binary(&["time"]).filter(|p| p.starts_with("/usr/bin")).context(
-        "/usr/bin/time is needed to measure peak RSS: apt-get install time",
-    )?;
+    let time = find_binary(&["time"])
+        .filter(|p| p.starts_with("/usr/bin"))
+        .context("/usr/bin/time is needed to measure peak RSS: apt-get install time")?;
     eprintln!("xtask bench: building release binaries...");
     run_checked(
         Command::new(&cargo)
-            .args(["build", "--quiet", "--release", "-p", "stream-cli", "-p", "ultimate-stream-benches", "--bins"])
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "-p",
+                "stream-cli",
+                "-p",
+                "ultimate-stream-benches",
+                "--bins",
+            ])
             .current_dir(&root),
         "cargo build --release",
     )?;
-    let release = state_dir().parent().map(|t| t.join("release")).context("target dir")?;
+    let release = state_dir()
+        .parent()
+        .map(|t| t.join("release"))
+        .context("target dir")?;
     let peers = state_dir().join("peers");
     std::fs::create_dir_all(&peers)?;
 
     let dir = crate::servers::unique_temp_dir("bench");
-    eprintln!("xtask bench: starting MariaDB and writing {} row changes...", a.rows);
+    eprintln!(
+        "xtask bench: starting MariaDB and writing {} row changes...",
+        a.rows
+    );
     let server = MariaDb::start(&dir, &["--max-binlog-size=1G"]).map_err(anyhow::Error::msg)?;
     let (file, pos) = workload(&server, a.rows)?;
     let url = server.url();
@@ -100,7 +119,13 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     let readers = vec![
         Reader {
             name: "ultimate-stream Stream (count)",
-            command: Ok(vec![release.join("stream-count").display().to_string(), "count".into(), url.clone(), position.clone(), rows.clone()]),
+            command: Ok(vec![
+                release.join("stream-count").display().to_string(),
+                "count".into(),
+                url.clone(),
+                position.clone(),
+                rows.clone(),
+            ]),
         },
         Reader {
             name: "ustream tail (JSON to /dev/null)",
@@ -114,9 +139,47 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
                 rows.clone(),
             ]),
         },
-        Reader { name: "mysql_cdc 0.2.1", command: mysql_cdc_reader(&peers, &cargo).map(|bin| vec![bin.display().to_string(), host.into(), port.into(), file.clone(), pos.to_string(), rows.clone()]) },
-        Reader { name: "zongji 0.5.1 (Node)", command: zongji_reader(&peers).map(|script| vec!["node".into(), script.display().to_string(), host.into(), port.into(), file.clone(), pos.to_string(), rows.clone()]) },
-        Reader { name: "python-mysql-replication 1.0.17", command: python_reader(&peers).map(|(python, script)| vec![python.display().to_string(), script.display().to_string(), host.into(), port.into(), file.clone(), pos.to_string(), rows.clone()]) },
+        Reader {
+            name: "mysql_cdc 0.2.1",
+            command: mysql_cdc_reader(&peers, &cargo).map(|bin| {
+                vec![
+                    bin.display().to_string(),
+                    host.into(),
+                    port.into(),
+                    file.clone(),
+                    pos.to_string(),
+                    rows.clone(),
+                ]
+            }),
+        },
+        Reader {
+            name: "zongji 0.5.1 (Node)",
+            command: zongji_reader(&peers).map(|script| {
+                vec![
+                    "node".into(),
+                    script.display().to_string(),
+                    host.into(),
+                    port.into(),
+                    file.clone(),
+                    pos.to_string(),
+                    rows.clone(),
+                ]
+            }),
+        },
+        Reader {
+            name: "python-mysql-replication 1.0.17",
+            command: python_reader(&peers).map(|(python, script)| {
+                vec![
+                    python.display().to_string(),
+                    script.display().to_string(),
+                    host.into(),
+                    port.into(),
+                    file.clone(),
+                    pos.to_string(),
+                    rows.clone(),
+                ]
+            }),
+        },
     ];
 
     let mut samples = vec![Sample::default(); readers.len()];
@@ -128,11 +191,18 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
             order.reverse();
         }
         for i in order {
-            let Ok(cmd) = &readers[i].command else { continue };
+            let Ok(cmd) = &readers[i].command else {
+                continue;
+            };
             if samples[i].error.is_some() {
                 continue;
             }
-            eprintln!("xtask bench: round {} / {}: {}", round + 1, a.rounds, readers[i].name);
+            eprintln!(
+                "xtask bench: round {} / {}: {}",
+                round + 1,
+                a.rounds,
+                readers[i].name
+            );
             match measure(&time, cmd) {
                 Ok((secs, rss)) => {
                     samples[i].seconds.push(secs);
@@ -142,9 +212,18 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
             }
         }
     }
-    eprintln!("xtask bench: live latency at {} commits/s for {} s...", a.rate, a.seconds);
+    eprintln!(
+        "xtask bench: live latency at {} commits/s for {} s...",
+        a.rate, a.seconds
+    );
     let latency = run_checked(
-        Command::new(release.join("stream-count")).args(["latency", &url, &a.rate.to_string(), &a.seconds.to_string(), "8"]),
+        Command::new(release.join("stream-count")).args([
+            "latency",
+            &url,
+            &a.rate.to_string(),
+            &a.seconds.to_string(),
+            "8",
+        ]),
         "latency benchmark",
     )
     .map(|s| s.trim().to_owned());
@@ -157,7 +236,11 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     std::fs::write(&out, &report.json)?;
     let svg = root.join("docs").join("benchmarks-readers.svg");
     std::fs::write(&svg, chart(&readers, &samples, a.rows))?;
-    eprintln!("xtask bench: JSON in {}, chart in {}", out.display(), svg.display());
+    eprintln!(
+        "xtask bench: JSON in {}, chart in {}",
+        out.display(),
+        svg.display()
+    );
     Ok(())
 }
 
@@ -171,9 +254,14 @@ fn workload(server: &MariaDb, rows: u64) -> Result<(String, u64)> {
                flag TINYINT UNSIGNED NOT NULL, score DOUBLE, status ENUM('new','paid','shipped') NOT NULL)",
         )
         .map_err(anyhow::Error::msg)?;
-    let status = server.sql("SHOW MASTER STATUS").map_err(anyhow::Error::msg)?;
+    let status = server
+        .sql("SHOW MASTER STATUS")
+        .map_err(anyhow::Error::msg)?;
     let mut parts = status.split_whitespace();
-    let (file, pos) = (parts.next().context("binlog file")?.to_owned(), parts.next().context("binlog pos")?.parse()?);
+    let (file, pos) = (
+        parts.next().context("binlog file")?.to_owned(),
+        parts.next().context("binlog pos")?.parse()?,
+    );
     let inserts = rows * 6 / 10;
     let updates = rows * 3 / 10;
     let deletes = rows - inserts - updates;
@@ -194,19 +282,30 @@ fn workload(server: &MariaDb, rows: u64) -> Result<(String, u64)> {
     while done < updates {
         let n = chunk.min(updates - done);
         let from = done % inserts.max(1);
-        let _ = write!(sql, "UPDATE bench.mixed SET qty = qty + 1, status = 'paid' WHERE id > {from} AND id <= {};", from + n);
+        let _ = write!(
+            sql,
+            "UPDATE bench.mixed SET qty = qty + 1, status = 'paid' WHERE id > {from} AND id <= {};",
+            from + n
+        );
         done += n;
     }
     let mut done = 0;
     while done < deletes {
         let n = chunk.min(deletes - done);
         let from = inserts - done - n;
-        let _ = write!(sql, "DELETE FROM bench.mixed WHERE id > {from} AND id <= {};", from + n);
+        let _ = write!(
+            sql,
+            "DELETE FROM bench.mixed WHERE id > {from} AND id <= {};",
+            from + n
+        );
         done += n;
     }
     let started = Instant::now();
     server.sql(&sql).map_err(anyhow::Error::msg)?;
-    eprintln!("xtask bench: workload written in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "xtask bench: workload written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok((file, pos))
 }
 
@@ -223,12 +322,19 @@ fn measure(time: &Path, cmd: &[String]) -> Result<(f64, u64)> {
         .with_context(|| format!("running {}", cmd[0]))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        bail!("{} failed: {}", cmd[0], err.lines().last().unwrap_or("no output"));
+        bail!(
+            "{} failed: {}",
+            cmd[0],
+            err.lines().last().unwrap_or("no output")
+        );
     }
     let text = std::fs::read_to_string(&stats)?;
     let line = text.lines().last().context("no timing")?;
     let mut f = line.split_whitespace();
-    Ok((f.next().context("time")?.parse()?, f.next().context("rss")?.parse()?))
+    Ok((
+        f.next().context("time")?.parse()?,
+        f.next().context("rss")?.parse()?,
+    ))
 }
 
 fn mysql_cdc_reader(peers: &Path, cargo: &str) -> Result<PathBuf, String> {
@@ -247,7 +353,9 @@ fn mysql_cdc_reader(peers: &Path, cargo: &str) -> Result<PathBuf, String> {
     std::fs::write(dir.join("src/main.rs"), MYSQL_CDC_MAIN).map_err(|e| e.to_string())?;
     eprintln!("xtask bench: building the mysql_cdc peer (once)...");
     run_checked(
-        Command::new(cargo).args(["build", "--quiet", "--release", "--manifest-path"]).arg(dir.join("Cargo.toml")),
+        Command::new(cargo)
+            .args(["build", "--quiet", "--release", "--manifest-path"])
+            .arg(dir.join("Cargo.toml")),
         "building the mysql_cdc reader",
     )
     .map_err(|e| format!("{e:#}"))?;
@@ -302,7 +410,10 @@ fn zongji_reader(peers: &Path) -> Result<PathBuf, String> {
         eprintln!("xtask bench: installing zongji from npm (once)...");
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         run_checked(
-            Command::new("npm").args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"]).arg(&dir).arg("zongji@0.5.1"),
+            Command::new("npm")
+                .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&dir)
+                .arg("zongji@0.5.1"),
             "npm install zongji",
         )
         .map_err(|e| format!("{e:#}"))?;
@@ -336,7 +447,11 @@ fn python_reader(peers: &Path) -> Result<(PathBuf, PathBuf), String> {
     if !python.is_file() || !venv.join(".installed").is_file() {
         eprintln!("xtask bench: installing python-mysql-replication from PyPI (once)...");
         let system = find_binary(&["python3.11", "python3"]).ok_or("python3 is not installed")?;
-        run_checked(Command::new(system).args(["-m", "venv"]).arg(&venv), "python venv").map_err(|e| format!("{e:#}"))?;
+        run_checked(
+            Command::new(system).args(["-m", "venv"]).arg(&venv),
+            "python venv",
+        )
+        .map_err(|e| format!("{e:#}"))?;
         run_checked(
             Command::new(venv.join("bin/pip")).args(["install", "-q", "mysql-replication==1.0.17"]),
             "pip install mysql-replication",
@@ -381,7 +496,10 @@ fn median(v: &[f64]) -> Option<f64> {
 }
 
 fn report(a: &Args, readers: &[Reader], samples: &[Sample], latency: &Result<String>) -> Report {
-    let ours = samples.first().and_then(|s| median(&s.seconds)).map(|t| a.rows as f64 / t);
+    let ours = samples
+        .first()
+        .and_then(|s| median(&s.seconds))
+        .map(|t| a.rows as f64 / t);
     let mut table = String::new();
     let _ = writeln!(
         table,
@@ -415,8 +533,16 @@ fn report(a: &Args, readers: &[Reader], samples: &[Sample], latency: &Result<Str
             }
             (why, _) => {
                 let why = why.unwrap_or_else(|| "no result".into()).replace('|', "/");
-                let _ = writeln!(table, "| {} | - | - | - | unavailable: {} |", r.name, why.lines().next().unwrap_or(""));
-                json_rows.push(format!("{{\"reader\":\"{}\",\"unavailable\":{:?}}}", r.name, why));
+                let _ = writeln!(
+                    table,
+                    "| {} | - | - | - | unavailable: {} |",
+                    r.name,
+                    why.lines().next().unwrap_or("")
+                );
+                json_rows.push(format!(
+                    "{{\"reader\":\"{}\",\"unavailable\":{:?}}}",
+                    r.name, why
+                ));
             }
         }
     }
@@ -424,7 +550,11 @@ fn report(a: &Args, readers: &[Reader], samples: &[Sample], latency: &Result<Str
         Ok(l) => l.clone(),
         Err(e) => format!("{{\"error\":{:?}}}", format!("{e:#}")),
     };
-    let _ = writeln!(table, "\nlive lag (target {} commits/s, {} s, 8 writers): {lat}", a.rate, a.seconds);
+    let _ = writeln!(
+        table,
+        "\nlive lag (target {} commits/s, {} s, 8 writers): {lat}",
+        a.rate, a.seconds
+    );
     let json = format!(
         "{{\"rows\":{},\"rounds\":{},\"readers\":[{}],\"latency\":{lat}}}\n",
         a.rows,
@@ -442,7 +572,11 @@ fn chart(readers: &[Reader], samples: &[Sample], total: u64) -> String {
         .filter(|(r, s)| r.command.is_ok() && s.error.is_none())
         .filter_map(|(r, s)| median(&s.seconds).map(|t| (r.name, total as f64 / t)))
         .collect();
-    let max = rows.iter().map(|r| r.1).fold(0.0_f64, f64::max).max(f64::MIN_POSITIVE);
+    let max = rows
+        .iter()
+        .map(|r| r.1)
+        .fold(0.0_f64, f64::max)
+        .max(f64::MIN_POSITIVE);
     let (w, bar, gap, left) = (760.0, 26.0, 10.0, 250.0);
     let h = 40.0 + rows.len() as f64 * (bar + gap);
     let mut svg = format!(

@@ -4,6 +4,11 @@
 
 mod pretty;
 
+/// Events are allocated on the reader thread and freed on the writer thread: mimalloc keeps
+/// that cheap where glibc's allocator contends on its arena locks.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
 

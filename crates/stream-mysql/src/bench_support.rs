@@ -17,7 +17,12 @@ impl RowDecoderBench {
     pub fn from_table_map(table_map: &[u8]) -> Result<Self, String> {
         let map = TableMap::parse(table_map).map_err(|e| e.0)?;
         let mut catalog = Catalog::default();
-        for (id, charset) in [(33, "utf8mb3"), (45, "utf8mb4"), (8, "latin1"), (63, "binary")] {
+        for (id, charset) in [
+            (33, "utf8mb3"),
+            (45, "utf8mb4"),
+            (8, "latin1"),
+            (63, "binary"),
+        ] {
             catalog.collations.insert(id, charset.to_owned());
         }
         let decoder = TableDecoder::build(&map, None, &catalog).map_err(|e| e.0)?;

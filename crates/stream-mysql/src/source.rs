@@ -46,7 +46,7 @@ mod event_type {
 
 /// Most events in one batch; a batch is also flushed whenever the server has nothing more
 /// ready, so latency stays low on a live stream.
-const MAX_BATCH: usize = 2048;
+const MAX_BATCH: usize = 1024;
 
 /// Reads the binlog of a MySQL or MariaDB server as a [`Source`].
 #[derive(Debug, Clone)]

@@ -231,7 +231,9 @@ impl MariaDb {
         let mut stdin = child.stdin.take().ok_or("mariadb client: no stdin")?;
         let input = sql.to_owned();
         let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-        let out = child.wait_with_output().map_err(|e| format!("mariadb client: {e}"))?;
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("mariadb client: {e}"))?;
         let _ = writer.join();
         if !out.status.success() {
             return Err(format!(
