@@ -401,7 +401,7 @@ impl Source for MySqlSource {
                 })?;
         }
         drop(conn);
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = mpsc::channel(2);
         let server_id = config.server_id.unwrap_or_else(unique_server_id);
         let reader = BinlogReader {
             config,
