@@ -493,3 +493,32 @@ async fn mariadb_schema_state_saved_with_a_position_decodes_old_rows_after_ddl()
     let shapes: Vec<Vec<String>> = got.changes.iter().map(names).collect();
     assert_eq!(shapes, [vec!["id", "a"], vec!["id", "a", "b"]]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_missing_replication_privileges_are_named() {
+    let mut c = conn().await;
+    let user = stream_testkit::unique_name("norepl");
+    c.query_drop(format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT SELECT ON *.* TO '{user}'@'%'"
+    ))
+    .await
+    .expect("user");
+    let url = url().replacen("ustream:ustream", &format!("{user}:pw"), 1);
+    let got = collect(
+        config(&url, ""),
+        StartFrom::Latest,
+        1,
+        Duration::from_secs(10),
+    )
+    .await;
+    let err = got.error.expect("must be refused");
+    assert!(
+        matches!(err, stream_core::SourceError::Prerequisite { .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("REPLICATION SLAVE"), "{text}");
+    c.query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .expect("drop user");
+}
