@@ -75,6 +75,8 @@ fn run_cargo_test(fleet: &servers::Fleet, extra: &[&str]) -> Result<()> {
     cmd.args(["test", "--workspace", "--all-features", "--no-fail-fast"])
         .args(extra)
         .envs(fleet.env())
+        // Tests that need a stand-in of their own (restarts, oplog pruning) start this one.
+        .env("STREAM_TEST_SECANTUS", servers::secantus_launcher()?)
         .current_dir(crate::util::workspace_root());
     // One pipe for both streams: cargo's `Running tests/x.rs` (stderr) must stay in order with
     // the test results (stdout) to know which binary each test belongs to.

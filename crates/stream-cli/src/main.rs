@@ -72,9 +72,35 @@ struct TailArgs {
     /// file positions.
     #[arg(long)]
     gtid: bool,
+    /// MongoDB: `after` of update events: `off`, `update-lookup` (the document as it is when
+    /// read), `when-available` or `required` (post-images recorded at the change).
+    #[arg(long, value_enum, default_value_t = FullDocumentArg::Off)]
+    full_document: FullDocumentArg,
+    /// MongoDB: `before` of updates and deletes from pre-images: `off`, `when-available`,
+    /// `required` (the collection needs `changeStreamPreAndPostImages`).
+    #[arg(long, value_enum, default_value_t = PreImagesArg::Off)]
+    pre_images: PreImagesArg,
+    /// MongoDB: ask the server to split events over 16 MB and join the fragments.
+    #[arg(long)]
+    split_large_events: bool,
     /// `jsonl` (the event contract, one object per line) or `pretty` (for humans).
     #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     format: Format,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum FullDocumentArg {
+    Off,
+    UpdateLookup,
+    WhenAvailable,
+    Required,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum PreImagesArg {
+    Off,
+    WhenAvailable,
+    Required,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -134,7 +160,24 @@ fn source_for(
             config.schema_state = state;
             Ok(Box::new(stream_mysql::MySqlSource::new(config)))
         }
-        Some("mongodb" | "mongodb+srv") => Ok(Box::new(stream_mongo::MongoSource::new(url))),
+        Some("mongodb" | "mongodb+srv") => {
+            use stream_mongo::{FullDocument, PreImages};
+            let mut config = stream_mongo::MongoConfig::from_url(url)?;
+            config.filter = filter.clone();
+            config.full_document = match args.full_document {
+                FullDocumentArg::Off => FullDocument::Off,
+                FullDocumentArg::UpdateLookup => FullDocument::UpdateLookup,
+                FullDocumentArg::WhenAvailable => FullDocument::WhenAvailable,
+                FullDocumentArg::Required => FullDocument::Required,
+            };
+            config.pre_images = match args.pre_images {
+                PreImagesArg::Off => PreImages::Off,
+                PreImagesArg::WhenAvailable => PreImages::WhenAvailable,
+                PreImagesArg::Required => PreImages::Required,
+            };
+            config.split_large_events = args.split_large_events;
+            Ok(Box::new(stream_mongo::MongoSource::new(config)))
+        }
         _ => bail!("unsupported URL scheme: expected mysql://, mariadb:// or mongodb://"),
     }
 }
@@ -205,8 +248,17 @@ async fn tail(args: TailArgs) -> Result<()> {
         let mut reached = batch.position.clone();
         buf.clear();
         for event in &batch.events {
-            let SourceEvent::Change(change) = event else {
-                continue;
+            let change = match event {
+                SourceEvent::Change(change) => change,
+                SourceEvent::Schema(schema) => {
+                    // Not a row change: a note for the human, never on stdout.
+                    eprintln!(
+                        "schema change: {} {:?} at {}",
+                        schema.namespace, schema.kind, schema.position
+                    );
+                    continue;
+                }
+                _ => continue,
             };
             if !filter.matches(&change.namespace) {
                 continue;

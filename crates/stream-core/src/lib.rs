@@ -54,6 +54,7 @@ pub mod hub;
 pub mod json;
 pub mod pattern;
 pub mod position;
+pub mod redact;
 pub mod sink;
 pub mod source;
 pub mod store;
@@ -70,9 +71,10 @@ pub use event::{
 pub use hub::{Delivery, Hub, SubscribeOptions, Subscription};
 pub use pattern::{NamespaceFilter, NamespacePattern, PatternError};
 pub use position::{
-    GtidSet, MariaDbGtid, MariaDbGtidList, MongoPosition, MySqlPosition, PollCursor, PollProgress,
-    Position, PositionParseError, SnapshotProgress, TxnStart,
+    GtidSet, MariaDbGtid, MariaDbGtidList, MongoPosition, MongoSnapshotProgress, MySqlPosition,
+    PollCursor, PollProgress, Position, PositionParseError, SnapshotProgress, TxnStart,
 };
+pub use redact::redact_url;
 pub use sink::{JsonLinesSink, Sink, SinkError};
 pub use source::{BatchStream, ErrorClass, Opened, Source, SourceError, StartFrom};
 pub use store::{Filter, MemoryStore, Query, Store, StoreError};

@@ -13,6 +13,8 @@
 //! | `mysql-gtid:3e11fa47-71ca-11e1-9e33-c80aa9429562:1-5:7+1` | MySQL executed GTID set |
 //! | `mongodb:<base64url>` | MongoDB resume token (raw BSON, opaque) |
 //! | `mongodb-time:1700000000.3` | MongoDB cluster time (`t.i`) to start at |
+//! | `mongodb-snapshot:<base64url>` | inside a MongoDB initial snapshot (JSON progress) |
+//! | `mongodb-poll:<base64url>` | the MongoDB polling fallback's cursors (JSON) |
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -106,6 +108,26 @@ pub enum MongoPosition {
         /// Increment.
         i: u32,
     },
+    /// Inside an initial snapshot whose change stream starts at a cluster time.
+    Snapshot(MongoSnapshotProgress),
+    /// The polling fallback's cursors (no change stream involved).
+    Poll(PollProgress),
+}
+
+/// How far a MongoDB initial snapshot got: the cluster time its change stream starts at, the
+/// collection being read and the last `_id` read from it (collections in name order, documents
+/// in `_id` order).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct MongoSnapshotProgress {
+    /// Cluster time seconds the change stream starts at once the scan is done.
+    pub t: u32,
+    /// Cluster time increment.
+    pub i: u32,
+    /// `db.collection` being read.
+    pub collection: String,
+    /// Canonical Extended JSON of the last `_id` read from `collection`; `None` before its
+    /// first document.
+    pub after: Option<String>,
 }
 
 /// Why text could not be read as a position.
@@ -204,14 +226,8 @@ impl fmt::Display for Position {
                     TxnStart::File { file, offset } => write!(f, "binlog:{file}:{offset}")?,
                     TxnStart::MariaDbGtid(list) => write!(f, "mariadb-gtid:{list}")?,
                     TxnStart::MySqlGtid(set) => write!(f, "mysql-gtid:{set}")?,
-                    TxnStart::Snapshot(progress) => {
-                        let json = serde_json::to_vec(progress).map_err(|_| fmt::Error)?;
-                        write!(f, "mysql-snapshot:{}", URL_SAFE_NO_PAD.encode(json))?;
-                    }
-                    TxnStart::Poll(progress) => {
-                        let json = serde_json::to_vec(progress).map_err(|_| fmt::Error)?;
-                        write!(f, "mysql-poll:{}", URL_SAFE_NO_PAD.encode(json))?;
-                    }
+                    TxnStart::Snapshot(progress) => write_json_b64(f, "mysql-snapshot", progress)?,
+                    TxnStart::Poll(progress) => write_json_b64(f, "mysql-poll", progress)?,
                 }
                 write!(f, "+{}", p.skip)
             }
@@ -221,8 +237,35 @@ impl fmt::Display for Position {
             Position::MongoDb(MongoPosition::ClusterTime { t, i }) => {
                 write!(f, "mongodb-time:{t}.{i}")
             }
+            Position::MongoDb(MongoPosition::Snapshot(progress)) => {
+                write_json_b64(f, "mongodb-snapshot", progress)
+            }
+            Position::MongoDb(MongoPosition::Poll(progress)) => {
+                write_json_b64(f, "mongodb-poll", progress)
+            }
         }
     }
+}
+
+/// `<kind>:<base64url of the JSON of progress>`: progress records are printable but opaque.
+fn write_json_b64(
+    f: &mut fmt::Formatter<'_>,
+    kind: &str,
+    progress: &impl serde::Serialize,
+) -> fmt::Result {
+    let json = serde_json::to_vec(progress).map_err(|_| fmt::Error)?;
+    write!(f, "{kind}:{}", URL_SAFE_NO_PAD.encode(json))
+}
+
+fn parse_json_b64<T: serde::de::DeserializeOwned>(
+    input: &str,
+    body: &str,
+    what: &str,
+) -> Result<T, PositionParseError> {
+    let json = URL_SAFE_NO_PAD
+        .decode(body)
+        .map_err(|e| parse_err(input, format!("{what} is not base64url: {e}")))?;
+    serde_json::from_slice(&json).map_err(|e| parse_err(input, format!("{what}: {e}")))
 }
 
 impl FromStr for Position {
@@ -280,11 +323,7 @@ impl FromStr for Position {
             }
             "mysql-snapshot" => {
                 let (body, skip) = split_skip(rest)?;
-                let json = URL_SAFE_NO_PAD.decode(&body).map_err(|e| {
-                    parse_err(s, format!("snapshot progress is not base64url: {e}"))
-                })?;
-                let progress: SnapshotProgress = serde_json::from_slice(&json)
-                    .map_err(|e| parse_err(s, format!("snapshot progress: {e}")))?;
+                let progress = parse_json_b64(s, &body, "snapshot progress")?;
                 Ok(Position::MySql(MySqlPosition {
                     start: TxnStart::Snapshot(progress),
                     skip,
@@ -292,11 +331,7 @@ impl FromStr for Position {
             }
             "mysql-poll" => {
                 let (body, skip) = split_skip(rest)?;
-                let json = URL_SAFE_NO_PAD
-                    .decode(&body)
-                    .map_err(|e| parse_err(s, format!("poll progress is not base64url: {e}")))?;
-                let progress: PollProgress = serde_json::from_slice(&json)
-                    .map_err(|e| parse_err(s, format!("poll progress: {e}")))?;
+                let progress = parse_json_b64(s, &body, "poll progress")?;
                 Ok(Position::MySql(MySqlPosition {
                     start: TxnStart::Poll(progress),
                     skip,
@@ -323,10 +358,20 @@ impl FromStr for Position {
                     .map_err(|_| parse_err(s, format!("increment `{i}` is not a u32")))?;
                 Ok(Position::MongoDb(MongoPosition::ClusterTime { t, i }))
             }
+            "mongodb-snapshot" => Ok(Position::MongoDb(MongoPosition::Snapshot(parse_json_b64(
+                s,
+                rest,
+                "snapshot progress",
+            )?))),
+            "mongodb-poll" => Ok(Position::MongoDb(MongoPosition::Poll(parse_json_b64(
+                s,
+                rest,
+                "poll progress",
+            )?))),
             other => Err(parse_err(
                 s,
                 format!(
-                    "unknown kind `{other}` (expected binlog, mariadb-gtid, mysql-gtid, mysql-snapshot, mysql-poll, mongodb or mongodb-time)"
+                    "unknown kind `{other}` (expected binlog, mariadb-gtid, mysql-gtid, mysql-snapshot, mysql-poll, mongodb, mongodb-time, mongodb-snapshot or mongodb-poll)"
                 ),
             )),
         }
@@ -616,6 +661,8 @@ mod tests {
             "mysql-gtid:3e11fa47-71ca-11e1-9e33-c80aa9429562:1-2:blue:4-9+0",
             "mongodb:gmVCb3Jn",
             "mongodb-time:1700000000.3",
+            "mongodb-snapshot:eyJ0IjoxNzAwMDAwMDAwLCJpIjozLCJjb2xsZWN0aW9uIjoic2hvcC5vcmRlcnMiLCJhZnRlciI6bnVsbH0",
+            "mongodb-poll:eyJjdXJzb3JzIjp7fX0",
             "mysql-snapshot:eyJmaWxlIjoibXlzcWwtYmluLjAwMDAwMSIsIm9mZnNldCI6NCwidGFibGUiOiJzaG9wLm9yZGVycyIsImFmdGVyIjoie1wiaWRcIjo3fSJ9+0",
         ] {
             let p: Position = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));

@@ -1,6 +1,7 @@
 //! Connection and stream settings, parsed from a `mysql://` URL.
 
 use stream_core::NamespaceFilter;
+pub use stream_core::redact_url;
 
 /// Why a configuration was rejected. Never contains the password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,24 +94,6 @@ fn percent_decode(s: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-/// The URL with any password replaced by `***`, for messages.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "<not a URL>".to_owned();
-    };
-    match rest.rsplit_once('@') {
-        Some((creds, host)) => {
-            let user = creds.split_once(':').map_or(creds, |(u, _)| u);
-            if creds.contains(':') {
-                format!("{scheme}://{user}:***@{host}")
-            } else {
-                format!("{scheme}://{user}@{host}")
-            }
-        }
-        None => url.to_owned(),
-    }
 }
 
 impl MySqlConfig {

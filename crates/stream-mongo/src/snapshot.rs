@@ -1,0 +1,361 @@
+//! The initial snapshot: every wanted collection read in `_id` order, then the change stream
+//! from the cluster time taken before the scan, without repeating what the scan delivered.
+//!
+//! A scan that is not one point-in-time read (chunks, no snapshot read concern: the stand-in
+//! and long scans on real servers cannot promise one) still hands over without gap: the stream
+//! starts at the cluster time `T0` taken before the first read. Changes between `T0` and a
+//! document's read are dropped only when the scan provably saw them: each chunk is a majority
+//! read that starts after the previous read's operation time, and every change to a scanned
+//! document up to that time is already in what the scan delivered. Later changes are delivered,
+//! so a document changed *while its chunk was being read* may be delivered once more
+//! (at-least-once for that instant, never a gap).
+
+use mongodb::bson::{Bson, Document, Timestamp, doc};
+use mongodb::options::{CollectionOptions, ReadConcern};
+use mongodb::{ClientSession, Collection};
+use stream_core::{
+    ChangeEvent, ErrorClass, MongoPosition, MongoSnapshotProgress, Namespace, Op, Opened, Position,
+    Row, SourceError, SourceEvent, SourceKind,
+};
+use tokio::sync::mpsc;
+
+use crate::bson_value::{document_to_row, value_from_bson};
+use crate::source::{Dedupe, Item, Resume, Watcher, batches, id_key, time_position};
+
+/// Opens a snapshot (or continues one from `progress`), then the change stream.
+pub(crate) async fn start(
+    watcher: Watcher,
+    progress: Option<MongoSnapshotProgress>,
+    rx: mpsc::Receiver<Result<Item, SourceError>>,
+) -> Result<Opened, SourceError> {
+    let collections = wanted_collections(&watcher).await?;
+    let mut session = watcher
+        .client
+        .start_session()
+        .await
+        .map_err(|e| failed("starting a session", &e))?;
+    let progress = match progress {
+        Some(p) => p,
+        None => {
+            let t0 = start_time(&watcher, &mut session, collections.first()).await?;
+            MongoSnapshotProgress {
+                t: t0.time,
+                i: t0.increment,
+                collection: collections.first().cloned().unwrap_or_default(),
+                after: None,
+            }
+        }
+    };
+    let start = Position::MongoDb(MongoPosition::Snapshot(progress.clone()));
+    tokio::spawn(async move {
+        let shutdown = watcher.shutdown.clone();
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = scan_then_stream(watcher, session, collections, progress) => {}
+        }
+    });
+    Ok(Opened {
+        start,
+        batches: batches(rx),
+    })
+}
+
+fn failed(what: &str, e: &mongodb::error::Error) -> SourceError {
+    SourceError::Other {
+        reason: format!("snapshot: {what}: {e}"),
+        class: crate::source::classify(e),
+    }
+}
+
+/// `db.collection` names the filter wants, in name order (views and system collections left
+/// out: they have no change events of their own).
+async fn wanted_collections(watcher: &Watcher) -> Result<Vec<String>, SourceError> {
+    let mut out = Vec::new();
+    let dbs = watcher
+        .client
+        .list_database_names()
+        .await
+        .map_err(|e| failed("listing databases", &e))?;
+    for db in dbs {
+        if matches!(db.as_str(), "admin" | "local" | "config") || !watcher.config.wants(&db, "") {
+            continue;
+        }
+        let names = watcher
+            .client
+            .database(&db)
+            .list_collection_names()
+            .filter(doc! {"type": "collection"})
+            .await
+            .map_err(|e| failed(&format!("listing collections of {db}"), &e))?;
+        out.extend(
+            names
+                .into_iter()
+                .filter(|c| !c.starts_with("system.") && watcher.config.wants(&db, c))
+                .map(|c| format!("{db}.{c}")),
+        );
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn majority(watcher: &Watcher, ns: &str) -> Collection<Document> {
+    let (db, coll) = ns.split_once('.').unwrap_or((ns, ""));
+    watcher.client.database(db).collection_with_options(
+        coll,
+        CollectionOptions::builder()
+            .read_concern(ReadConcern::majority())
+            .build(),
+    )
+}
+
+/// The cluster time the change stream will start at: that of a majority read made before the
+/// scan, so that it is not later than any chunk's read point.
+async fn start_time(
+    watcher: &Watcher,
+    session: &mut ClientSession,
+    first: Option<&String>,
+) -> Result<Timestamp, SourceError> {
+    if let Some(ns) = first {
+        majority(watcher, ns)
+            .find_one(doc! {})
+            .session(&mut *session)
+            .await
+            .map_err(|e| failed(&format!("reading {ns}"), &e))?;
+        if let Some(t) = session.operation_time() {
+            return Ok(t);
+        }
+    }
+    watcher.cluster_time().await
+}
+
+/// MongoDB's sort order of BSON type brackets, by `$type` alias.
+const TYPE_ORDER: &[&[&str]] = &[
+    &["minKey"],
+    &["null", "undefined"],
+    &["int", "long", "double", "decimal"],
+    &["symbol", "string"],
+    &["object"],
+    &["array"],
+    &["binData"],
+    &["objectId"],
+    &["bool"],
+    &["date"],
+    &["timestamp"],
+    &["regex"],
+    &["maxKey"],
+];
+
+fn type_rank(value: &Bson) -> usize {
+    match value {
+        Bson::MinKey => 0,
+        Bson::Null | Bson::Undefined => 1,
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => 2,
+        Bson::Symbol(_) | Bson::String(_) => 3,
+        Bson::Document(_) => 4,
+        Bson::Array(_) => 5,
+        Bson::Binary(_) => 6,
+        Bson::ObjectId(_) => 7,
+        Bson::Boolean(_) => 8,
+        Bson::DateTime(_) => 9,
+        Bson::Timestamp(_) => 10,
+        Bson::RegularExpression(_) => 11,
+        Bson::MaxKey => 12,
+        _ => 11,
+    }
+}
+
+/// Documents after `_id` `after` in index order: `$gt` compares within one type bracket only,
+/// so the later brackets are added by `$type`.
+fn after_filter(after: Option<&Bson>) -> Document {
+    let Some(id) = after else {
+        return doc! {};
+    };
+    let later: Vec<&str> = TYPE_ORDER[type_rank(id) + 1..]
+        .iter()
+        .flat_map(|aliases| aliases.iter().copied())
+        .collect();
+    if later.is_empty() {
+        doc! {"_id": {"$gt": id.clone()}}
+    } else {
+        doc! {"$or": [{"_id": {"$gt": id.clone()}}, {"_id": {"$type": later}}]}
+    }
+}
+
+fn id_text(id: &Bson) -> String {
+    id.clone().into_canonical_extjson().to_string()
+}
+
+fn id_from_text(ns: &str, text: &str) -> Result<Bson, SourceError> {
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| bad_progress(ns, text, &e.to_string()))?;
+    Bson::try_from(json).map_err(|e| bad_progress(ns, text, &e.to_string()))
+}
+
+fn bad_progress(ns: &str, text: &str, reason: &str) -> SourceError {
+    SourceError::Other {
+        reason: format!("snapshot position for {ns} holds an unreadable _id `{text}`: {reason}"),
+        class: ErrorClass::Definite,
+    }
+}
+
+async fn scan_then_stream(
+    mut watcher: Watcher,
+    mut session: ClientSession,
+    collections: Vec<String>,
+    progress: MongoSnapshotProgress,
+) {
+    let t0 = Timestamp {
+        time: progress.t,
+        increment: progress.i,
+    };
+    let mut dedupe = Dedupe::default();
+    for ns in collections
+        .iter()
+        .filter(|ns| ns.as_str() >= progress.collection.as_str())
+    {
+        let resume_after = match (&progress.after, *ns == progress.collection) {
+            (Some(text), true) => match id_from_text(ns, text) {
+                Ok(id) => Some(id),
+                Err(e) => {
+                    let _ = watcher.tx.send(Err(e)).await;
+                    return;
+                }
+            },
+            _ => None,
+        };
+        let scanned =
+            scan_collection(&watcher, &mut session, ns, resume_after, t0, &mut dedupe).await;
+        match scanned {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                let _ = watcher.tx.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+    dedupe.until = dedupe
+        .seen
+        .values()
+        .copied()
+        .max_by_key(|t| (t.time, t.increment));
+    if !dedupe.seen.is_empty() {
+        watcher.dedupe = Some(dedupe);
+    }
+    let handover = time_position(t0);
+    if watcher.tx.send(Ok(Item::Moved(handover))).await.is_err() {
+        return;
+    }
+    let from = Resume::At(t0);
+    if let Some(stream) = watcher.reopen(None, &from).await {
+        watcher.run(stream, from).await;
+    }
+}
+
+/// Reads one collection in chunks; `Ok(false)` when the consumer is gone.
+async fn scan_collection(
+    watcher: &Watcher,
+    session: &mut ClientSession,
+    ns_text: &str,
+    mut after: Option<Bson>,
+    t0: Timestamp,
+    dedupe: &mut Dedupe,
+) -> Result<bool, SourceError> {
+    let collection = majority(watcher, ns_text);
+    let (db, coll) = ns_text.split_once('.').unwrap_or((ns_text, ""));
+    let namespace = Namespace::new(db, coll);
+    let chunk = watcher.config.snapshot_chunk.max(1);
+    loop {
+        // Every change up to the previous majority read is visible to this one.
+        let seen_until = session.operation_time().unwrap_or(t0);
+        let mut cursor = collection
+            .find(after_filter(after.as_ref()))
+            .sort(doc! {"_id": 1})
+            .limit(i64::from(chunk))
+            .batch_size(chunk)
+            .session(&mut *session)
+            .await
+            .map_err(|e| failed(&format!("reading {ns_text}"), &e))?;
+        let mut docs = Vec::new();
+        while let Some(doc) = cursor.next(&mut *session).await {
+            docs.push(doc.map_err(|e| failed(&format!("reading {ns_text}"), &e))?);
+        }
+        let full = docs.len() >= chunk as usize;
+        for doc in docs {
+            let Some(id) = doc.get("_id").cloned() else {
+                continue;
+            };
+            let position = Position::MongoDb(MongoPosition::Snapshot(MongoSnapshotProgress {
+                t: t0.time,
+                i: t0.increment,
+                collection: ns_text.to_owned(),
+                after: Some(id_text(&id)),
+            }));
+            dedupe
+                .seen
+                .insert((namespace.clone(), id_key(&id)), seen_until);
+            let key: Row = [("_id", value_from_bson(&id))].into_iter().collect();
+            let event = ChangeEvent {
+                source: SourceKind::MongoDb,
+                namespace: namespace.clone(),
+                op: Op::Insert,
+                key: Some(key),
+                before: None,
+                after: Some(document_to_row(&doc)),
+                update: None,
+                position,
+                ts_ms: i64::from(t0.time) * 1000,
+                txn: None,
+            };
+            if watcher
+                .tx
+                .send(Ok(Item::Event(SourceEvent::Change(event))))
+                .await
+                .is_err()
+            {
+                return Ok(false);
+            }
+            after = Some(id);
+        }
+        if !full {
+            return Ok(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mongodb::bson::oid::ObjectId;
+
+    #[test]
+    fn resuming_after_an_id_also_takes_the_later_type_brackets() {
+        assert_eq!(
+            after_filter(Some(&Bson::MaxKey)),
+            doc! {"_id": {"$gt": Bson::MaxKey}}
+        );
+        let f = after_filter(Some(&Bson::String("m".into())));
+        let later = f.get_array("$or").expect("or")[1]
+            .as_document()
+            .and_then(|d| d.get_document("_id").ok())
+            .and_then(|d| d.get_array("$type").ok())
+            .expect("types")
+            .clone();
+        assert_eq!(later.first(), Some(&Bson::String("object".into())));
+        assert!(!later.contains(&Bson::String("int".into())));
+        assert!(later.contains(&Bson::String("objectId".into())));
+    }
+
+    #[test]
+    fn ids_survive_their_text_form() {
+        for id in [
+            Bson::Int32(7),
+            Bson::Int64(1 << 40),
+            Bson::String("a\"b".into()),
+            Bson::ObjectId(ObjectId::new()),
+            Bson::Document(doc! {"a": 1, "b": "x"}),
+        ] {
+            assert_eq!(id_from_text("d.c", &id_text(&id)).expect("parse"), id);
+        }
+    }
+}

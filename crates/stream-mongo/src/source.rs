@@ -1,0 +1,735 @@
+//! The change-stream source: opening, batching, automatic resume, invalidate and history loss.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use mongodb::bson::{Bson, Document, Timestamp, doc};
+use mongodb::change_stream::ChangeStream;
+use mongodb::change_stream::event::ResumeToken;
+use mongodb::error::{Error as DriverError, ErrorKind};
+use mongodb::options::ClientOptions;
+use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
+use mongodb::{Client, action::Watch};
+use stream_core::{
+    Batch, CancellationToken, ErrorClass, MongoPosition, Namespace, Opened, Position, Source,
+    SourceError, SourceEvent, SourceKind, StartFrom,
+};
+use tokio::sync::mpsc;
+
+use crate::config::{FullDocument, MongoConfig, PreImages, Scope, glob_regex, pattern_parts};
+use crate::event::{self, Converted, Reassembly};
+use crate::snapshot;
+
+/// Events handed over per batch at most.
+const MAX_BATCH: usize = 1024;
+
+/// A MongoDB change-stream source: a collection, a database or the whole deployment, as the
+/// narrowest scope that covers [`MongoConfig::filter`].
+#[derive(Debug, Clone)]
+pub struct MongoSource {
+    config: MongoConfig,
+}
+
+impl MongoSource {
+    /// A source with these settings.
+    pub fn new(config: MongoConfig) -> Self {
+        Self { config }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &MongoConfig {
+        &self.config
+    }
+}
+
+/// Where a change stream (re)starts.
+#[derive(Debug, Clone)]
+pub(crate) enum Resume {
+    Now,
+    At(Timestamp),
+    After(Vec<u8>),
+}
+
+impl Resume {
+    /// Where to resume to continue after `position` (a token or a cluster time).
+    pub(crate) fn from_position(position: &Position) -> Self {
+        match position {
+            Position::MongoDb(MongoPosition::ResumeToken(token)) => Resume::After(token.clone()),
+            Position::MongoDb(MongoPosition::ClusterTime { t, i }) => Resume::At(Timestamp {
+                time: *t,
+                increment: *i,
+            }),
+            _ => Resume::Now,
+        }
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            Resume::Now => "end".to_owned(),
+            Resume::At(ts) => time_position(*ts).to_string(),
+            Resume::After(token) => event::token_position(token.clone()).to_string(),
+        }
+    }
+}
+
+pub(crate) fn time_position(ts: Timestamp) -> Position {
+    Position::MongoDb(MongoPosition::ClusterTime {
+        t: ts.time,
+        i: ts.increment,
+    })
+}
+
+/// What the reader task hands to the batcher.
+#[derive(Debug)]
+pub(crate) enum Item {
+    Event(SourceEvent),
+    /// The position moved without an event (post-batch resume token, filtered events).
+    Moved(Position),
+}
+
+pub(crate) type ItemSender = mpsc::Sender<Result<Item, SourceError>>;
+
+#[async_trait::async_trait]
+impl Source for MongoSource {
+    fn kind(&self) -> SourceKind {
+        SourceKind::MongoDb
+    }
+
+    async fn open(
+        &mut self,
+        from: StartFrom,
+        shutdown: CancellationToken,
+    ) -> Result<Opened, SourceError> {
+        let client = connect(&self.config).await?;
+        require_change_streams(&client, &self.config).await?;
+        let (tx, rx) = mpsc::channel(MAX_BATCH);
+        let watcher = Watcher::new(client, self.config.clone(), tx, shutdown);
+        let start = match from {
+            StartFrom::Snapshot => return snapshot::start(watcher, None, rx).await,
+            StartFrom::Position(Position::MongoDb(MongoPosition::Snapshot(progress))) => {
+                return snapshot::start(watcher, Some(progress), rx).await;
+            }
+            StartFrom::Latest => Resume::Now,
+            StartFrom::Earliest => {
+                Resume::At(oldest_oplog_time(&watcher.client).await.map_err(|reason| {
+                    SourceError::Unsupported {
+                        what: format!(
+                            "starting at the oldest change needs read access to local.oplog.rs \
+                         ({reason}); start from `end` or a saved position instead"
+                        ),
+                    }
+                })?)
+            }
+            StartFrom::Position(Position::MongoDb(MongoPosition::ResumeToken(token))) => {
+                Resume::After(token)
+            }
+            StartFrom::Position(Position::MongoDb(MongoPosition::ClusterTime { t, i })) => {
+                Resume::At(Timestamp {
+                    time: t,
+                    increment: i,
+                })
+            }
+            StartFrom::Position(other) => {
+                return Err(SourceError::Unsupported {
+                    what: format!("position {other} is not a MongoDB change-stream position"),
+                });
+            }
+        };
+        let (stream, start) = watcher.open_first(start).await?;
+        tokio::spawn(watcher.run(stream, Resume::from_position(&start)));
+        Ok(Opened {
+            start,
+            batches: batches(rx),
+        })
+    }
+}
+
+/// Connects and checks that the server answers and the credentials are accepted.
+pub(crate) async fn connect(config: &MongoConfig) -> Result<Client, SourceError> {
+    let definite = |reason: String| SourceError::Connect {
+        target: config.shown(),
+        reason,
+        class: ErrorClass::Definite,
+    };
+    let mut options = ClientOptions::parse(config.uri())
+        .await
+        .map_err(|e| definite(config.scrub(&e.to_string())))?;
+    options
+        .app_name
+        .get_or_insert_with(|| "ultimate-stream".to_owned());
+    options
+        .server_selection_timeout
+        .get_or_insert(Duration::from_secs(10));
+    let client =
+        Client::with_options(options).map_err(|e| definite(config.scrub(&e.to_string())))?;
+    client
+        .database("admin")
+        .run_command(doc! {"ping": 1})
+        .await
+        .map_err(|e| connect_error(config, &e))?;
+    Ok(client)
+}
+
+fn connect_error(config: &MongoConfig, e: &DriverError) -> SourceError {
+    let reason = match e.kind.as_ref() {
+        ErrorKind::Authentication { .. } => {
+            "authentication failed (check user, password and authSource)".to_owned()
+        }
+        ErrorKind::Command(c) if c.code == 18 => {
+            "authentication failed (check user, password and authSource)".to_owned()
+        }
+        _ => config.scrub(&e.to_string()),
+    };
+    SourceError::Connect {
+        target: config.shown(),
+        reason,
+        class: classify(e),
+    }
+}
+
+/// Change streams need the oplog: a replica set or a sharded cluster.
+async fn require_change_streams(client: &Client, config: &MongoConfig) -> Result<(), SourceError> {
+    let hello = client
+        .database("admin")
+        .run_command(doc! {"hello": 1})
+        .await
+        .map_err(|e| connect_error(config, &e))?;
+    let replicated = hello.contains_key("setName") || hello.get_str("msg") == Ok("isdbgrid");
+    if replicated {
+        Ok(())
+    } else {
+        Err(SourceError::Prerequisite {
+            setting: "replication".into(),
+            expected: "a replica set or sharded cluster (change streams read the oplog)".into(),
+            actual: "a standalone server (use MongoPollingSource, which cannot see deletes)".into(),
+        })
+    }
+}
+
+/// The cluster time of the oldest oplog entry.
+pub(crate) async fn oldest_oplog_time(client: &Client) -> Result<Timestamp, String> {
+    let first = client
+        .database("local")
+        .collection::<Document>("oplog.rs")
+        .find_one(doc! {})
+        .sort(doc! {"$natural": 1})
+        .projection(doc! {"ts": 1})
+        .await
+        .map_err(|e| e.to_string())?;
+    match first.as_ref().and_then(|d| d.get("ts")) {
+        Some(Bson::Timestamp(ts)) => Ok(*ts),
+        _ => Err("the oplog is empty or has no `ts`".to_owned()),
+    }
+}
+
+/// Whether the driver's error is worth retrying (the network, a failover, a resumable
+/// change-stream error) or final.
+pub(crate) fn classify(e: &DriverError) -> ErrorClass {
+    const RETRYABLE_CODES: &[i32] = &[
+        6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388, 13435,
+        13436,
+    ];
+    if e.contains_label("ResumableChangeStreamError")
+        || e.contains_label("RetryableWriteError")
+        || e.contains_label("TransientTransactionError")
+    {
+        return ErrorClass::Transient;
+    }
+    match e.kind.as_ref() {
+        ErrorKind::Io(_)
+        | ErrorKind::ServerSelection { .. }
+        | ErrorKind::ConnectionPoolCleared { .. }
+        | ErrorKind::DnsResolve { .. } => ErrorClass::Transient,
+        ErrorKind::Command(c) if RETRYABLE_CODES.contains(&c.code) => ErrorClass::Transient,
+        _ => ErrorClass::Definite,
+    }
+}
+
+fn command_code(e: &DriverError) -> Option<i32> {
+    match e.kind.as_ref() {
+        ErrorKind::Command(c) => Some(c.code),
+        _ => None,
+    }
+}
+
+/// ChangeStreamHistoryLost: the oplog no longer holds the resume point.
+const HISTORY_LOST: i32 = 286;
+
+/// Groups what the reader sent into batches: everything already waiting, up to [`MAX_BATCH`].
+pub(crate) fn batches(rx: mpsc::Receiver<Result<Item, SourceError>>) -> stream_core::BatchStream {
+    struct State {
+        rx: mpsc::Receiver<Result<Item, SourceError>>,
+        held_error: Option<SourceError>,
+    }
+    let state = State {
+        rx,
+        held_error: None,
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        if let Some(e) = state.held_error.take() {
+            return Some((Err(e), state));
+        }
+        let first = match state.rx.recv().await? {
+            Ok(item) => item,
+            Err(e) => return Some((Err(e), state)),
+        };
+        let mut events = Vec::new();
+        let mut position = absorb(first, &mut events);
+        while events.len() < MAX_BATCH {
+            match state.rx.try_recv() {
+                Ok(Ok(item)) => position = absorb(item, &mut events),
+                Ok(Err(e)) => {
+                    state.held_error = Some(e);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        Some((
+            Ok(Batch {
+                events,
+                position,
+                state: None,
+            }),
+            state,
+        ))
+    })
+    .boxed()
+}
+
+fn absorb(item: Item, events: &mut Vec<SourceEvent>) -> Position {
+    match item {
+        Item::Event(e) => {
+            let p = e.position().clone();
+            events.push(e);
+            p
+        }
+        Item::Moved(p) => p,
+    }
+}
+
+/// Changes the snapshot already delivered: `(namespace, _id)` -> the cluster time up to which
+/// the scan saw every change of that document.
+#[derive(Debug, Default)]
+pub(crate) struct Dedupe {
+    pub(crate) seen: HashMap<(Namespace, Vec<u8>), Timestamp>,
+    pub(crate) until: Option<Timestamp>,
+}
+
+pub(crate) fn id_key(id: &Bson) -> Vec<u8> {
+    let mut out = Vec::new();
+    // A one-field document is always serialisable.
+    let _ = doc! {"_id": id.clone()}.to_writer(&mut out);
+    out
+}
+
+fn ts_le(a: Timestamp, b: Timestamp) -> bool {
+    (a.time, a.increment) <= (b.time, b.increment)
+}
+
+/// Owns the change stream and feeds the batcher.
+pub(crate) struct Watcher {
+    pub(crate) client: Client,
+    pub(crate) config: MongoConfig,
+    scope: Scope,
+    watched: Namespace,
+    pub(crate) tx: ItemSender,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) dedupe: Option<Dedupe>,
+}
+
+impl Watcher {
+    pub(crate) fn new(
+        client: Client,
+        config: MongoConfig,
+        tx: ItemSender,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let scope = config.scope();
+        let watched = match &scope {
+            Scope::Deployment => Namespace::new("", ""),
+            Scope::Database(db) => Namespace::new(db.as_str(), ""),
+            Scope::Collection(db, coll) => Namespace::new(db.as_str(), coll.as_str()),
+        };
+        Self {
+            client,
+            config,
+            scope,
+            watched,
+            tx,
+            shutdown,
+            dedupe: None,
+        }
+    }
+
+    /// Opens the stream for `open`: errors are returned, not sent. Also says where it starts.
+    pub(crate) async fn open_first(
+        &self,
+        from: Resume,
+    ) -> Result<(ChangeStream<Document>, Position), SourceError> {
+        let stream = match self.open_stream(&from).await {
+            Ok(s) => s,
+            Err(e) => return Err(self.failure(&e, &from).await),
+        };
+        let start = match from {
+            Resume::After(token) => event::token_position(token),
+            Resume::At(ts) => time_position(ts),
+            Resume::Now => match stream.resume_token().and_then(|t| token_to_bytes(&t)) {
+                Some(bytes) => event::token_position(bytes),
+                None => time_position(self.cluster_time().await?),
+            },
+        };
+        Ok((stream, start))
+    }
+
+    /// The deployment's current cluster time.
+    pub(crate) async fn cluster_time(&self) -> Result<Timestamp, SourceError> {
+        let hello = self
+            .client
+            .database("admin")
+            .run_command(doc! {"hello": 1})
+            .await
+            .map_err(|e| connect_error(&self.config, &e))?;
+        let from_cluster = hello
+            .get_document("$clusterTime")
+            .ok()
+            .and_then(|c| c.get_timestamp("clusterTime").ok());
+        hello
+            .get_timestamp("operationTime")
+            .ok()
+            .or(from_cluster)
+            .ok_or_else(|| SourceError::Other {
+                reason: "the server reports no cluster time (change streams need a replica set)"
+                    .into(),
+                class: ErrorClass::Definite,
+            })
+    }
+
+    fn pipeline(&self) -> Vec<Document> {
+        let mut stages = Vec::new();
+        let includes = self.config.filter.includes();
+        let excludes = self.config.filter.excludes();
+        let ns_doc = |p| {
+            let (db, coll) = pattern_parts(p);
+            doc! {"ns.db": {"$regex": glob_regex(db)}, "ns.coll": {"$regex": glob_regex(coll)}}
+        };
+        // Events without a collection (invalidate, dropDatabase) always pass; the client-side
+        // filter decides on those.
+        let no_coll = doc! {"ns.coll": {"$exists": false}};
+        if !includes.is_empty() {
+            let mut any: Vec<Document> = includes.iter().map(ns_doc).collect();
+            any.push(no_coll.clone());
+            stages.push(doc! {"$match": {"$or": any}});
+        }
+        if !excludes.is_empty() {
+            let none: Vec<Document> = excludes.iter().map(ns_doc).collect();
+            stages.push(doc! {"$match": {"$nor": none}});
+        }
+        if self.config.split_large_events {
+            stages.push(doc! {"$changeStreamSplitLargeEvent": {}});
+        }
+        stages
+    }
+
+    fn configure<'a>(&self, watch: Watch<'a>, from: &Resume) -> Result<Watch<'a>, DriverError> {
+        let mut watch = watch
+            .pipeline(self.pipeline())
+            .max_await_time(self.config.max_await);
+        watch = match self.config.full_document {
+            FullDocument::Off => watch,
+            FullDocument::UpdateLookup => watch.full_document(FullDocumentType::UpdateLookup),
+            FullDocument::WhenAvailable => watch.full_document(FullDocumentType::WhenAvailable),
+            FullDocument::Required => watch.full_document(FullDocumentType::Required),
+        };
+        watch = match self.config.pre_images {
+            PreImages::Off => watch,
+            PreImages::WhenAvailable => {
+                watch.full_document_before_change(FullDocumentBeforeChangeType::WhenAvailable)
+            }
+            PreImages::Required => {
+                watch.full_document_before_change(FullDocumentBeforeChangeType::Required)
+            }
+        };
+        Ok(match from {
+            Resume::Now => watch,
+            Resume::At(ts) => watch.start_at_operation_time(*ts),
+            // startAfter, unlike resumeAfter, also accepts an invalidate event's token.
+            Resume::After(token) => watch.start_after(token_from_bytes(token)?),
+        })
+    }
+
+    async fn open_stream(&self, from: &Resume) -> Result<ChangeStream<Document>, DriverError> {
+        let stream = match &self.scope {
+            Scope::Deployment => self.configure(self.client.watch(), from)?.await?,
+            Scope::Database(db) => {
+                let db = self.client.database(db);
+                self.configure(db.watch(), from)?.await?
+            }
+            Scope::Collection(db, coll) => {
+                let coll = self.client.database(db).collection::<Document>(coll);
+                self.configure(coll.watch(), from)?.await?
+            }
+        };
+        Ok(stream.with_type::<Document>())
+    }
+
+    /// The typed error for a failure at `from`: history loss names the oldest position left.
+    async fn failure(&self, e: &DriverError, from: &Resume) -> SourceError {
+        if command_code(e) == Some(HISTORY_LOST) {
+            let oldest = match oldest_oplog_time(&self.client).await {
+                Ok(ts) => time_position(ts).to_string(),
+                Err(_) => "unknown (local.oplog.rs is not readable)".to_owned(),
+            };
+            return SourceError::PositionPurged {
+                requested: from.shown(),
+                oldest,
+            };
+        }
+        let class = classify(e);
+        let reason = self.config.scrub(&e.to_string());
+        match e.kind.as_ref() {
+            ErrorKind::Authentication { .. } | ErrorKind::ServerSelection { .. } => {
+                connect_error(&self.config, e)
+            }
+            _ if class == ErrorClass::Transient => SourceError::ConnectionLost { reason },
+            _ => SourceError::Other {
+                reason: format!("change stream at {}: {reason}", from.shown()),
+                class,
+            },
+        }
+    }
+
+    async fn send(&self, item: Result<Item, SourceError>) -> bool {
+        self.tx.send(item).await.is_ok()
+    }
+
+    /// Reads until shutdown, the consumer leaving, or a final error.
+    pub(crate) async fn run(mut self, mut stream: ChangeStream<Document>, first: Resume) {
+        let mut last: Option<Vec<u8>> = None;
+        let resume_from = |last: &Option<Vec<u8>>, fallback: &Resume| match last {
+            Some(token) => Resume::After(token.clone()),
+            None => fallback.clone(),
+        };
+        let mut split = Reassembly::default();
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return,
+                next = stream.next_if_any() => next,
+            };
+            match next {
+                Ok(Some(doc)) => {
+                    let Some(token) = event::token_bytes(&doc) else {
+                        let _ = self
+                            .send(Err(SourceError::Other {
+                                reason: "a change-stream event has no resume token `_id`; \
+                                         a pipeline must not remove or modify `_id`"
+                                    .into(),
+                                class: ErrorClass::Definite,
+                            }))
+                            .await;
+                        return;
+                    };
+                    let whole = match split.feed(doc) {
+                        Ok(Some(whole)) => whole,
+                        Ok(None) => continue,
+                        Err(reason) => {
+                            let _ = self
+                                .send(Err(SourceError::Other {
+                                    reason: format!("reassembling a split event: {reason}"),
+                                    class: ErrorClass::Definite,
+                                }))
+                                .await;
+                            return;
+                        }
+                    };
+                    let invalidated = match self.deliver(&whole, token.clone()).await {
+                        Some(invalidated) => invalidated,
+                        None => return,
+                    };
+                    last = Some(token.clone());
+                    if invalidated {
+                        let from = Resume::After(token);
+                        match self.reopen(None, &from).await {
+                            Some(s) => stream = s,
+                            None => return,
+                        }
+                        continue;
+                    }
+                    if let Some(moved) = stream.resume_token().and_then(|t| token_to_bytes(&t))
+                        && moved != token
+                        && !split.pending()
+                    {
+                        if !self
+                            .send(Ok(Item::Moved(event::token_position(moved.clone()))))
+                            .await
+                        {
+                            return;
+                        }
+                        last = Some(moved);
+                    }
+                }
+                Ok(None) => {
+                    if !split.pending()
+                        && let Some(moved) = stream.resume_token().and_then(|t| token_to_bytes(&t))
+                        && last.as_ref() != Some(&moved)
+                    {
+                        if !self
+                            .send(Ok(Item::Moved(event::token_position(moved.clone()))))
+                            .await
+                        {
+                            return;
+                        }
+                        last = Some(moved);
+                    }
+                    if !stream.is_alive() {
+                        split.clear();
+                        let from = resume_from(&last, &first);
+                        match self.reopen(None, &from).await {
+                            Some(s) => stream = s,
+                            None => return,
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Fragments after the last whole event come again after the resume.
+                    split.clear();
+                    let from = resume_from(&last, &first);
+                    match self.reopen(Some(e), &from).await {
+                        Some(s) => stream = s,
+                        None => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one whole event (unless filtered or already delivered by a snapshot). `None`:
+    /// the consumer is gone; `Some(true)`: the event was an invalidate.
+    async fn deliver(&mut self, doc: &Document, token: Vec<u8>) -> Option<bool> {
+        let skip = self.already_seen(doc);
+        let (item, invalidated) = match event::convert(doc, token, &self.watched) {
+            Converted::Event(ev) if !skip && self.wanted(&ev) => (Item::Event(ev), false),
+            Converted::Event(ev) => (Item::Moved(ev.position().clone()), false),
+            Converted::Invalidate(ev) => (Item::Event(ev), true),
+            Converted::Skip => match event::token_bytes(doc) {
+                Some(t) => (Item::Moved(event::token_position(t)), false),
+                None => return Some(false),
+            },
+        };
+        self.send(Ok(item)).await.then_some(invalidated)
+    }
+
+    fn wanted(&self, ev: &SourceEvent) -> bool {
+        let ns = match ev {
+            SourceEvent::Change(c) => &c.namespace,
+            SourceEvent::Schema(s) => &s.namespace,
+            _ => return true,
+        };
+        self.config.wants(&ns.db, &ns.table)
+    }
+
+    /// Whether the snapshot already delivered the effect of this change.
+    fn already_seen(&mut self, doc: &Document) -> bool {
+        let Some(dedupe) = &self.dedupe else {
+            return false;
+        };
+        let Some((t, i)) = event::cluster_time(doc) else {
+            return false;
+        };
+        let at = Timestamp {
+            time: t,
+            increment: i,
+        };
+        if dedupe.until.is_none_or(|until| !ts_le(at, until)) {
+            // Past every document's scan time: nothing more to drop.
+            self.dedupe = None;
+            return false;
+        }
+        let (Some(ns), Some(id)) = (
+            event::namespace_of(doc),
+            doc.get_document("documentKey")
+                .ok()
+                .and_then(|k| k.get("_id")),
+        ) else {
+            return false;
+        };
+        dedupe
+            .seen
+            .get(&(ns, id_key(id)))
+            .is_some_and(|seen_until| ts_le(at, *seen_until))
+    }
+
+    /// Reopens after an error (or an invalidate/exhausted cursor when `error` is `None`),
+    /// retrying transient failures with exponential backoff for `reconnect_for`. `None` when
+    /// shutting down or after a final error was sent.
+    pub(crate) async fn reopen(
+        &self,
+        error: Option<DriverError>,
+        from: &Resume,
+    ) -> Option<ChangeStream<Document>> {
+        let started = tokio::time::Instant::now();
+        let mut delay = Duration::from_millis(100);
+        let mut failure = match error {
+            Some(e) => Some(self.failure(&e, from).await),
+            None => None,
+        };
+        loop {
+            if let Some(f) = &failure {
+                if f.class() == ErrorClass::Definite
+                    || started.elapsed() > self.config.reconnect_for
+                {
+                    let _ = self.send(Err(failure.take()?)).await;
+                    return None;
+                }
+                tracing::warn!(error = %f, from = %from.shown(), "change stream interrupted; resuming");
+                tokio::select! {
+                    () = self.shutdown.cancelled() => return None,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            match self.open_stream(from).await {
+                Ok(s) => {
+                    if failure.is_some() {
+                        tracing::info!(from = %from.shown(), "change stream resumed");
+                    }
+                    return Some(s);
+                }
+                Err(e) => failure = Some(self.failure(&e, from).await),
+            }
+        }
+    }
+}
+
+fn token_from_bytes(bytes: &[u8]) -> Result<ResumeToken, DriverError> {
+    Ok(mongodb::bson::from_slice::<ResumeToken>(bytes)?)
+}
+
+fn token_to_bytes(token: &ResumeToken) -> Option<Vec<u8>> {
+    mongodb::bson::to_vec(token).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_tokens_survive_the_byte_form() {
+        let original = doc! {"_data": "8263A1B2C3000000012B"};
+        let mut bytes = Vec::new();
+        original.to_writer(&mut bytes).expect("bytes");
+        let token = token_from_bytes(&bytes).expect("token");
+        assert_eq!(token_to_bytes(&token), Some(bytes));
+    }
+
+    #[test]
+    fn errors_are_classified_for_resume() {
+        let io = DriverError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "reset",
+        ));
+        assert_eq!(classify(&io), ErrorClass::Transient);
+    }
+}

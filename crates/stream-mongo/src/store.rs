@@ -1,0 +1,635 @@
+//! [`Store`] over a MongoDB client: read, upsert, delete and query documents by key and a
+//! portable filter. The namespace's `db` is the database, its `table` the collection.
+//!
+//! Field names come from callers, so they are checked before they reach the server: names that
+//! start with `$` (operators such as `$where`) or contain a NUL byte are rejected, and every
+//! value is compared with `$eq`/`$in`/`$lt`… so that a document value is never read as an
+//! operator.
+
+use std::fmt;
+
+use futures::TryStreamExt as _;
+use mongodb::Client;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::error::{ErrorKind, WriteFailure};
+use stream_core::{ErrorClass, Filter, Namespace, Query, Row, Store, StoreError, Value};
+
+use crate::bson_value::{ConvertError, document_to_row, row_to_document, value_to_bson};
+
+/// CRUD and queries on MongoDB collections.
+///
+/// A key row becomes an equality filter on each of its fields (`{_id: ...}` for the usual
+/// key); `write` replaces the whole document matching the key, inserting it if there is none.
+/// Filters follow [`Filter::matches`]: comparisons never match a null or missing field, and
+/// [`Filter::IsNull`] matches both. One difference is MongoDB's own: a condition on an array
+/// field holds when it holds for any element (`Eq("tags", "a")` matches `tags: ["a", "b"]`),
+/// and a dotted path reaches into documents inside arrays.
+#[derive(Clone)]
+pub struct MongoStore {
+    client: Client,
+    /// Texts that must not appear in error messages (the URI's password).
+    secrets: Vec<String>,
+}
+
+impl fmt::Debug for MongoStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MongoStore").finish_non_exhaustive()
+    }
+}
+
+/// Error codes after which retrying may succeed: network, elections, shutdowns, time limits,
+/// write conflicts and write-concern timeouts.
+const TRANSIENT_CODES: &[i32] = &[
+    6, 7, 50, 64, 89, 91, 112, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436,
+];
+
+fn class_of(e: &mongodb::error::Error) -> ErrorClass {
+    use mongodb::error::{
+        RETRYABLE_ERROR, RETRYABLE_WRITE_ERROR, SYSTEM_OVERLOADED_ERROR,
+        TRANSIENT_TRANSACTION_ERROR,
+    };
+    let labelled = [
+        RETRYABLE_ERROR,
+        RETRYABLE_WRITE_ERROR,
+        SYSTEM_OVERLOADED_ERROR,
+        TRANSIENT_TRANSACTION_ERROR,
+    ]
+    .iter()
+    .any(|label| e.contains_label(label));
+    let transient = labelled
+        || match &*e.kind {
+            ErrorKind::Io(_)
+            | ErrorKind::ServerSelection { .. }
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::DnsResolve { .. } => true,
+            ErrorKind::Command(c) => TRANSIENT_CODES.contains(&c.code),
+            ErrorKind::Write(WriteFailure::WriteConcernError(w)) => {
+                TRANSIENT_CODES.contains(&w.code)
+            }
+            ErrorKind::Write(WriteFailure::WriteError(w)) => TRANSIENT_CODES.contains(&w.code),
+            _ => false,
+        };
+    if transient {
+        ErrorClass::Transient
+    } else {
+        ErrorClass::Definite
+    }
+}
+
+/// Removes every secret from a message.
+fn scrub(mut text: String, secrets: &[String]) -> String {
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        if text.contains(secret.as_str()) {
+            text = text.replace(secret.as_str(), "***");
+        }
+    }
+    text
+}
+
+fn invalid(ns: &Namespace, reason: String) -> StoreError {
+    StoreError::Invalid {
+        namespace: ns.to_string(),
+        reason,
+    }
+}
+
+/// `scheme://hosts` of a connection string, without user, password, path or options; and the
+/// password (as written and percent-decoded), to scrub from messages.
+fn describe_uri(uri: &str) -> (String, Vec<String>) {
+    let (scheme, rest) = uri.split_once("://").unwrap_or(("mongodb", uri));
+    let before_options = rest.split('?').next().unwrap_or(rest);
+    let (userinfo, hosts) = match before_options.rsplit_once('@') {
+        Some((userinfo, hosts)) => (Some(userinfo), hosts),
+        None => (None, before_options),
+    };
+    let hosts = hosts.split('/').next().unwrap_or(hosts);
+    let mut secrets = Vec::new();
+    if let Some((_, password)) = userinfo.and_then(|u| u.split_once(':')) {
+        let decoded = percent_decode(password);
+        secrets.push(password.to_owned());
+        if decoded != password {
+            secrets.push(decoded);
+        }
+    }
+    // Longest first, so that a secret containing another is scrubbed whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    (format!("{scheme}://{hosts}"), secrets)
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Checks a field name or dotted path given by a caller: no empty segment, no segment starting
+/// with `$`, no NUL byte.
+fn check_path(ns: &Namespace, path: &str) -> Result<(), StoreError> {
+    let shown = path.escape_default();
+    if path.contains('\0') {
+        return Err(invalid(
+            ns,
+            format!("field `{shown}`: a field name cannot contain a NUL byte"),
+        ));
+    }
+    if path.is_empty() || path.split('.').any(str::is_empty) {
+        return Err(invalid(
+            ns,
+            format!("field `{shown}` is not a valid field path"),
+        ));
+    }
+    if path.split('.').any(|segment| segment.starts_with('$')) {
+        return Err(invalid(
+            ns,
+            format!("field `{shown}`: field names must not start with `$`"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the field names of a document to be stored, at every depth.
+fn check_names(ns: &Namespace, doc: &Document, prefix: &str) -> Result<(), StoreError> {
+    for (name, value) in doc {
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        if name.starts_with('$') {
+            return Err(invalid(
+                ns,
+                format!("field `{path}`: field names must not start with `$`"),
+            ));
+        }
+        check_value_names(ns, value, &path)?;
+    }
+    Ok(())
+}
+
+fn check_value_names(ns: &Namespace, value: &Bson, path: &str) -> Result<(), StoreError> {
+    match value {
+        Bson::Document(d) => check_names(ns, d, path),
+        Bson::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| check_value_names(ns, item, &format!("{path}.{i}"))),
+        _ => Ok(()),
+    }
+}
+
+/// A filter that matches no document (every document has an `_id`).
+fn match_nothing() -> Document {
+    doc! { "_id": { "$in": [] } }
+}
+
+impl MongoStore {
+    /// A store over an existing client.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            secrets: Vec::new(),
+        }
+    }
+
+    /// Connects to the server of a connection string (`mongodb://user:pass@host/?...`) and
+    /// checks that it answers (and accepts the credentials) with a `ping`.
+    ///
+    /// Error messages name the server as `scheme://hosts` only: never the user's password.
+    pub async fn connect(uri: &str) -> Result<Self, StoreError> {
+        let (server, secrets) = describe_uri(uri);
+        let client = Client::with_uri_str(uri).await.map_err(|e| {
+            let reason = scrub(
+                format!("cannot use the connection string: {}", e.kind),
+                &secrets,
+            );
+            match &*e.kind {
+                ErrorKind::InvalidArgument { .. } => StoreError::Invalid {
+                    namespace: server.clone(),
+                    reason,
+                },
+                _ => StoreError::Backend {
+                    namespace: server.clone(),
+                    reason,
+                    class: class_of(&e),
+                },
+            }
+        })?;
+        client
+            .database("admin")
+            .run_command(doc! { "ping": 1 })
+            .await
+            .map_err(|e| StoreError::Backend {
+                namespace: server.clone(),
+                reason: scrub(format!("connecting failed: {}", e.kind), &secrets),
+                class: class_of(&e),
+            })?;
+        Ok(Self { client, secrets })
+    }
+
+    /// The client the store uses.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn backend(&self, ns: &Namespace, e: &mongodb::error::Error) -> StoreError {
+        StoreError::Backend {
+            namespace: ns.to_string(),
+            reason: scrub(e.kind.to_string(), &self.secrets),
+            class: class_of(e),
+        }
+    }
+
+    fn collection(&self, ns: &Namespace) -> Result<mongodb::Collection<Document>, StoreError> {
+        if ns.db.is_empty() || ns.db.contains(['/', '\\', '.', ' ', '"', '$', '\0']) {
+            return Err(invalid(
+                ns,
+                format!("`{}` is not a valid database name", ns.db.escape_default()),
+            ));
+        }
+        if ns.table.is_empty() || ns.table.contains(['$', '\0']) {
+            return Err(invalid(
+                ns,
+                format!(
+                    "`{}` is not a valid collection name",
+                    ns.table.escape_default()
+                ),
+            ));
+        }
+        Ok(self.client.database(&ns.db).collection(&ns.table))
+    }
+
+    /// The key as BSON, field by field, checked.
+    fn key_fields(ns: &Namespace, key: &Row) -> Result<Vec<(String, Bson)>, StoreError> {
+        if key.is_empty() {
+            return Err(invalid(ns, "the key has no fields".into()));
+        }
+        key.iter()
+            .map(|(name, value)| {
+                check_path(ns, name)?;
+                if name.contains('.') {
+                    return Err(invalid(
+                        ns,
+                        format!("key field `{name}`: key fields must be top-level fields"),
+                    ));
+                }
+                let bson = value_to_bson(value)
+                    .map_err(|e| invalid(ns, format!("key field `{name}`: {e}")))?;
+                Ok((name.to_string(), bson))
+            })
+            .collect()
+    }
+
+    /// `{k1: {$eq: v1}, k2: {$eq: v2}}`: `$eq`, so that a document value is matched as a value.
+    fn key_filter(fields: &[(String, Bson)]) -> Document {
+        fields
+            .iter()
+            .map(|(name, value)| (name.clone(), Bson::Document(doc! { "$eq": value.clone() })))
+            .collect()
+    }
+
+    fn filter_value(ns: &Namespace, field: &str, v: &Value) -> Result<Bson, StoreError> {
+        value_to_bson(v).map_err(|e| invalid(ns, filter_error(field, &e)))
+    }
+
+    /// Translates a portable filter, mirroring [`Filter::matches`].
+    fn filter_doc(ns: &Namespace, filter: &Filter) -> Result<Document, StoreError> {
+        let cmp = |field: &str, op: &str, v: &Value| -> Result<Document, StoreError> {
+            check_path(ns, field)?;
+            if v.is_null() {
+                // A comparison with null never holds.
+                return Ok(match_nothing());
+            }
+            let b = Self::filter_value(ns, field, v)?;
+            let mut cond = Document::new();
+            cond.insert(op, b);
+            let mut d = Document::new();
+            d.insert(field, cond);
+            Ok(d)
+        };
+        Ok(match filter {
+            Filter::All => Document::new(),
+            Filter::Eq(f, v) => cmp(f, "$eq", v)?,
+            Filter::Lt(f, v) => cmp(f, "$lt", v)?,
+            Filter::Lte(f, v) => cmp(f, "$lte", v)?,
+            Filter::Gt(f, v) => cmp(f, "$gt", v)?,
+            Filter::Gte(f, v) => cmp(f, "$gte", v)?,
+            Filter::Ne(f, v) => {
+                // Present, not null, and (unless comparing with null) different.
+                check_path(ns, f)?;
+                let mut excluded = vec![Bson::Null];
+                if !v.is_null() {
+                    excluded.push(Self::filter_value(ns, f, v)?);
+                }
+                let mut d = Document::new();
+                if let Some(re @ Bson::RegularExpression(_)) = excluded.get(1) {
+                    // `$nin` would use a regex as a pattern: not null, and not `$eq` the regex.
+                    let mut is_null = Document::new();
+                    is_null.insert(f.as_str(), Bson::Null);
+                    let mut equal = Document::new();
+                    equal.insert(f.as_str(), doc! { "$eq": re.clone() });
+                    d.insert("$nor", vec![Bson::Document(is_null), Bson::Document(equal)]);
+                } else {
+                    d.insert(f.as_str(), doc! { "$nin": excluded });
+                }
+                d
+            }
+            Filter::In(f, vs) => {
+                check_path(ns, f)?;
+                let values = vs
+                    .iter()
+                    .filter(|v| !v.is_null())
+                    .map(|v| Self::filter_value(ns, f, v))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if values.is_empty() {
+                    match_nothing()
+                } else if values
+                    .iter()
+                    .any(|b| matches!(b, Bson::RegularExpression(_)))
+                {
+                    // `$in` would use a regex as a pattern; `$eq` compares it as a value.
+                    let alternatives: Vec<Bson> = values
+                        .into_iter()
+                        .map(|b| {
+                            let mut d = Document::new();
+                            d.insert(f.as_str(), doc! { "$eq": b });
+                            Bson::Document(d)
+                        })
+                        .collect();
+                    doc! { "$or": alternatives }
+                } else {
+                    let mut d = Document::new();
+                    d.insert(f.as_str(), doc! { "$in": values });
+                    d
+                }
+            }
+            Filter::IsNull(f) => {
+                check_path(ns, f)?;
+                // `{f: null}` matches null and missing fields.
+                let mut d = Document::new();
+                d.insert(f.as_str(), Bson::Null);
+                d
+            }
+            Filter::And(fs) if fs.is_empty() => Document::new(),
+            Filter::Or(fs) if fs.is_empty() => match_nothing(),
+            Filter::And(fs) | Filter::Or(fs) => {
+                let op = if matches!(filter, Filter::And(_)) {
+                    "$and"
+                } else {
+                    "$or"
+                };
+                let parts = fs
+                    .iter()
+                    .map(|f| Self::filter_doc(ns, f).map(Bson::Document))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut d = Document::new();
+                d.insert(op, parts);
+                d
+            }
+            Filter::Not(inner) => doc! { "$nor": [Self::filter_doc(ns, inner)?] },
+            other => return Err(invalid(ns, format!("filter {other:?} is not supported"))),
+        })
+    }
+
+    fn sort_doc(ns: &Namespace, order_by: &[(String, bool)]) -> Result<Document, StoreError> {
+        let mut sort = Document::new();
+        for (field, ascending) in order_by {
+            check_path(ns, field)?;
+            // A repeated field cannot change the order the first one set.
+            if !sort.contains_key(field) {
+                sort.insert(field.as_str(), if *ascending { 1 } else { -1 });
+            }
+        }
+        Ok(sort)
+    }
+}
+
+fn filter_error(field: &str, e: &ConvertError) -> String {
+    format!("filter on `{field}`: {e}")
+}
+
+#[async_trait::async_trait]
+impl Store for MongoStore {
+    async fn read(&self, ns: &Namespace, key: &Row) -> Result<Option<Row>, StoreError> {
+        let coll = self.collection(ns)?;
+        let filter = Self::key_filter(&Self::key_fields(ns, key)?);
+        let found = coll
+            .find_one(filter)
+            .await
+            .map_err(|e| self.backend(ns, &e))?;
+        Ok(found.as_ref().map(document_to_row))
+    }
+
+    async fn write(&self, ns: &Namespace, key: &Row, row: &Row) -> Result<(), StoreError> {
+        let coll = self.collection(ns)?;
+        let key_fields = Self::key_fields(ns, key)?;
+        let doc = row_to_document(row).map_err(|e| invalid(ns, e.to_string()))?;
+        check_names(ns, &doc, "")?;
+        // Key fields the row lacks go first, in key order; present ones must agree.
+        let mut stored = Document::new();
+        for (name, value) in &key_fields {
+            match doc.get(name) {
+                Some(v) if v == value => {}
+                Some(_) => {
+                    return Err(invalid(
+                        ns,
+                        format!("row field `{name}` does not equal the key's"),
+                    ));
+                }
+                None => {
+                    stored.insert(name.clone(), value.clone());
+                }
+            }
+        }
+        stored.extend(doc);
+        coll.replace_one(Self::key_filter(&key_fields), stored)
+            .upsert(true)
+            .await
+            .map_err(|e| self.backend(ns, &e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, ns: &Namespace, key: &Row) -> Result<bool, StoreError> {
+        let coll = self.collection(ns)?;
+        let filter = Self::key_filter(&Self::key_fields(ns, key)?);
+        let result = coll
+            .delete_one(filter)
+            .await
+            .map_err(|e| self.backend(ns, &e))?;
+        Ok(result.deleted_count > 0)
+    }
+
+    async fn query(&self, ns: &Namespace, query: &Query) -> Result<Vec<Row>, StoreError> {
+        let coll = self.collection(ns)?;
+        let filter = Self::filter_doc(ns, &query.filter)?;
+        let sort = Self::sort_doc(ns, &query.order_by)?;
+        let mut find = coll.find(filter);
+        if !sort.is_empty() {
+            find = find.sort(sort);
+        }
+        match query.limit {
+            // MongoDB reads a limit of 0 as "no limit".
+            Some(0) => return Ok(Vec::new()),
+            Some(n) => find = find.limit(i64::try_from(n).unwrap_or(i64::MAX)),
+            None => {}
+        }
+        let cursor = find.await.map_err(|e| self.backend(ns, &e))?;
+        let docs: Vec<Document> = cursor
+            .try_collect()
+            .await
+            .map_err(|e| self.backend(ns, &e))?;
+        Ok(docs.iter().map(document_to_row).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns() -> Namespace {
+        Namespace::new("shop", "orders")
+    }
+
+    fn filter(f: &Filter) -> Document {
+        MongoStore::filter_doc(&ns(), f).expect("filter")
+    }
+
+    #[test]
+    fn filters_translate_with_the_null_semantics_of_filter_matches() {
+        assert_eq!(filter(&Filter::All), doc! {});
+        assert_eq!(
+            filter(&Filter::Eq("a.b".into(), Value::Int(1))),
+            doc! { "a.b": { "$eq": 1 } }
+        );
+        assert_eq!(
+            filter(&Filter::Eq("a".into(), Value::Null)),
+            match_nothing()
+        );
+        assert_eq!(
+            filter(&Filter::Gt("a".into(), Value::Null)),
+            match_nothing()
+        );
+        assert_eq!(
+            filter(&Filter::Ne("a".into(), Value::from("x"))),
+            doc! { "a": { "$nin": [Bson::Null, "x"] } }
+        );
+        assert_eq!(
+            filter(&Filter::Ne("a".into(), Value::Null)),
+            doc! { "a": { "$nin": [Bson::Null] } }
+        );
+        assert_eq!(
+            filter(&Filter::In(
+                "a".into(),
+                vec![Value::Int(1), Value::Null, Value::UInt(5_000_000_000)]
+            )),
+            doc! { "a": { "$in": [1, 5_000_000_000_i64] } }
+        );
+        assert_eq!(
+            filter(&Filter::In("a".into(), vec![Value::Null])),
+            match_nothing()
+        );
+        let re = Value::Regex {
+            pattern: "^x".into(),
+            options: String::new(),
+        };
+        assert_eq!(
+            filter(&Filter::In("a".into(), vec![re])),
+            doc! { "$or": [{ "a": { "$eq": Bson::RegularExpression(mongodb::bson::Regex { pattern: "^x".into(), options: String::new() }) } }] }
+        );
+        assert_eq!(
+            filter(&Filter::IsNull("a".into())),
+            doc! { "a": Bson::Null }
+        );
+        assert_eq!(filter(&Filter::And(vec![])), doc! {});
+        assert_eq!(filter(&Filter::Or(vec![])), match_nothing());
+        assert_eq!(
+            filter(&Filter::Not(Box::new(Filter::Or(vec![
+                Filter::Lt("n".into(), Value::Double(1.5)),
+                Filter::Gte("n".into(), Value::Int(9)),
+            ])))),
+            doc! { "$nor": [{ "$or": [{ "n": { "$lt": 1.5 } }, { "n": { "$gte": 9 } }] }] }
+        );
+    }
+
+    #[test]
+    fn operator_field_names_and_unconvertible_values_are_rejected_naming_the_field() {
+        for bad in ["$where", "a.$gt", "", "a..b", "a\0b"] {
+            let err = MongoStore::filter_doc(&ns(), &Filter::IsNull(bad.into()))
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("shop.orders"), "{err}");
+            assert!(
+                err.contains(&format!("`{}`", bad.escape_default())),
+                "{err}"
+            );
+        }
+        let err = MongoStore::filter_doc(&ns(), &Filter::Eq("n".into(), Value::UInt(u64::MAX)))
+            .expect_err("u64")
+            .to_string();
+        assert!(
+            err.contains("filter on `n`") && err.contains("18446744073709551615"),
+            "{err}"
+        );
+        let err = MongoStore::sort_doc(&ns(), &[("$natural".into(), true)]).expect_err("sort");
+        assert!(err.to_string().contains("`$natural`"), "{err}");
+        let key: Row = [("a.b", Value::Int(1))].into_iter().collect();
+        let err = MongoStore::key_fields(&ns(), &key).expect_err("dotted key");
+        assert!(err.to_string().contains("`a.b`"), "{err}");
+        let err = MongoStore::key_fields(&ns(), &Row::new()).expect_err("empty key");
+        assert!(err.to_string().contains("no fields"), "{err}");
+        let nested = doc! { "a": [{ "ok": 1 }, { "$set": 1 }] };
+        let err = check_names(&ns(), &nested, "").expect_err("nested $");
+        assert!(err.to_string().contains("`a.1.$set`"), "{err}");
+    }
+
+    #[test]
+    fn sort_keeps_the_first_direction_of_a_repeated_field() {
+        let sort = MongoStore::sort_doc(
+            &ns(),
+            &[("b".into(), false), ("a".into(), true), ("b".into(), true)],
+        )
+        .expect("sort");
+        assert_eq!(sort, doc! { "b": -1, "a": 1 });
+    }
+
+    #[test]
+    fn connection_strings_are_described_without_credentials() {
+        let (server, secrets) =
+            describe_uri("mongodb://app:s%40cret:x@db1:27017,db2/admin?replicaSet=rs0");
+        assert_eq!(server, "mongodb://db1:27017,db2");
+        assert_eq!(
+            secrets,
+            vec!["s%40cret:x".to_owned(), "s@cret:x".to_owned()]
+        );
+        let (server, secrets) = describe_uri("mongodb+srv://cluster.example.com/?tls=true");
+        assert_eq!(server, "mongodb+srv://cluster.example.com");
+        assert!(secrets.is_empty());
+        assert_eq!(
+            scrub(
+                "auth failed for s@cret:x and s%40cret:x".into(),
+                &secrets_of("s%40cret:x")
+            ),
+            "auth failed for *** and ***"
+        );
+    }
+
+    fn secrets_of(password: &str) -> Vec<String> {
+        describe_uri(&format!("mongodb://u:{password}@h")).1
+    }
+}
