@@ -102,9 +102,27 @@ impl Secantus {
         }
     }
 
-    /// Starts it again on the same port and data.
-    pub fn restart(&mut self) -> Result<(), String> {
-        self.kill();
+    /// Stops the server cleanly (SIGTERM, then waits up to 30 s).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port and data (after [`Secantus::stop`] or
+    /// [`Secantus::kill`]).
+    pub fn start_again(&mut self) -> Result<(), String> {
         self.spawn()
     }
 }

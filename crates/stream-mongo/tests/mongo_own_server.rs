@@ -1,0 +1,135 @@
+//! What the shared server must not suffer, on a stand-in of each test's own: history lost to
+//! oplog pruning, and a server restart in mid-stream. (Against a real replica set these need a
+//! deployment of their own too: they start the stand-in, whatever STREAM_TEST_MONGO_URL says.)
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use mongodb::bson::{Document, doc};
+use stream_core::{
+    BatchStream, CancellationToken, ChangeEvent, Source, SourceError, SourceEvent, StartFrom,
+};
+use stream_mongo::{MongoConfig, MongoSource};
+use stream_testkit::secantus::Secantus;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn open(url: &str, from: StartFrom) -> Result<BatchStream, SourceError> {
+    let mut config = MongoConfig::from_url(url).expect("url");
+    config.filter = stream_core::NamespaceFilter::parse("shop.orders", "").expect("filter");
+    let opened = MongoSource::new(config)
+        .open(from, CancellationToken::new())
+        .await?;
+    Ok(opened.batches)
+}
+
+async fn changes(batches: &mut BatchStream, n: usize) -> Vec<ChangeEvent> {
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while out.len() < n {
+            let batch = batches.next().await.expect("stream ended").expect("batch");
+            out.extend(batch.events.into_iter().filter_map(|e| match e {
+                SourceEvent::Change(c) => Some(c),
+                _ => None,
+            }));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("only {} of {n} changes arrived", out.len()));
+    out
+}
+
+fn ids(events: &[ChangeEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            let json: serde_json::Value = serde_json::from_str(&e.to_json()).expect("json");
+            json["key"]["_id"].to_string()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_history_lost_is_a_final_typed_error_naming_the_oldest_position() {
+    let server = Secantus::start(&["--oplog-max-entries", "20"]).expect("own stand-in");
+    let client = mongodb::Client::with_uri_str(server.url())
+        .await
+        .expect("client");
+    let orders = client.database("shop").collection::<Document>("orders");
+    orders.insert_one(doc! {"_id": 0}).await.expect("insert");
+    let mut batches = open(&server.url(), StartFrom::Latest).await.expect("open");
+    orders.insert_one(doc! {"_id": 1}).await.expect("insert");
+    let seen = changes(&mut batches, 1).await;
+    drop(batches);
+    for i in 2..80 {
+        orders.insert_one(doc! {"_id": i}).await.expect("insert");
+    }
+    client
+        .database("admin")
+        .run_command(doc! {"secantusAdmin.pruneOplog": 1})
+        .await
+        .expect("prune the oplog");
+    let started = std::time::Instant::now();
+    let err = match open(&server.url(), StartFrom::Position(seen[0].position.clone())).await {
+        Err(e) => e,
+        Ok(mut batches) => tokio::time::timeout(WAIT, batches.next())
+            .await
+            .expect("an answer, not a retry loop")
+            .expect("an item")
+            .expect_err("history is gone"),
+    };
+    let SourceError::PositionPurged { requested, oldest } = &err else {
+        panic!("expected PositionPurged, got {err:?}");
+    };
+    assert_eq!(requested, &seen[0].position.to_string());
+    assert!(oldest.starts_with("mongodb-time:"), "{oldest}");
+    assert!(err.to_string().contains("re-snapshot"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "no retry loop on history loss"
+    );
+    // The oldest position named is one the stream can start from.
+    let mut from_oldest = open(
+        &server.url(),
+        StartFrom::Position(oldest.parse().expect("position")),
+    )
+    .await
+    .expect("open at the oldest position");
+    assert!(!changes(&mut from_oldest, 1).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_server_crash_and_restart_mid_stream_resumes_with_nothing_lost_or_repeated() {
+    // Acknowledged writes must survive the crash (mongod: journaled writes; the stand-in:
+    // --sync-on-commit), or the oplog the stream resumes in is not the one it read.
+    let mut server = Secantus::start(&["--sync-on-commit"]).expect("own stand-in");
+    let url = server.url();
+    let orders =
+        |client: &mongodb::Client| client.database("shop").collection::<Document>("orders");
+    let client = mongodb::Client::with_uri_str(&url).await.expect("client");
+    orders(&client)
+        .insert_one(doc! {"_id": 0})
+        .await
+        .expect("insert");
+    let mut batches = open(&url, StartFrom::Latest).await.expect("open");
+    for i in 1..=3 {
+        orders(&client)
+            .insert_one(doc! {"_id": i})
+            .await
+            .expect("insert");
+    }
+    assert_eq!(ids(&changes(&mut batches, 3).await), ["1", "2", "3"]);
+    // A crash, not a clean shutdown: the resume token must survive in the server's oplog.
+    server.kill();
+    server.start_again().expect("restart");
+    let client = mongodb::Client::with_uri_str(&url)
+        .await
+        .expect("client after restart");
+    for i in 4..=6 {
+        orders(&client)
+            .insert_one(doc! {"_id": i})
+            .await
+            .expect("insert after restart");
+    }
+    assert_eq!(ids(&changes(&mut batches, 3).await), ["4", "5", "6"]);
+}
