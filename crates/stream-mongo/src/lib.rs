@@ -1,8 +1,45 @@
 //! MongoDB change streams for ultimate-stream.
+//!
+//! [`MongoSource`] watches a collection, a database or the whole deployment (the narrowest
+//! scope that covers [`MongoConfig::filter`]) and yields the same `ChangeEvent`s and positions
+//! as the MySQL source: every event's position is its resume token, so resuming from it yields
+//! exactly the events after it. Quiet streams still move their position (post-batch resume
+//! tokens), `invalidate` is surfaced and the stream restarts after it, a resume point the oplog
+//! no longer holds is a final `SourceError::PositionPurged`, and network errors and failovers are
+//! resumed with backoff from the last position delivered.
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! use stream_core::{CancellationToken, NamespaceFilter, Source, SourceEvent, StartFrom};
+//! use stream_mongo::{FullDocument, MongoConfig, MongoSource};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = MongoConfig::from_url("mongodb://app:secret@127.0.0.1:27017/?replicaSet=rs0")?;
+//! config.filter = NamespaceFilter::parse("shop.orders", "")?;
+//! config.full_document = FullDocument::UpdateLookup;
+//! let opened = MongoSource::new(config)
+//!     .open(StartFrom::Latest, CancellationToken::new())
+//!     .await?;
+//! eprintln!("streaming from {}", opened.start);
+//! let mut batches = opened.batches;
+//! while let Some(batch) = batches.next().await {
+//!     for event in batch?.events {
+//!         if let SourceEvent::Change(change) = event {
+//!             println!("{}", change.to_json());
+//!         }
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Also here: an initial snapshot handed over to the stream (`StartFrom::Snapshot`),
+//! [`MongoStore`] (CRUD and queries), and the BSON conversions. See `docs/mongodb.md`.
 
 mod bson_value;
 mod config;
 mod event;
+mod poll;
 mod snapshot;
 mod source;
 mod store;
@@ -11,5 +48,6 @@ pub use bson_value::{
     ConvertError, document_to_row, row_to_document, value_from_bson, value_to_bson,
 };
 pub use config::{ConfigError, FullDocument, MongoConfig, PreImages};
+pub use poll::MongoPollingSource;
 pub use source::MongoSource;
 pub use store::MongoStore;

@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | (always) | [`core`] (`stream-core`): events, positions, JSON, `Hub`, traits | ready |
 //! | `mysql` | `stream-mysql`: binlog CDC, snapshot, polling, `Store` for MySQL and MariaDB | ready |
-//! | `mongo` | `stream-mongo`: change streams | not implemented yet |
+//! | `mongo` | `stream-mongo`: change streams, snapshot, polling, `Store` for MongoDB | ready |
 //! | `cache` | `stream-cache`: reads kept fresh by the change stream | not implemented yet |
 //! | `heartbeat` | `stream-heartbeat`: probes, circuit breaker, reconnect | not implemented yet |
 //! | `edge` | `stream-edge`: retries, validation, dead letters, dedup | not implemented yet |
