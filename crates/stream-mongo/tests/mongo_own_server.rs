@@ -133,3 +133,23 @@ async fn mongo_server_crash_and_restart_mid_stream_resumes_with_nothing_lost_or_
     }
     assert_eq!(ids(&changes(&mut batches, 3).await), ["4", "5", "6"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_standalone_server_is_refused_naming_what_change_streams_need() {
+    let server = Secantus::start(&["--standalone"]).expect("own stand-in");
+    let err = open(&server.url(), StartFrom::Latest)
+        .await
+        .err()
+        .expect("a standalone server has no change streams");
+    let SourceError::Prerequisite {
+        setting, actual, ..
+    } = &err
+    else {
+        panic!("expected a prerequisite error, got {err:?}");
+    };
+    assert_eq!(setting, "replication");
+    assert!(
+        actual.contains("standalone") && actual.contains("MongoPollingSource"),
+        "{err}"
+    );
+}
