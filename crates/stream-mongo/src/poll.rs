@@ -487,7 +487,7 @@ impl Poller {
             let mut any = vec![after(field, &cursor.at)];
             if let Some(key) = &cursor.key {
                 let same = single(field, Bson::Document(doc! {"$eq": cursor.at.clone()}));
-                let _ = (same, key);
+                any.push(doc! {"$and": [same, after("_id", key)]});
             }
             all.push(doc! {"$or": any});
         }
