@@ -131,12 +131,13 @@ impl MongoConfig {
         redact_url(&self.uri)
     }
 
-    pub(crate) fn uri(&self) -> &str {
+    /// The URI as given (with its password: never print it; see [`MongoConfig::shown`]).
+    pub fn uri(&self) -> &str {
         &self.uri
     }
 
-    /// Removes the password from a message the driver built (it may quote the URI).
-    pub(crate) fn scrub(&self, message: &str) -> String {
+    /// Removes the password from a message built from the URI (the driver may quote it).
+    pub fn scrub(&self, message: &str) -> String {
         let mut out = message.replace(&self.uri, &self.shown());
         if let Some(password) = self.password()
             && !password.is_empty()

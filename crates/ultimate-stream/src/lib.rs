@@ -8,11 +8,43 @@
 //! | (always) | [`core`] (`stream-core`): events, positions, JSON, `Hub`, traits | ready |
 //! | `mysql` | `stream-mysql`: binlog CDC, snapshot, polling, `Store` for MySQL and MariaDB | ready |
 //! | `mongo` | `stream-mongo`: change streams, snapshot, polling, `Store` for MongoDB | ready |
-//! | `cache` | `stream-cache`: reads kept fresh by the change stream | not implemented yet |
-//! | `heartbeat` | `stream-heartbeat`: probes, circuit breaker, reconnect | not implemented yet |
-//! | `edge` | `stream-edge`: retries, validation, dead letters, dedup | not implemented yet |
+//! | `cache` | `stream-cache`: reads kept fresh by the change stream | ready |
+//! | `heartbeat` | `stream-heartbeat`: probes, circuit breaker, reconnect | ready |
+//! | `edge` | `stream-edge`: retries, validation, dead letters, dedup | ready |
+//! | `streamer` | the [`Streamer`](crate::Streamer) (needs `heartbeat`, `edge`; add `mysql`, `mongo`, `cache`) | ready |
 //! | `premium` | `stream-premium`: auth, ACL, field encryption | not implemented yet |
 //! | `full` | all of the above | |
+//!
+//! With `features = ["full"]`, the [`Streamer`](crate::Streamer) runs everything:
+//!
+//! ```ignore
+//! use std::time::Duration;
+//! use futures::StreamExt;
+//! use ultimate_stream::{Streamer, FileCheckpointStore, core::{BatchConfig, Row, Value}};
+//! use ultimate_stream::cache::CacheConfig;
+//!
+//! let streamer = Streamer::builder()
+//!     .mysql("mysql://app:pw@db:3306/shop")
+//!     .checkpoints(FileCheckpointStore::new("state/"))
+//!     .cache(CacheConfig::default())
+//!     .start().await?;
+//! let mut orders = streamer.subscribe("shop.orders")?;            // futures::Stream
+//! let id = streamer.on("shop.users", |event| async move {         // at-least-once callback
+//!     println!("{}", event.to_json());
+//!     Ok(())
+//! })?;
+//! streamer.on_batch("shop.*", BatchConfig::max(500).within(Duration::from_millis(50)), |batch| async move {
+//!     println!("{} changes", batch.len());
+//!     Ok(())
+//! })?;
+//! let key: Row = [("id", Value::Int(7))].into_iter().collect();
+//! let user = streamer.read("shop.users", &key).await?;             // cache first
+//! streamer.off(id);
+//! println!("{:?} {:?}", streamer.health(), streamer.metrics());
+//! streamer.stop().await?;                                          // acknowledged work checkpointed
+//! ```
+//!
+//! The hub alone:
 //!
 //! ```
 //! use ultimate_stream::core::{Hub, SubscribeOptions};
@@ -26,6 +58,13 @@ pub use stream_core as core;
 pub use stream_core::{
     Batch, ChangeEvent, Checkpoint, CheckpointStore, Delivery, FileCheckpointStore, Hub, Namespace,
     Op, Position, Row, Sink, Source, StartFrom, Store, SubscribeOptions, Value,
+};
+
+#[cfg(feature = "streamer")]
+mod streamer;
+#[cfg(feature = "streamer")]
+pub use streamer::{
+    HandlerError, HandlerId, MetricsSnapshot, Streamer, StreamerBuilder, StreamerError,
 };
 
 #[cfg(feature = "cache")]
