@@ -17,9 +17,10 @@
 //!
 //! With `features = ["full"]`, the [`Streamer`](crate::Streamer) runs everything:
 //!
-//! ```ignore
+//! ```no_run
+//! # #[cfg(feature = "full")]
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
-//! use futures::StreamExt;
 //! use ultimate_stream::{Streamer, FileCheckpointStore, core::{BatchConfig, Row, Value}};
 //! use ultimate_stream::cache::CacheConfig;
 //!
@@ -28,7 +29,7 @@
 //!     .checkpoints(FileCheckpointStore::new("state/"))
 //!     .cache(CacheConfig::default())
 //!     .start().await?;
-//! let mut orders = streamer.subscribe("shop.orders")?;            // futures::Stream
+//! let _orders = streamer.subscribe("shop.orders")?;               // a futures::Stream
 //! let id = streamer.on("shop.users", |event| async move {         // at-least-once callback
 //!     println!("{}", event.to_json());
 //!     Ok(())
@@ -38,10 +39,11 @@
 //!     Ok(())
 //! })?;
 //! let key: Row = [("id", Value::Int(7))].into_iter().collect();
-//! let user = streamer.read("shop.users", &key).await?;             // cache first
+//! let _user = streamer.read("shop.users", &key).await?;            // cache first
 //! streamer.off(id);
 //! println!("{:?} {:?}", streamer.health(), streamer.metrics());
 //! streamer.stop().await?;                                          // acknowledged work checkpointed
+//! # Ok(()) }
 //! ```
 //!
 //! The hub alone:
