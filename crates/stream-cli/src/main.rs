@@ -38,6 +38,28 @@ struct Cli {
 enum Command {
     /// Print every row change of a MySQL/MariaDB binlog or MongoDB change stream.
     Tail(TailArgs),
+    /// Inspect or replay a dead-letter file (events a streamer's callbacks rejected).
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum DeadLettersCommand {
+    /// Print each letter (id, time, subscriber, reason, attempts, event) as one JSON line.
+    List {
+        /// The dead-letter file (`FileDeadLetterQueue`, one JSON object per line).
+        file: std::path::PathBuf,
+    },
+    /// Print each letter's event as a contract JSON line on stdout, then remove the letters
+    /// printed from the file: `ustream dead-letters replay dlq.jsonl | your-consumer`.
+    /// Run it while no streamer writes to the file.
+    Replay {
+        /// The dead-letter file.
+        file: std::path::PathBuf,
+        /// Only the letters of this subscriber.
+        #[arg(long)]
+        subscriber: Option<String>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -132,6 +154,7 @@ fn main() {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Tail(args) => tail(args).await,
+            Command::DeadLetters(command) => dead_letters(command).await,
         }
     });
     if let Err(e) = result {
@@ -140,6 +163,45 @@ fn main() {
         eprintln!("ustream: error: {msg}");
         std::process::exit(1);
     }
+}
+
+async fn dead_letters(command: DeadLettersCommand) -> Result<()> {
+    use stream_edge::{DeadLetterQueue as _, FileDeadLetterQueue};
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match command {
+        DeadLettersCommand::List { file } => {
+            let queue = FileDeadLetterQueue::new(&file);
+            for letter in queue.list().await? {
+                serde_json::to_writer(&mut out, &letter).context("writing to stdout")?;
+                out.write_all(b"\n").context("writing to stdout")?;
+            }
+            out.flush().context("writing to stdout")?;
+        }
+        DeadLettersCommand::Replay { file, subscriber } => {
+            let queue = FileDeadLetterQueue::new(&file);
+            let wanted = |letter: &stream_edge::DeadLetter| {
+                subscriber.as_deref().is_none_or(|s| letter.subscriber == s)
+            };
+            // A letter counts as delivered once its line reached stdout.
+            let report = stream_edge::replay_matching(&queue, wanted, |letter| {
+                let written = serde_json::to_writer(&mut out, &letter.event)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| out.write_all(b"\n").map_err(|e| e.to_string()))
+                    .and_then(|()| out.flush().map_err(|e| e.to_string()));
+                std::future::ready(written)
+            })
+            .await?;
+            eprintln!(
+                "replayed {} letters, {} failed, {} left in {}",
+                report.replayed,
+                report.failed,
+                report.remaining,
+                file.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 fn source_for(

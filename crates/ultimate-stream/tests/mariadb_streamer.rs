@@ -288,6 +288,9 @@ async fn mariadb_streamer_failing_callbacks_dead_letter_while_the_others_go_on()
     assert_eq!(letters[1].attempts, 3);
     assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 3);
     assert_eq!(streamer.metrics().dead_lettered, 2);
+    let text = streamer.prometheus().expect("the Prometheus recorder");
+    assert!(text.contains("ustream_dead_letters_total"), "{text}");
+    assert!(text.contains("ustream_commit_lag_seconds"), "{text}");
     streamer.stop().await.expect("stop");
 }
 
