@@ -39,6 +39,7 @@
 mod bson_value;
 mod config;
 mod event;
+mod order;
 mod poll;
 mod snapshot;
 mod source;

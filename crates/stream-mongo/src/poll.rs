@@ -44,6 +44,7 @@ use tokio::sync::mpsc;
 
 use crate::bson_value::{document_to_row, value_from_bson};
 use crate::config::{MongoConfig, Scope};
+use crate::order::{after, single};
 use crate::source::{classify, connect};
 
 /// Documents per query unless [`MongoPollingSource::chunk`] says otherwise.
@@ -156,66 +157,6 @@ fn lookup<'a>(doc: &'a Document, path: &str) -> Option<&'a Bson> {
         current = current.as_document()?.get(part)?;
     }
     Some(current)
-}
-
-/// MongoDB's sort order of BSON type brackets, by `$type` alias.
-const TYPE_ORDER: &[&[&str]] = &[
-    &["minKey"],
-    &["null", "undefined"],
-    &["int", "long", "double", "decimal"],
-    &["symbol", "string"],
-    &["object"],
-    &["array"],
-    &["binData"],
-    &["objectId"],
-    &["bool"],
-    &["date"],
-    &["timestamp"],
-    &["regex"],
-    &["maxKey"],
-];
-
-fn type_rank(value: &Bson) -> usize {
-    match value {
-        Bson::MinKey => 0,
-        Bson::Null | Bson::Undefined => 1,
-        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => 2,
-        Bson::Symbol(_) | Bson::String(_) => 3,
-        Bson::Document(_) => 4,
-        Bson::Array(_) => 5,
-        Bson::Binary(_) => 6,
-        Bson::ObjectId(_) => 7,
-        Bson::Boolean(_) => 8,
-        Bson::DateTime(_) => 9,
-        Bson::Timestamp(_) => 10,
-        Bson::RegularExpression(_) => 11,
-        Bson::MaxKey => 12,
-        _ => 11,
-    }
-}
-
-fn single(path: &str, condition: Bson) -> Document {
-    let mut d = Document::new();
-    d.insert(path, condition);
-    d
-}
-
-/// Documents whose `path` sorts after `value`: `$gt` compares within one type bracket only,
-/// so the later brackets are added by `$type`.
-fn after(path: &str, value: &Bson) -> Document {
-    let greater = single(path, Bson::Document(doc! {"$gt": value.clone()}));
-    let later: Vec<&str> = TYPE_ORDER
-        .get(type_rank(value) + 1..)
-        .unwrap_or_default()
-        .iter()
-        .flat_map(|aliases| aliases.iter().copied())
-        .collect();
-    if later.is_empty() {
-        greater
-    } else {
-        let typed = single(path, Bson::Document(doc! {"$type": later}));
-        doc! {"$or": [greater, typed]}
-    }
 }
 
 #[async_trait::async_trait]

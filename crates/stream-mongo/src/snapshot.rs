@@ -128,57 +128,9 @@ async fn start_time(
     watcher.cluster_time().await
 }
 
-/// MongoDB's sort order of BSON type brackets, by `$type` alias.
-const TYPE_ORDER: &[&[&str]] = &[
-    &["minKey"],
-    &["null", "undefined"],
-    &["int", "long", "double", "decimal"],
-    &["symbol", "string"],
-    &["object"],
-    &["array"],
-    &["binData"],
-    &["objectId"],
-    &["bool"],
-    &["date"],
-    &["timestamp"],
-    &["regex"],
-    &["maxKey"],
-];
-
-fn type_rank(value: &Bson) -> usize {
-    match value {
-        Bson::MinKey => 0,
-        Bson::Null | Bson::Undefined => 1,
-        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => 2,
-        Bson::Symbol(_) | Bson::String(_) => 3,
-        Bson::Document(_) => 4,
-        Bson::Array(_) => 5,
-        Bson::Binary(_) => 6,
-        Bson::ObjectId(_) => 7,
-        Bson::Boolean(_) => 8,
-        Bson::DateTime(_) => 9,
-        Bson::Timestamp(_) => 10,
-        Bson::RegularExpression(_) => 11,
-        Bson::MaxKey => 12,
-        _ => 11,
-    }
-}
-
-/// Documents after `_id` `after` in index order: `$gt` compares within one type bracket only,
-/// so the later brackets are added by `$type`.
+/// Documents after `_id` `after` in index order (all of them before the first).
 fn after_filter(after: Option<&Bson>) -> Document {
-    let Some(id) = after else {
-        return doc! {};
-    };
-    let later: Vec<&str> = TYPE_ORDER[type_rank(id) + 1..]
-        .iter()
-        .flat_map(|aliases| aliases.iter().copied())
-        .collect();
-    if later.is_empty() {
-        doc! {"_id": {"$gt": id.clone()}}
-    } else {
-        doc! {"$or": [{"_id": {"$gt": id.clone()}}, {"_id": {"$type": later}}]}
-    }
+    after.map_or_else(Document::new, |id| crate::order::after("_id", id))
 }
 
 fn id_text(id: &Bson) -> String {
@@ -327,24 +279,6 @@ async fn scan_collection(
 mod tests {
     use super::*;
     use mongodb::bson::oid::ObjectId;
-
-    #[test]
-    fn resuming_after_an_id_also_takes_the_later_type_brackets() {
-        assert_eq!(
-            after_filter(Some(&Bson::MaxKey)),
-            doc! {"_id": {"$gt": Bson::MaxKey}}
-        );
-        let f = after_filter(Some(&Bson::String("m".into())));
-        let later = f.get_array("$or").expect("or")[1]
-            .as_document()
-            .and_then(|d| d.get_document("_id").ok())
-            .and_then(|d| d.get_array("$type").ok())
-            .expect("types")
-            .clone();
-        assert_eq!(later.first(), Some(&Bson::String("object".into())));
-        assert!(!later.contains(&Bson::String("int".into())));
-        assert!(later.contains(&Bson::String("objectId".into())));
-    }
 
     #[test]
     fn ids_survive_their_text_form() {

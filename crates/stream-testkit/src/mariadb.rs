@@ -247,19 +247,8 @@ impl MariaDb {
 
     /// Stops the server cleanly (SIGTERM, then waits).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            terminate(child);
         }
     }
 
@@ -270,7 +259,25 @@ impl MariaDb {
             let _ = child.wait();
         }
     }
+}
 
+/// SIGTERM, then waits up to 30 s for a clean exit before SIGKILL.
+pub(crate) fn terminate(mut child: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+impl MariaDb {
     /// Starts the server again on the same port and data.
     pub fn restart(&mut self) -> Result<(), String> {
         self.stop();
