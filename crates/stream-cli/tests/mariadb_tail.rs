@@ -1,13 +1,14 @@
 //! `ustream tail` against the shared MariaDB: the stdout/stderr contract, flags, errors, and a
 //! kill -9 in mid-stream followed by a restart from the last delivered position.
 
-use std::process::{Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::*;
 use stream_testkit::{Server, unique_name};
-
-const USTREAM: &str = env!("CARGO_BIN_EXE_ustream");
+use support::{USTREAM, json_lines, kill_mid_stream_and_resume};
 
 async fn conn() -> mysql_async::Conn {
     mysql_async::Conn::new(mysql_async::Opts::from_url(&Server::MySql.url()).expect("url"))
@@ -30,15 +31,6 @@ async fn setup(prefix: &str) -> (mysql_async::Conn, String, String) {
         .expect("binlog");
     let (file, pos): (String, u64) = (row.get(0).expect("file"), row.get(1).expect("pos"));
     (c, db, format!("binlog:{file}:{pos}+0"))
-}
-
-fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,58 +151,21 @@ async fn mariadb_tail_killed_mid_stream_resumes_from_its_last_line_without_loss_
     };
     let url = format!("{}/{db}", Server::MySql.url());
     let out_path = std::env::temp_dir().join(format!("{db}.jsonl"));
-    let file = std::fs::File::create(&out_path).expect("output file");
-    let mut first = Command::new(USTREAM)
-        .args(["tail", &url, "--from", &start])
-        .stdout(file)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run ustream");
-    // Kill it once it is visibly in the middle of the stream.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::metadata(&out_path).map_or(0, |m| m.len()) < 20_000 {
-        assert!(Instant::now() < deadline, "ustream printed too little");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    first.kill().expect("kill -9");
-    first.wait().expect("reap");
-    writer.await.expect("writer");
-    let text = String::from_utf8(std::fs::read(&out_path).expect("read")).expect("utf8");
-    let mut delivered: Vec<String> = text.split('\n').map(str::to_owned).collect();
-    // The piece after the last newline (possibly a line cut by the kill) was never delivered.
-    delivered.pop();
-    assert!(
-        delivered.len() < (TXNS * ROWS) as usize,
-        "the kill came too late to test anything"
-    );
-    let last: serde_json::Value =
-        serde_json::from_str(delivered.last().expect("some lines")).expect("json");
-    let resume = last["position"].as_str().expect("position").to_owned();
-    let second = Command::new(USTREAM)
-        .args(["tail", &url, "--from", &resume, "--idle-exit-ms", "1500"])
-        .output()
-        .expect("run ustream again");
-    assert!(
-        second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
-    delivered.extend(
-        String::from_utf8_lossy(&second.stdout)
-            .lines()
-            .map(str::to_owned),
-    );
-    let ids: Vec<i64> = delivered
+    let lines = kill_mid_stream_and_resume(
+        &[&url],
+        &start,
+        &out_path,
+        20_000,
+        (TXNS * ROWS) as usize,
+        writer,
+    )
+    .await;
+    let ids: Vec<i64> = lines
         .iter()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).expect("json")["key"]["id"]
-                .as_i64()
-                .expect("id")
-        })
+        .map(|l| l["key"]["id"].as_i64().expect("id"))
         .collect();
     let expected: Vec<i64> = (0..i64::from(TXNS * ROWS)).collect();
     assert_eq!(ids, expected, "every row exactly once, in commit order");
-    let _ = std::fs::remove_file(&out_path);
     c.query_drop(format!("DROP DATABASE `{db}`"))
         .await
         .expect("drop");

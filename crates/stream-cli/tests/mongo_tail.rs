@@ -2,13 +2,14 @@
 //! contract, flags, errors, and a kill -9 in mid-stream followed by a restart from the last
 //! delivered position.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
 
 use mongodb::bson::{Document, doc};
 use stream_testkit::{Server, unique_name};
-
-const USTREAM: &str = env!("CARGO_BIN_EXE_ustream");
+use support::{USTREAM, json_lines, kill_mid_stream_and_resume};
 
 async fn client() -> mongodb::Client {
     mongodb::Client::with_uri_str(Server::Mongo.url())
@@ -32,15 +33,6 @@ async fn now(client: &mongodb::Client) -> String {
         })
         .expect("cluster time");
     format!("mongodb-time:{}.{}", ts.time, ts.increment)
-}
-
-fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|l| {
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,62 +114,20 @@ async fn mongo_tail_killed_mid_stream_resumes_from_its_last_line_without_loss_or
         })
     };
     let include = format!("{db}.t");
+    let url = Server::Mongo.url();
     let out_path = std::env::temp_dir().join(format!("{db}.jsonl"));
-    let file = std::fs::File::create(&out_path).expect("output file");
-    let mut first = Command::new(USTREAM)
-        .args([
-            "tail",
-            &Server::Mongo.url(),
-            "--include",
-            &include,
-            "--from",
-            &start,
-        ])
-        .stdout(file)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("run ustream");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::fs::metadata(&out_path).map_or(0, |m| m.len()) < 40_000 {
-        assert!(Instant::now() < deadline, "ustream printed too little");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    first.kill().expect("kill -9");
-    first.wait().expect("reap");
-    writer.await.expect("writer");
-    let text = String::from_utf8(std::fs::read(&out_path).expect("read")).expect("utf8");
-    let mut delivered: Vec<String> = text.split('\n').map(str::to_owned).collect();
-    // The piece after the last newline (possibly a line cut by the kill) was never delivered.
-    delivered.pop();
-    assert!(
-        delivered.len() < (BATCHES * DOCS) as usize,
-        "the kill came too late to test anything"
-    );
-    let last: serde_json::Value =
-        serde_json::from_str(delivered.last().expect("some lines")).expect("json");
-    let resume = last["position"].as_str().expect("position").to_owned();
-    let second = Command::new(USTREAM)
-        .args(["tail", &Server::Mongo.url(), "--include", &include])
-        .args(["--from", &resume, "--idle-exit-ms", "2000"])
-        .output()
-        .expect("run ustream again");
-    assert!(
-        second.status.success(),
-        "{}",
-        String::from_utf8_lossy(&second.stderr)
-    );
-    delivered.extend(
-        String::from_utf8_lossy(&second.stdout)
-            .lines()
-            .map(str::to_owned),
-    );
-    let ids: Vec<i64> = delivered
+    let lines = kill_mid_stream_and_resume(
+        &[&url, "--include", &include],
+        &start,
+        &out_path,
+        40_000,
+        (BATCHES * DOCS) as usize,
+        writer,
+    )
+    .await;
+    let ids: Vec<i64> = lines
         .iter()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).expect("json")["key"]["_id"]
-                .as_i64()
-                .expect("id")
-        })
+        .map(|l| l["key"]["_id"].as_i64().expect("id"))
         .collect();
     let expected: Vec<i64> = (0..i64::from(BATCHES * DOCS)).collect();
     assert_eq!(

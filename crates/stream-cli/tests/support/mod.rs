@@ -1,0 +1,78 @@
+//! Shared by the `ustream tail` tests of every source.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const USTREAM: &str = env!("CARGO_BIN_EXE_ustream");
+
+/// Each stdout line parsed as JSON; a line that is not JSON fails the test.
+pub fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
+        })
+        .collect()
+}
+
+/// Runs `ustream tail <args>` into `out_path`, kills it with SIGKILL once it has printed
+/// `kill_after_bytes`, waits for `writer` (the test's writes), then runs `ustream tail
+/// <args> --from <position of the last whole line> --idle-exit-ms 2000` and returns every
+/// line delivered by the two runs together. `total` is how many lines the writes make.
+pub async fn kill_mid_stream_and_resume(
+    args: &[&str],
+    from: &str,
+    out_path: &Path,
+    kill_after_bytes: u64,
+    total: usize,
+    writer: tokio::task::JoinHandle<()>,
+) -> Vec<serde_json::Value> {
+    let file = std::fs::File::create(out_path).expect("output file");
+    let mut first = Command::new(USTREAM)
+        .arg("tail")
+        .args(args)
+        .args(["--from", from])
+        .stdout(file)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run ustream");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::metadata(out_path).map_or(0, |m| m.len()) < kill_after_bytes {
+        assert!(Instant::now() < deadline, "ustream printed too little");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.kill().expect("kill -9");
+    first.wait().expect("reap");
+    writer.await.expect("writer");
+    let text = String::from_utf8(std::fs::read(out_path).expect("read")).expect("utf8");
+    let mut delivered: Vec<String> = text.split('\n').map(str::to_owned).collect();
+    // The piece after the last newline (possibly a line cut by the kill) was never delivered.
+    delivered.pop();
+    assert!(
+        delivered.len() < total,
+        "the kill came too late to test anything"
+    );
+    let last: serde_json::Value =
+        serde_json::from_str(delivered.last().expect("some lines")).expect("json");
+    let resume = last["position"].as_str().expect("position").to_owned();
+    let second = Command::new(USTREAM)
+        .arg("tail")
+        .args(args)
+        .args(["--from", &resume, "--idle-exit-ms", "2000"])
+        .output()
+        .expect("run ustream again");
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let _ = std::fs::remove_file(out_path);
+    let mut lines: Vec<serde_json::Value> = delivered
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    lines.extend(json_lines(&second.stdout));
+    lines
+}
