@@ -645,19 +645,7 @@ mod tests {
 
     use super::*;
 
-    fn ns() -> Namespace {
-        Namespace::new("shop", "orders")
-    }
-
-    fn key(id: i64) -> Row {
-        [("id", Value::Int(id))].into_iter().collect()
-    }
-
-    fn row(id: i64, status: &str) -> Row {
-        [("id", Value::Int(id)), ("status", Value::from(status))]
-            .into_iter()
-            .collect()
-    }
+    use crate::fixtures::{key, ns, row};
 
     fn event(
         ns: Namespace,

@@ -168,6 +168,8 @@ mod cache;
 mod codec;
 mod config;
 mod error;
+#[cfg(test)]
+mod fixtures;
 mod gens;
 mod key;
 #[cfg(feature = "redis")]
