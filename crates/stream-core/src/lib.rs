@@ -44,9 +44,11 @@
 //! | [`position`] | typed [`Position`]s: binlog file/offset, MariaDB and MySQL GTIDs, MongoDB tokens |
 //! | [`json`] | the canonical JSON encoding (`docs/event-json.md`) |
 //! | [`hub`] | fan-out with backpressure or lag reporting |
+//! | [`backoff`] | [`Backoff`]: capped exponential delays with jitter, for retries and reconnects |
 //! | [`batch`] | batching by count, bytes and time |
 //! | [`source`], [`sink`], [`checkpoint`], [`store`] | the traits connectors implement |
 
+pub mod backoff;
 pub mod batch;
 pub mod checkpoint;
 pub mod event;
@@ -60,6 +62,7 @@ pub mod source;
 pub mod store;
 pub mod value;
 
+pub use backoff::{Backoff, BackoffField, InvalidBackoff};
 pub use batch::{BatchConfig, ByteSize, batched};
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointStore, FileCheckpointStore, MemoryCheckpointStore,

@@ -1,5 +1,5 @@
 //! The retry policy: one table from [`ErrorClass`] to [`Decision`], and a capped exponential
-//! [`Backoff`] with jitter.
+//! [`Backoff`] with jitter (the one of `stream-core`, re-exported here).
 //!
 //! Attempts are counted from 1: attempt 1 is the first try. A rule
 //! `Retry { max_attempts: 5 }` allows five tries in all (the first and four retries); when the
@@ -27,6 +27,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
+pub use stream_core::Backoff;
 use stream_core::ErrorClass;
 
 /// What to do about an error of one class: one cell of the policy table.
@@ -138,98 +139,6 @@ impl From<GiveUp> for Action {
             GiveUp::Fail => Action::Fail,
             GiveUp::Skip => Action::Skip,
         }
-    }
-}
-
-/// Capped exponential backoff with jitter.
-///
-/// The delay before retry `n` (after failed attempt `n`, counted from 1) is
-/// `min(initial × multiplierⁿ⁻¹, max)`, then reduced by a random fraction of up to `jitter` of
-/// itself: it always lies in `[base × (1 − jitter), base]`, so it never exceeds `max`, and
-/// clients that failed together do not retry in lockstep.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
-    /// The delay after the first failed attempt (before jitter).
-    pub initial: Duration,
-    /// The largest delay.
-    pub max: Duration,
-    /// Growth per attempt; values below 1.0 (or not finite) count as 1.0.
-    pub multiplier: f64,
-    /// Fraction of the delay that may be taken off at random, 0.0 (none) to 1.0 (anything down
-    /// to zero); values outside are clamped.
-    pub jitter: f64,
-}
-
-impl Default for Backoff {
-    /// 100 ms, doubling, capped at 30 s, 20 % jitter.
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(30),
-            multiplier: 2.0,
-            jitter: 0.2,
-        }
-    }
-}
-
-impl Backoff {
-    /// Doubling from `initial` up to `max`, with 20 % jitter.
-    pub fn new(initial: Duration, max: Duration) -> Self {
-        Self {
-            initial,
-            max,
-            ..Self::default()
-        }
-    }
-
-    /// The same delay every time, without jitter.
-    pub fn constant(delay: Duration) -> Self {
-        Self {
-            initial: delay,
-            max: delay,
-            multiplier: 1.0,
-            jitter: 0.0,
-        }
-    }
-
-    /// No delay at all (tests, or retries that wait elsewhere).
-    pub fn none() -> Self {
-        Self::constant(Duration::ZERO)
-    }
-
-    /// The delay after failed attempt `attempt` (counted from 1; 0 counts as 1).
-    pub fn delay(&self, attempt: u32) -> Duration {
-        self.delay_with(attempt, fastrand::f64())
-    }
-
-    /// The delay before jitter: `min(initial × multiplier^(attempt−1), max)`.
-    pub fn base_delay(&self, attempt: u32) -> Duration {
-        let max = self.max.as_secs_f64();
-        let initial = self.initial.as_secs_f64().min(max);
-        let multiplier = if self.multiplier.is_finite() && self.multiplier > 1.0 {
-            self.multiplier
-        } else {
-            1.0
-        };
-        let exponent = i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX);
-        let secs = initial * multiplier.powi(exponent);
-        if secs.is_finite() && secs < max {
-            Duration::try_from_secs_f64(secs).unwrap_or(self.max)
-        } else {
-            self.max
-        }
-    }
-
-    /// The delay with `random` in `[0, 1)` choosing how much jitter to take off.
-    fn delay_with(&self, attempt: u32, random: f64) -> Duration {
-        let base = self.base_delay(attempt);
-        let jitter = if self.jitter.is_nan() {
-            0.0
-        } else {
-            self.jitter.clamp(0.0, 1.0)
-        };
-        let factor = 1.0 - jitter * random.clamp(0.0, 1.0);
-        base.mul_f64(factor.clamp(0.0, 1.0))
     }
 }
 
@@ -549,60 +458,6 @@ mod tests {
             )]);
             assert_eq!(p.next(ErrorClass::Transient, 1), Action::DeadLetter);
         }
-    }
-
-    #[test]
-    fn backoff_grows_exponentially_up_to_the_cap() {
-        let b = Backoff {
-            initial: ms(100),
-            max: ms(1000),
-            multiplier: 2.0,
-            jitter: 0.0,
-        };
-        let delays: Vec<_> = (1..=6).map(|a| b.delay(a)).collect();
-        assert_eq!(
-            delays,
-            vec![ms(100), ms(200), ms(400), ms(800), ms(1000), ms(1000)]
-        );
-        assert_eq!(b.delay(0), ms(100));
-        assert_eq!(b.delay(u32::MAX), ms(1000), "no overflow");
-        let odd = Backoff {
-            multiplier: f64::NAN,
-            jitter: f64::NAN,
-            ..b
-        };
-        assert_eq!(odd.delay(5), ms(100));
-        let big_initial = Backoff {
-            initial: ms(5000),
-            ..b
-        };
-        assert_eq!(big_initial.delay(1), ms(1000));
-    }
-
-    #[test]
-    fn jitter_stays_within_its_bounds() {
-        let b = Backoff {
-            initial: ms(100),
-            max: ms(1000),
-            multiplier: 2.0,
-            jitter: 0.25,
-        };
-        assert_eq!(b.delay_with(3, 0.0), ms(400));
-        assert_eq!(b.delay_with(3, 1.0), ms(300));
-        for attempt in 1..=10 {
-            let base = b.base_delay(attempt);
-            for _ in 0..200 {
-                let d = b.delay(attempt);
-                assert!(d <= base && d >= base.mul_f64(0.75), "{d:?} vs {base:?}");
-                assert!(d <= b.max);
-            }
-        }
-        let full = Backoff { jitter: 7.0, ..b };
-        assert_eq!(
-            full.delay_with(1, 1.0),
-            Duration::ZERO,
-            "jitter clamps to 1"
-        );
     }
 
     #[test]

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+pub use stream_core::Backoff;
+use stream_core::BackoffField;
+
 /// A configuration value that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -86,98 +89,15 @@ impl HeartbeatConfig {
                 "must be > 0 (or unset to retry until shutdown)",
             ));
         }
-        self.backoff.validate()
-    }
-}
-
-/// Exponential backoff with jitter: attempt `n` waits about `initial * multiplier^(n-1)`,
-/// never more than `max`, spread by `± jitter` of itself so reconnecting clients do not
-/// stampede a restarted server together.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
-    /// The delay after the first failure (default 100 ms).
-    pub initial: Duration,
-    /// The longest delay (default 30 s).
-    pub max: Duration,
-    /// Growth per failure (default 2.0).
-    pub multiplier: f64,
-    /// Random spread as a fraction of the delay, `0..=1` (default 0.2: ±20 %).
-    pub jitter: f64,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(30),
-            multiplier: 2.0,
-            jitter: 0.2,
-        }
-    }
-}
-
-impl Backoff {
-    /// Checks the fields; the error names the first that cannot work.
-    pub fn validate(&self) -> Result<(), HeartbeatError> {
-        if self.initial.is_zero() {
-            return Err(invalid("heartbeat.backoff.initial", "must be > 0"));
-        }
-        if self.max < self.initial {
-            return Err(invalid(
-                "heartbeat.backoff.max",
-                format!("must be >= heartbeat.backoff.initial ({:?})", self.initial),
-            ));
-        }
-        if !(self.multiplier.is_finite() && self.multiplier >= 1.0) {
-            return Err(invalid(
-                "heartbeat.backoff.multiplier",
-                format!("must be a number >= 1, is {}", self.multiplier),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.jitter) {
-            return Err(invalid(
-                "heartbeat.backoff.jitter",
-                format!("must be in 0..=1, is {}", self.jitter),
-            ));
-        }
-        Ok(())
-    }
-
-    /// The delay after the `attempt`-th consecutive failure (1-based; 0 counts as 1).
-    ///
-    /// With `base = min(initial * multiplier^(attempt-1), max)`, the result lies in
-    /// `base * (1 - jitter) ..= min(base * (1 + jitter), max)`, chosen at random.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        self.delay_with(attempt, fastrand::f64())
-    }
-
-    /// [`Backoff::delay`] with the random draw given: `unit` in `0..1` maps linearly onto the
-    /// jitter range (0.5 is the undisturbed base).
-    pub(crate) fn delay_with(&self, attempt: u32, unit: f64) -> Duration {
-        let max = self.max.as_secs_f64();
-        let exponent = f64::from(attempt.saturating_sub(1));
-        let multiplier = if self.multiplier.is_finite() {
-            self.multiplier.max(1.0)
-        } else {
-            1.0
-        };
-        let base = if self.initial.is_zero() {
-            0.0
-        } else {
-            (self.initial.as_secs_f64() * multiplier.powf(exponent)).min(max)
-        };
-        let jitter = if self.jitter.is_finite() {
-            self.jitter.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        let unit = if unit.is_finite() {
-            unit.clamp(0.0, 1.0)
-        } else {
-            0.5
-        };
-        let secs = (base * (1.0 + jitter * (2.0 * unit - 1.0))).clamp(0.0, max);
-        Duration::try_from_secs_f64(secs).unwrap_or(self.max)
+        self.backoff.validate("heartbeat.backoff").map_err(|e| {
+            let field = match e.field {
+                BackoffField::Initial => "heartbeat.backoff.initial",
+                BackoffField::Max => "heartbeat.backoff.max",
+                BackoffField::Multiplier => "heartbeat.backoff.multiplier",
+                BackoffField::Jitter => "heartbeat.backoff.jitter",
+            };
+            invalid(field, e.requirement)
+        })
     }
 }
 
@@ -251,19 +171,21 @@ mod tests {
     #[test]
     fn backoff_grows_exponentially_and_stops_at_max() {
         let b = Backoff::default();
-        let ms = |attempt, unit| b.delay_with(attempt, unit).as_millis();
-        assert_eq!(ms(0, 0.5), 100);
-        assert_eq!(ms(1, 0.5), 100);
-        assert_eq!(ms(2, 0.5), 200);
-        assert_eq!(ms(3, 0.5), 400);
-        assert_eq!(ms(1, 0.0), 80);
-        assert_eq!(ms(1, 1.0), 120);
-        assert_eq!(ms(9, 0.5), 25_600);
+        // `random` is the fraction of the 20 % jitter taken off: 0.0 leaves the base delay.
+        let ms = |attempt, random| b.delay_with(attempt, random).as_millis();
+        assert_eq!(ms(0, 0.0), 100);
+        assert_eq!(ms(1, 0.0), 100);
+        assert_eq!(ms(2, 0.0), 200);
+        assert_eq!(ms(3, 0.0), 400);
+        // 80–100 ms at the extremes: jitter only takes off.
+        assert_eq!(ms(1, 1.0), 80);
+        assert_eq!(ms(1, 0.5), 90);
+        assert_eq!(ms(9, 0.0), 25_600);
         // Capped, and jitter never lifts it above max.
-        assert_eq!(ms(10, 0.5), 30_000);
-        assert_eq!(ms(10, 1.0), 30_000);
-        assert_eq!(ms(10, 0.0), 24_000);
-        assert_eq!(ms(u32::MAX, 1.0), 30_000);
+        assert_eq!(ms(10, 0.0), 30_000);
+        assert_eq!(ms(10, 1.0), 24_000);
+        assert_eq!(ms(u32::MAX, 0.0), 30_000);
+        assert_eq!(ms(u32::MAX, 1.0), 24_000);
     }
 
     #[test]
@@ -278,10 +200,7 @@ mod tests {
                     "attempt {attempt}: {d} < {}",
                     base * 0.8
                 );
-                assert!(
-                    d <= (base * 1.2).min(30_000.0) + 1e-6,
-                    "attempt {attempt}: {d}"
-                );
+                assert!(d <= base + 1e-6, "attempt {attempt}: {d} > {base}");
             }
         }
         let exact = Backoff {

@@ -12,8 +12,8 @@ use mongodb::options::ClientOptions;
 use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
 use mongodb::{Client, action::Watch};
 use stream_core::{
-    Batch, CancellationToken, ErrorClass, MongoPosition, Namespace, Opened, Position, Source,
-    SourceError, SourceEvent, SourceKind, StartFrom,
+    Backoff, Batch, CancellationToken, ErrorClass, MongoPosition, Namespace, Opened, Position,
+    Source, SourceError, SourceEvent, SourceKind, StartFrom,
 };
 use tokio::sync::mpsc;
 
@@ -670,7 +670,12 @@ impl Watcher {
         from: &Resume,
     ) -> Option<ChangeStream<Document>> {
         let started = tokio::time::Instant::now();
-        let mut delay = Duration::from_millis(100);
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(5),
+            ..Backoff::default()
+        };
+        let mut attempt: u32 = 0;
         let mut failure = match error {
             Some(e) => Some(self.failure(&e, from).await),
             None => None,
@@ -683,12 +688,13 @@ impl Watcher {
                     let _ = self.send(Err(failure.take()?)).await;
                     return None;
                 }
-                tracing::warn!(error = %f, from = %from.shown(), "change stream interrupted; resuming");
+                attempt = attempt.saturating_add(1);
+                let delay = backoff.delay(attempt);
+                tracing::warn!(error = %f, from = %from.shown(), ?delay, "change stream interrupted; resuming");
                 tokio::select! {
                     () = self.shutdown.cancelled() => return None,
                     () = tokio::time::sleep(delay) => {}
                 }
-                delay = (delay * 2).min(Duration::from_secs(5));
             }
             match self.open_stream(from).await {
                 Ok(s) => {

@@ -9,9 +9,9 @@ use mysql_async::binlog::EventFlags;
 use mysql_async::prelude::*;
 use mysql_async::{BinlogStreamRequest, Conn};
 use stream_core::{
-    Batch, CancellationToken, ChangeEvent, ErrorClass, MariaDbGtid, MariaDbGtidList, MySqlPosition,
-    Namespace, Op, Opened, Position, Row, SchemaChange, SnapshotProgress, Source, SourceError,
-    SourceEvent, SourceKind, StartFrom, TxnStart, Value,
+    Backoff, Batch, CancellationToken, ChangeEvent, ErrorClass, MariaDbGtid, MariaDbGtidList,
+    MySqlPosition, Namespace, Op, Opened, Position, Row, SchemaChange, SnapshotProgress, Source,
+    SourceError, SourceEvent, SourceKind, StartFrom, TxnStart, Value,
 };
 use tokio::sync::mpsc;
 
@@ -537,7 +537,13 @@ impl BinlogReader {
                 }
             }
         }
-        let mut backoff = Duration::from_millis(100);
+        let backoff = Backoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+            ..Backoff::default()
+        };
+        // Failed reconnects since the last one that delivered something.
+        let mut failures: u32 = 0;
         let mut failing_since: Option<tokio::time::Instant> = None;
         loop {
             let stop = match self.stream_once().await {
@@ -546,7 +552,7 @@ impl BinlogReader {
             };
             if self.delivered_since_connect {
                 failing_since = None;
-                backoff = Duration::from_millis(100);
+                failures = 0;
             }
             match stop {
                 Stop::Done => return,
@@ -556,12 +562,13 @@ impl BinlogReader {
                         let _ = self.tx.send(Err(e)).await;
                         return;
                     }
-                    tracing::warn!(error = %e, resume = %self.resume.position(), "binlog connection lost; reconnecting");
+                    failures = failures.saturating_add(1);
+                    let delay = backoff.delay(failures);
+                    tracing::warn!(error = %e, resume = %self.resume.position(), ?delay, "binlog connection lost; reconnecting");
                     tokio::select! {
                         () = self.shutdown.cancelled() => return,
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(delay) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
                 Stop::Failed(e) => {
                     let _ = self.tx.send(Err(e)).await;
