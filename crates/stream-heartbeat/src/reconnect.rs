@@ -254,8 +254,8 @@ mod tests {
         let at = offsets(start, &calls);
         let first = at[1];
         let second = at[2] - at[1];
-        assert!((80..=120).contains(&first), "{at:?}");
-        assert!((160..=240).contains(&second), "{at:?}");
+        assert!((80..=100).contains(&first), "{at:?}");
+        assert!((160..=200).contains(&second), "{at:?}");
     }
 
     #[tokio::test(start_paused = true)]
