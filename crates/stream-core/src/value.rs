@@ -384,9 +384,49 @@ impl Time {
 }
 
 /// An ordered list of named values: a table row or a MongoDB document.
-#[derive(Debug, Clone, PartialEq, Default)]
+///
+/// Rows of one table share their column names ([`Row::from_shared`]): building and dropping a
+/// row then touches one reference count, not one per column, which matters when rows are made
+/// on one thread and dropped on another.
+#[derive(Clone, Default)]
 pub struct Row {
-    fields: Vec<(Name, Value)>,
+    names: Names,
+    values: Vec<Value>,
+}
+
+#[derive(Clone)]
+enum Names {
+    /// One name per value, the row's own.
+    Own(Vec<Name>),
+    /// The table's names, shared by its rows (at least as many as values).
+    Shared(Arc<[Name]>),
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names::Own(Vec::new())
+    }
+}
+
+impl Names {
+    fn as_slice(&self) -> &[Name] {
+        match self {
+            Names::Own(v) => v,
+            Names::Shared(a) => a,
+        }
+    }
+}
+
+impl fmt::Debug for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl PartialEq for Row {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+    }
 }
 
 impl Row {
@@ -398,21 +438,35 @@ impl Row {
     /// An empty row with room for `n` fields.
     pub fn with_capacity(n: usize) -> Self {
         Self {
-            fields: Vec::with_capacity(n),
+            names: Names::Own(Vec::with_capacity(n)),
+            values: Vec::with_capacity(n),
+        }
+    }
+
+    /// A row whose field names are `names` (shared with other rows of the same table), in
+    /// order; `values` beyond the names are dropped.
+    pub fn from_shared(names: Arc<[Name]>, mut values: Vec<Value>) -> Self {
+        values.truncate(names.len());
+        Self {
+            names: Names::Shared(names),
+            values,
         }
     }
 
     /// Appends a field (names are not deduplicated: callers keep them unique).
     pub fn push(&mut self, name: impl Into<Name>, value: Value) {
-        self.fields.push((name.into(), value));
+        if let Names::Shared(shared) = &self.names {
+            self.names = Names::Own(shared[..self.values.len()].to_vec());
+        }
+        if let Names::Own(names) = &mut self.names {
+            names.push(name.into());
+        }
+        self.values.push(value);
     }
 
     /// The value of the first field called `name`.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.fields
-            .iter()
-            .find(|(n, _)| &**n == name)
-            .map(|(_, v)| v)
+        self.iter().find(|(n, _)| &***n == name).map(|(_, v)| v)
     }
 
     /// The value at a dotted path (`a.b.c`) through embedded documents.
@@ -429,28 +483,28 @@ impl Row {
 
     /// Fields in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&Name, &Value)> {
-        self.fields.iter().map(|(n, v)| (n, v))
+        self.names.as_slice().iter().zip(self.values.iter())
     }
 
     /// Number of fields.
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.values.len()
     }
 
     /// Whether the row has no fields.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.values.is_empty()
     }
 
     /// The fields, by value.
     pub fn into_fields(self) -> Vec<(Name, Value)> {
-        self.fields
+        let names = self.names.as_slice().to_vec();
+        names.into_iter().zip(self.values).collect()
     }
 
     /// A rough in-memory size in bytes, for batching by bytes.
     pub fn approx_size(&self) -> usize {
-        self.fields
-            .iter()
+        self.iter()
             .map(|(n, v)| n.len() + v.approx_size())
             .sum::<usize>()
             + 16
@@ -459,8 +513,11 @@ impl Row {
 
 impl<N: Into<Name>> FromIterator<(N, Value)> for Row {
     fn from_iter<I: IntoIterator<Item = (N, Value)>>(iter: I) -> Self {
+        let (names, values): (Vec<Name>, Vec<Value>) =
+            iter.into_iter().map(|(n, v)| (n.into(), v)).unzip();
         Self {
-            fields: iter.into_iter().map(|(n, v)| (n.into(), v)).collect(),
+            names: Names::Own(names),
+            values,
         }
     }
 }
@@ -575,6 +632,29 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_with_shared_names_behave_like_their_own() {
+        let names: Arc<[Name]> = vec![Name::from("id"), Name::from("v")].into();
+        let shared = Row::from_shared(names.clone(), vec![Value::Int(1), Value::from("a")]);
+        let own: Row = [("id", Value::Int(1)), ("v", Value::from("a"))]
+            .into_iter()
+            .collect();
+        assert_eq!(shared, own);
+        assert_eq!(shared.get("v"), Some(&Value::from("a")));
+        assert_eq!(format!("{shared:?}"), format!("{own:?}"));
+        let mut grown = shared.clone();
+        grown.push("extra", Value::Bool(true));
+        assert_eq!(grown.len(), 3);
+        assert_eq!(
+            grown.iter().map(|(n, _)| &**n).collect::<Vec<_>>(),
+            ["id", "v", "extra"]
+        );
+        assert_eq!(shared.len(), 2, "the clone it came from is unchanged");
+        let short = Row::from_shared(names, vec![Value::Int(1), Value::Null, Value::Null]);
+        assert_eq!(short.len(), 2, "values beyond the names are dropped");
+        assert_eq!(own.into_fields().len(), 2);
+    }
 
     #[test]
     fn decimal_accepts_plain_notation_only() {

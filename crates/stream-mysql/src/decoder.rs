@@ -57,6 +57,10 @@ pub(crate) struct TableDecoder {
     pub(crate) columns: Vec<ColumnDecoder>,
     /// Primary-key column indexes; empty when the table has none.
     pub(crate) key: Vec<usize>,
+    /// Every column's name, shared by the rows that carry all columns (full row images).
+    names: Arc<[Name]>,
+    /// The primary-key columns' names, shared by the keys.
+    key_names: Arc<[Name]>,
 }
 
 /// A value that could not be decoded.
@@ -217,10 +221,17 @@ impl TableDecoder {
             (None, Some(s)) => s.primary_key.clone(),
             (None, None) => Vec::new(),
         };
+        let names: Arc<[Name]> = columns.iter().map(|c| c.name.clone()).collect();
+        let key_names: Arc<[Name]> = key
+            .iter()
+            .filter_map(|&i| columns.get(i).map(|c| c.name.clone()))
+            .collect();
         Ok(Self {
             namespace: Namespace::new(map.db.as_str(), map.table.as_str()),
             columns,
             key,
+            names,
+            key_names,
         })
     }
 
@@ -237,7 +248,8 @@ impl TableDecoder {
                 column: "(null bitmap)".into(),
                 reason: e.0,
             })?;
-        let mut row = Row::with_capacity(present_count);
+        let mut values = Vec::with_capacity(present_count);
+        let mut partial = Vec::new();
         let mut n = 0usize;
         for (i, col) in self.columns.iter().enumerate() {
             if present[i / 8] & (1 << (i % 8)) == 0 {
@@ -253,9 +265,16 @@ impl TableDecoder {
                     reason,
                 })?
             };
-            row.push(col.name.clone(), value);
+            if present_count < self.columns.len() {
+                partial.push(col.name.clone());
+            }
+            values.push(value);
         }
-        Ok(row)
+        if present_count < self.columns.len() {
+            // A partial image (MINIMAL/NOBLOB): the row has names of its own.
+            return Ok(partial.into_iter().zip(values).collect());
+        }
+        Ok(Row::from_shared(self.names.clone(), values))
     }
 
     /// The primary-key columns of a decoded row, or `None` when the table has no key.
@@ -263,12 +282,12 @@ impl TableDecoder {
         if self.key.is_empty() {
             return None;
         }
-        let mut key = Row::with_capacity(self.key.len());
-        for &i in &self.key {
-            let name = &self.columns.get(i)?.name;
-            key.push(name.clone(), row.get(name).cloned().unwrap_or(Value::Null));
-        }
-        Some(key)
+        let values = self
+            .key_names
+            .iter()
+            .map(|name| row.get(name).cloned().unwrap_or(Value::Null))
+            .collect();
+        Some(Row::from_shared(self.key_names.clone(), values))
     }
 }
 
