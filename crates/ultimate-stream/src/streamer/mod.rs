@@ -333,7 +333,10 @@ impl StreamerBuilder {
             tasks.push(task);
             tasks.push(probe_task);
         }
-        Ok(Streamer { inner })
+        Ok(Streamer {
+            _cancel_on_drop: Arc::new(CancelOnDrop(inner.shutdown.clone())),
+            inner,
+        })
     }
 }
 
@@ -355,10 +358,23 @@ pub(crate) struct Inner {
 }
 
 /// Streams changes from its sources to subscribers and callbacks; reads and writes through a
-/// cache the change stream keeps fresh. Cheap to clone.
+/// cache the change stream keeps fresh. Cheap to clone. When the last clone is dropped without
+/// [`Streamer::stop`], its tasks are cancelled (acknowledged work is still checkpointed, but
+/// nothing waits for it: call `stop` to be sure).
 #[derive(Clone)]
 pub struct Streamer {
     inner: Arc<Inner>,
+    _cancel_on_drop: Arc<CancelOnDrop>,
+}
+
+/// Cancels the streamer's tasks when the last [`Streamer`] handle goes away (the tasks hold
+/// `Inner`, so its own drop would never come).
+struct CancelOnDrop(CancellationToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 impl std::fmt::Debug for Streamer {
