@@ -261,7 +261,7 @@ async fn scan_collection(
             };
             if watcher
                 .tx
-                .send(Ok(Item::Event(SourceEvent::Change(event))))
+                .send(Ok(Item::Event(Box::new(SourceEvent::Change(event)))))
                 .await
                 .is_err()
             {

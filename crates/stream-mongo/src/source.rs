@@ -83,7 +83,7 @@ pub(crate) fn time_position(ts: Timestamp) -> Position {
 /// What the reader task hands to the batcher.
 #[derive(Debug)]
 pub(crate) enum Item {
-    Event(SourceEvent),
+    Event(Box<SourceEvent>),
     /// The position moved without an event (post-batch resume token, filtered events).
     Moved(Position),
 }
@@ -301,6 +301,7 @@ pub(crate) fn batches(rx: mpsc::Receiver<Result<Item, SourceError>>) -> stream_c
 fn absorb(item: Item, events: &mut Vec<SourceEvent>) -> Position {
     match item {
         Item::Event(e) => {
+            let e = *e;
             let p = e.position().clone();
             events.push(e);
             p
@@ -610,9 +611,9 @@ impl Watcher {
     async fn deliver(&mut self, doc: &Document, token: Vec<u8>) -> Option<bool> {
         let skip = self.already_seen(doc);
         let (item, invalidated) = match event::convert(doc, token, &self.watched) {
-            Converted::Event(ev) if !skip && self.wanted(&ev) => (Item::Event(ev), false),
+            Converted::Event(ev) if !skip && self.wanted(&ev) => (Item::Event(Box::new(ev)), false),
             Converted::Event(ev) => (Item::Moved(ev.position().clone()), false),
-            Converted::Invalidate(ev) => (Item::Event(ev), true),
+            Converted::Invalidate(ev) => (Item::Event(Box::new(ev)), true),
             Converted::Skip => match event::token_bytes(doc) {
                 Some(t) => (Item::Moved(event::token_position(t)), false),
                 None => return Some(false),
