@@ -143,6 +143,14 @@ impl ChangeEvent {
     }
 }
 
+/// Milliseconds since the Unix epoch by this machine's clock (the `ts_ms` of events a source
+/// stamps itself: snapshots, pushed events, health events).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// A change to a table's or collection's definition, or the end of a stream's validity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchemaChange {

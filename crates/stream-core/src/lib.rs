@@ -69,7 +69,7 @@ pub use checkpoint::{
 };
 pub use event::{
     Batch, ChangeEvent, Namespace, Op, SchemaChange, SchemaChangeKind, SourceEvent, SourceKind,
-    UpdateDescription,
+    UpdateDescription, now_ms,
 };
 pub use hub::{Delivery, Hub, SubscribeOptions, Subscription};
 pub use pattern::{NamespaceFilter, NamespacePattern, PatternError};

@@ -39,7 +39,6 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use stream_core::{
@@ -85,7 +84,7 @@ impl DeadLetter {
         attempts: u32,
         event: serde_json::Value,
     ) -> Self {
-        let at_ms = now_ms();
+        let at_ms = stream_core::now_ms();
         Self {
             id: new_id(at_ms),
             at_ms,
@@ -95,12 +94,6 @@ impl DeadLetter {
             event,
         }
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// `<ms, 12 hex>-<sequence, 6 hex>-<random, 16 hex>`: 36 characters, sorted by time within a

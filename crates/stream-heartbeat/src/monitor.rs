@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::Stream;
 use stream_core::Position;
@@ -347,9 +347,7 @@ impl Monitor {
     }
 
     fn emit(&self, kind: HealthEventKind) {
-        let at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let at_ms = stream_core::now_ms();
         // No subscriber is fine: the event is simply not wanted.
         let _ = self.events.send(HealthEvent {
             source: self.name.clone(),

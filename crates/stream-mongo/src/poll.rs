@@ -29,7 +29,7 @@
 //! the last document delivered, as canonical Extended JSON.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures::TryStreamExt as _;
 use mongodb::bson::{Bson, DateTime, Document, Timestamp, doc};
@@ -141,12 +141,6 @@ fn failed(config: &MongoConfig, what: &str, e: &DriverError) -> SourceError {
             class: ErrorClass::Definite,
         },
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The value at a dotted `path`, through embedded documents only.
@@ -393,7 +387,11 @@ impl Poller {
             .and_then(|hello| hello.get_datetime("localTime").ok().copied())
             .map(|t| t.timestamp_millis());
         let lag = i64::try_from(self.lag.as_millis()).unwrap_or(i64::MAX);
-        Some(server.unwrap_or_else(now_ms).saturating_sub(lag))
+        Some(
+            server
+                .unwrap_or_else(stream_core::now_ms)
+                .saturating_sub(lag),
+        )
     }
 
     /// One pass over every collection; `Ok(false)` when nobody listens any more.
@@ -470,7 +468,7 @@ impl Poller {
             .map_err(|e| failed(&self.config, &format!("reading {ns}"), &e))?;
         let full = docs.len() >= self.chunk as usize;
         let namespace = Namespace::new(db, coll);
-        let now = now_ms();
+        let now = stream_core::now_ms();
         let mut events = Vec::with_capacity(docs.len());
         for doc in docs {
             let (at, id) = self.field_and_id(&ns, &doc)?;

@@ -263,9 +263,7 @@ impl Poller {
 
     /// One pass over every table; `Ok(false)` when nobody listens any more.
     async fn poll_once(&mut self, conn: &mut mysql_async::Conn) -> Result<bool, SourceError> {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = stream_core::now_ms();
         for i in 0..self.tables.len() {
             loop {
                 let (events, full) = self.chunk(conn, i, now_ms).await?;

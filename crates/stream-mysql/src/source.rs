@@ -623,9 +623,7 @@ impl BinlogReader {
         mut conn: Conn,
         from: Option<(String, Option<String>)>,
     ) -> Result<(), Stop> {
-        let ts_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let ts_ms = stream_core::now_ms();
         let catalog = self.catalog.clone();
         let config = self.config.clone();
         let read = crate::snapshot::SnapshotRead {

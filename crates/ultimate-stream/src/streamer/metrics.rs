@@ -56,12 +56,6 @@ pub(crate) struct Metrics {
     lag: [AtomicU64; BUCKETS_MS.len()],
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 impl Metrics {
     pub(crate) fn new() -> Self {
         install_recorder();
@@ -79,7 +73,7 @@ impl Metrics {
         self.received
             .fetch_add(events.len() as u64, Ordering::Relaxed);
         metrics::counter!("ustream_events_received_total").increment(events.len() as u64);
-        let now = now_ms();
+        let now = stream_core::now_ms();
         for event in events {
             let lag = u64::try_from(now.saturating_sub(event.ts_ms)).unwrap_or(0);
             let bucket = BUCKETS_MS

@@ -518,9 +518,7 @@ impl Streamer {
         if !self.inner.dedup.check(id) {
             return Ok(false);
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let now = stream_core::now_ms();
         let key: Row = [("id", stream_core::Value::String(id.to_owned()))]
             .into_iter()
             .collect();
