@@ -15,6 +15,7 @@
 //! | `mongodb-time:1700000000.3` | MongoDB cluster time (`t.i`) to start at |
 //! | `mongodb-snapshot:<base64url>` | inside a MongoDB initial snapshot (JSON progress) |
 //! | `mongodb-poll:<base64url>` | the MongoDB polling fallback's cursors (JSON) |
+//! | `app:1732272000000.0` | an application's pushed event: epoch milliseconds and ordinal |
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -33,6 +34,14 @@ pub enum Position {
     MySql(MySqlPosition),
     /// MongoDB change stream.
     MongoDb(MongoPosition),
+    /// An event an application pushed through the hub: when, and its number within that
+    /// millisecond. Orders pushed events; not a place to resume a database from.
+    App {
+        /// Milliseconds since the Unix epoch.
+        at_ms: i64,
+        /// Ordinal among the events pushed in that millisecond.
+        seq: u64,
+    },
 }
 
 /// A binlog position: where the transaction starts, and how many of its rows were delivered.
@@ -200,6 +209,9 @@ impl Position {
                 Position::MongoDb(MongoPosition::ClusterTime { t: ta, i: ia }),
                 Position::MongoDb(MongoPosition::ClusterTime { t: tb, i: ib }),
             ) => Some((ta, ia).cmp(&(tb, ib))),
+            (Position::App { at_ms: ma, seq: sa }, Position::App { at_ms: mb, seq: sb }) => {
+                Some((ma, sa).cmp(&(mb, sb)))
+            }
             (a, b) => (a == b).then_some(Ordering::Equal),
         }
     }
@@ -243,6 +255,7 @@ impl fmt::Display for Position {
             Position::MongoDb(MongoPosition::Poll(progress)) => {
                 write_json_b64(f, "mongodb-poll", progress)
             }
+            Position::App { at_ms, seq } => write!(f, "app:{at_ms}.{seq}"),
         }
     }
 }
@@ -358,6 +371,18 @@ impl FromStr for Position {
                     .map_err(|_| parse_err(s, format!("increment `{i}` is not a u32")))?;
                 Ok(Position::MongoDb(MongoPosition::ClusterTime { t, i }))
             }
+            "app" => {
+                let (ms, seq) = rest
+                    .split_once('.')
+                    .ok_or_else(|| parse_err(s, "expected `app:<epoch ms>.<ordinal>`"))?;
+                let at_ms = ms
+                    .parse()
+                    .map_err(|_| parse_err(s, format!("milliseconds `{ms}` are not a number")))?;
+                let seq = seq
+                    .parse()
+                    .map_err(|_| parse_err(s, format!("ordinal `{seq}` is not a number")))?;
+                Ok(Position::App { at_ms, seq })
+            }
             "mongodb-snapshot" => Ok(Position::MongoDb(MongoPosition::Snapshot(parse_json_b64(
                 s,
                 rest,
@@ -371,7 +396,7 @@ impl FromStr for Position {
             other => Err(parse_err(
                 s,
                 format!(
-                    "unknown kind `{other}` (expected binlog, mariadb-gtid, mysql-gtid, mysql-snapshot, mysql-poll, mongodb, mongodb-time, mongodb-snapshot or mongodb-poll)"
+                    "unknown kind `{other}` (expected binlog, mariadb-gtid, mysql-gtid, mysql-snapshot, mysql-poll, mongodb, mongodb-time, mongodb-snapshot, mongodb-poll or app)"
                 ),
             )),
         }
@@ -663,6 +688,7 @@ mod tests {
             "mongodb-time:1700000000.3",
             "mongodb-snapshot:eyJ0IjoxNzAwMDAwMDAwLCJpIjozLCJjb2xsZWN0aW9uIjoic2hvcC5vcmRlcnMiLCJhZnRlciI6bnVsbH0",
             "mongodb-poll:eyJjdXJzb3JzIjp7fX0",
+            "app:1732272000000.3",
             "mysql-snapshot:eyJmaWxlIjoibXlzcWwtYmluLjAwMDAwMSIsIm9mZnNldCI6NCwidGFibGUiOiJzaG9wLm9yZGVycyIsImFmdGVyIjoie1wiaWRcIjo3fSJ9+0",
         ] {
             let p: Position = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));

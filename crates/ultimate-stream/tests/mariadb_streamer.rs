@@ -461,3 +461,84 @@ async fn mariadb_streamer_stop_checkpoints_every_acknowledged_event() {
         saved.position
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_streamer_pushed_events_reach_subscribers_once_per_id() {
+    let url = Server::MySql.url();
+    let (_c, db) = fresh(&url, "push").await;
+    let streamer = Streamer::builder()
+        .mysql(&format!("{url}/{db}"))
+        .start()
+        .await
+        .expect("start");
+    let mut notices = streamer.subscribe("app.notices").expect("subscribe");
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    {
+        let seen = seen.clone();
+        streamer
+            .on("app.*", move |event| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().expect("lock").push(event.to_json());
+                    Ok(())
+                }
+            })
+            .expect("on");
+    }
+    let doc: Row = [("text", Value::String("hello".into()))]
+        .into_iter()
+        .collect();
+    assert!(
+        streamer
+            .push("app.notices", "n-1", doc.clone())
+            .await
+            .expect("push")
+    );
+    assert!(
+        !streamer
+            .push("app.notices", "n-1", doc.clone())
+            .await
+            .expect("push again")
+    );
+    assert!(
+        streamer
+            .push("app.notices", "n-2", doc)
+            .await
+            .expect("push")
+    );
+    let stats = streamer.dedup_stats();
+    assert_eq!((stats.received, stats.unique, stats.duplicate), (3, 2, 1));
+    let mut positions = Vec::new();
+    for expected in ["n-1", "n-2"] {
+        let Delivery::Event(event) = tokio::time::timeout(WAIT, notices.next())
+            .await
+            .expect("an event")
+            .expect("open")
+        else {
+            panic!("lagged")
+        };
+        let json: serde_json::Value = serde_json::from_str(&event.to_json()).expect("json");
+        assert_eq!(json["source"], "app");
+        assert_eq!(json["key"]["id"], expected);
+        assert_eq!(json["after"]["text"], "hello");
+        positions.push(event.position.clone());
+    }
+    assert!(
+        positions[0].to_string().starts_with("app:"),
+        "{}",
+        positions[0]
+    );
+    assert_eq!(
+        positions[0].compare(&positions[1]),
+        Some(std::cmp::Ordering::Less),
+        "pushed events are ordered"
+    );
+    // push waits for the callbacks: both were handled when it returned.
+    assert_eq!(seen.lock().expect("lock").len(), 2);
+    let err = streamer
+        .push("no-dot", "x", Row::new())
+        .await
+        .expect_err("bad namespace");
+    assert!(err.to_string().contains("no-dot"), "{err}");
+    streamer.stop().await.expect("stop");
+}

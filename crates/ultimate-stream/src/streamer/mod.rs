@@ -285,6 +285,7 @@ impl StreamerBuilder {
             #[cfg(feature = "cache")]
             cache,
             dedup: DedupWindow::new(self.dedup.0, self.dedup.1),
+            pushed: AtomicU64::new(0),
             dead_letters,
             metrics,
             stopped: std::sync::atomic::AtomicBool::new(false),
@@ -352,6 +353,8 @@ pub(crate) struct Inner {
     #[cfg(feature = "cache")]
     pub(crate) cache: Option<stream_cache::Cache>,
     dedup: DedupWindow,
+    /// Events pushed so far: the ordinal in their positions.
+    pushed: AtomicU64,
     dead_letters: Arc<dyn DeadLetterQueue>,
     pub(crate) metrics: Arc<metrics::Metrics>,
     stopped: std::sync::atomic::AtomicBool,
@@ -530,10 +533,10 @@ impl Streamer {
             before: None,
             after: Some(document),
             update: None,
-            position: Position::MongoDb(stream_core::MongoPosition::ClusterTime {
-                t: u32::try_from(now / 1000).unwrap_or(u32::MAX),
-                i: 0,
-            }),
+            position: Position::App {
+                at_ms: now,
+                seq: self.inner.pushed.fetch_add(1, Ordering::Relaxed),
+            },
             ts_ms: now,
             txn: None,
         });
