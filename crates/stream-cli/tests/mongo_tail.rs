@@ -136,3 +136,53 @@ async fn mongo_tail_killed_mid_stream_resumes_from_its_last_line_without_loss_or
     );
     let _ = std::fs::remove_file(&out_path);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_tail_checkpoint_resumes_where_the_last_run_stopped() {
+    let client = client().await;
+    let db = unique_name("ckpt");
+    let start = now(&client).await;
+    let coll = client.database(&db).collection::<Document>("t");
+    for id in 1..=5 {
+        coll.insert_one(doc! {"_id": id}).await.expect("insert");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let include = format!("{db}.t");
+    let run = |extra: &[&str]| {
+        Command::new(USTREAM)
+            .args(["tail", &Server::Mongo.url(), "--include", &include])
+            .args(["--from", &start, "--checkpoint"])
+            .arg(dir.path())
+            .args(extra)
+            .output()
+            .expect("run ustream")
+    };
+    let first = run(&["--limit", "3"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert_eq!(json_lines(&first.stdout).len(), 3);
+    let saved = std::fs::read_to_string(dir.path().join("tail.checkpoint.json")).expect("saved");
+    assert!(
+        saved.contains("mongodb:"),
+        "the resume token is saved: {saved}"
+    );
+    let second = run(&["--idle-exit-ms", "1500"]);
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let ids: Vec<i64> = json_lines(&second.stdout)
+        .iter()
+        .map(|l| l["key"]["_id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        [4, 5],
+        "the second run continues after the third document"
+    );
+    assert!(String::from_utf8_lossy(&second.stderr).contains("resuming from checkpoint"));
+}
