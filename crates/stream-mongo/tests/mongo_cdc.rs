@@ -3,6 +3,8 @@
 //! transactions, filters, resume from every event, quiet streams, invalidate, resumable errors,
 //! snapshot handover, bad URLs and credentials. Nothing here depends on the token format.
 
+mod support;
+
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,6 +15,7 @@ use stream_core::{
 };
 use stream_mongo::{FullDocument, MongoConfig, MongoSource, PreImages};
 use stream_testkit::{Server, unique_name};
+use support::assert_no_more;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -60,19 +63,6 @@ async fn next_changes(batches: &mut BatchStream, n: usize) -> Vec<ChangeEvent> {
             other => panic!("expected a row change, got {other:?}"),
         })
         .collect()
-}
-
-/// No further event within `quiet`.
-async fn assert_no_more(batches: &mut BatchStream, quiet: Duration) {
-    let deadline = tokio::time::Instant::now() + quiet;
-    while let Ok(next) = tokio::time::timeout_at(deadline, batches.next()).await {
-        let batch = next.expect("stream ended").expect("batch");
-        assert!(
-            batch.events.is_empty(),
-            "unexpected events: {:?}",
-            batch.events
-        );
-    }
 }
 
 fn json(e: &ChangeEvent) -> serde_json::Value {

@@ -4,6 +4,8 @@
 //! `end` skips what exists, the safety lag holds back recent dates, filters apply, and other
 //! position kinds are refused by name.
 
+mod support;
+
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -14,6 +16,7 @@ use stream_core::{
 };
 use stream_mongo::{MongoConfig, MongoPollingSource};
 use stream_testkit::{Server, unique_name};
+use support::assert_no_more;
 
 const WAIT: Duration = Duration::from_secs(20);
 /// Ten polling intervals without an event count as "nothing more comes".
@@ -75,19 +78,6 @@ fn changes(batches: Vec<Batch>) -> Vec<ChangeEvent> {
 
 async fn next_changes(batches: &mut BatchStream, n: usize) -> Vec<ChangeEvent> {
     changes(next_batches(batches, n).await)
-}
-
-/// No further change within `QUIET`.
-async fn assert_no_more(batches: &mut BatchStream) {
-    let deadline = tokio::time::Instant::now() + QUIET;
-    while let Ok(next) = tokio::time::timeout_at(deadline, batches.next()).await {
-        let batch = next.expect("stream ended").expect("batch");
-        assert!(
-            batch.events.is_empty(),
-            "unexpected events: {:?}",
-            batch.events
-        );
-    }
 }
 
 fn id(c: &ChangeEvent) -> i64 {
@@ -157,7 +147,7 @@ async fn mongo_polling_sees_inserts_and_updates_once_in_field_order_but_never_de
     }
     assert_eq!(first[0].ts_ms, base + 1000, "ts_ms is the date field");
     assert_eq!(after_field(&first[0], "v"), &Value::String("b".into()));
-    assert_no_more(&mut batches).await;
+    assert_no_more(&mut batches, QUIET).await;
 
     coll.update_one(
         doc! {"_id": 2},
@@ -175,7 +165,7 @@ async fn mongo_polling_sees_inserts_and_updates_once_in_field_order_but_never_de
 
     // The documented limit: a delete leaves nothing to read.
     coll.delete_one(doc! {"_id": 1}).await.expect("delete");
-    assert_no_more(&mut batches).await;
+    assert_no_more(&mut batches, QUIET).await;
 
     shutdown.cancel();
     tokio::time::timeout(WAIT, async {
@@ -221,7 +211,7 @@ async fn mongo_polling_breaks_ties_by_id_across_chunks_and_resumes_from_every_ev
     let all = changes(got);
     let expected = [10, 1, 2, 3, 4, 5, 0];
     assert_eq!(ids(&all), expected, "version order, ties by _id");
-    assert_no_more(&mut batches).await;
+    assert_no_more(&mut batches, QUIET).await;
     shutdown.cancel();
 
     for (i, change) in all.iter().enumerate() {
@@ -235,7 +225,7 @@ async fn mongo_polling_breaks_ties_by_id_across_chunks_and_resumes_from_every_ev
         assert_eq!(start, resume);
         let rest = next_changes(&mut batches, expected.len() - i - 1).await;
         assert_eq!(ids(&rest), expected[i + 1..], "resuming after event {i}");
-        assert_no_more(&mut batches).await;
+        assert_no_more(&mut batches, QUIET).await;
         shutdown.cancel();
     }
 }
@@ -265,7 +255,7 @@ async fn mongo_polling_from_end_skips_what_exists_and_reads_new_collections_whol
         progress.cursors.contains_key(&format!("{db}.a")),
         "{progress:?}"
     );
-    assert_no_more(&mut batches).await;
+    assert_no_more(&mut batches, QUIET).await;
 
     // Same value with a later _id, and a later value: both new.
     a.insert_many([
@@ -289,7 +279,7 @@ async fn mongo_polling_from_end_skips_what_exists_and_reads_new_collections_whol
     };
     assert_eq!(of("a"), [3, 4]);
     assert_eq!(of("b"), [7]);
-    assert_no_more(&mut batches).await;
+    assert_no_more(&mut batches, QUIET).await;
     shutdown.cancel();
 }
 
@@ -310,7 +300,7 @@ async fn mongo_polling_holds_back_dates_newer_than_the_safety_lag() {
     let (mut batches, _, shutdown) = open(source, StartFrom::Earliest).await;
     let got = next_changes(&mut batches, 2).await;
     assert_eq!(ids(&got), [1, 3], "the recent document waits for the lag");
-    assert_no_more(&mut batches).await;
+    assert_no_more(&mut batches, QUIET).await;
     shutdown.cancel();
 }
 
@@ -337,7 +327,7 @@ async fn mongo_polling_sees_a_value_of_a_later_bson_type() {
     let got = next_changes(&mut batches, 1).await;
     assert_eq!(ids(&got), [1]);
     assert_eq!(got[0].ts_ms, 1_000);
-    assert_no_more(&mut batches).await;
+    assert_no_more(&mut batches, QUIET).await;
     shutdown.cancel();
 }
 
@@ -374,7 +364,7 @@ async fn mongo_polling_follows_the_include_and_exclude_patterns() {
     ];
     expected.sort();
     assert_eq!(got, expected);
-    assert_no_more(&mut batches).await;
+    assert_no_more(&mut batches, QUIET).await;
     shutdown.cancel();
 }
 
