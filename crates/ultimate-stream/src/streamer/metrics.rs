@@ -54,6 +54,19 @@ pub(crate) struct Metrics {
     dead: AtomicU64,
     reconnects: AtomicU64,
     lag: [AtomicU64; BUCKETS_MS.len()],
+    /// Handles registered once: the macros look the name up in the recorder on every call,
+    /// which the per-event path cannot afford.
+    exported: Exported,
+}
+
+struct Exported {
+    received: metrics::Counter,
+    delivered: metrics::Counter,
+    dead: metrics::Counter,
+    reconnects: metrics::Counter,
+    lag: metrics::Histogram,
+    #[cfg(feature = "cache")]
+    cache_hit_ratio: metrics::Gauge,
 }
 
 impl Metrics {
@@ -66,13 +79,22 @@ impl Metrics {
             dead: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             lag: std::array::from_fn(|_| AtomicU64::new(0)),
+            exported: Exported {
+                received: metrics::counter!("ustream_events_received_total"),
+                delivered: metrics::counter!("ustream_events_delivered_total"),
+                dead: metrics::counter!("ustream_dead_letters_total"),
+                reconnects: metrics::counter!("ustream_reconnects_total"),
+                lag: metrics::histogram!("ustream_commit_lag_seconds"),
+                #[cfg(feature = "cache")]
+                cache_hit_ratio: metrics::gauge!("ustream_cache_hit_ratio"),
+            },
         }
     }
 
     pub(crate) fn received(&self, events: &[std::sync::Arc<ChangeEvent>]) {
         self.received
             .fetch_add(events.len() as u64, Ordering::Relaxed);
-        metrics::counter!("ustream_events_received_total").increment(events.len() as u64);
+        self.exported.received.increment(events.len() as u64);
         let now = stream_core::now_ms();
         for event in events {
             let lag = u64::try_from(now.saturating_sub(event.ts_ms)).unwrap_or(0);
@@ -81,23 +103,23 @@ impl Metrics {
                 .position(|b| lag <= *b)
                 .unwrap_or(BUCKETS_MS.len() - 1);
             self.lag[bucket].fetch_add(1, Ordering::Relaxed);
-            metrics::histogram!("ustream_commit_lag_seconds").record(lag as f64 / 1000.0);
+            self.exported.lag.record(lag as f64 / 1000.0);
         }
     }
 
     pub(crate) fn delivered(&self, _event: &ChangeEvent) {
         self.delivered.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("ustream_events_delivered_total").increment(1);
+        self.exported.delivered.increment(1);
     }
 
     pub(crate) fn dead_lettered(&self) {
         self.dead.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("ustream_dead_letters_total").increment(1);
+        self.exported.dead.increment(1);
     }
 
     pub(crate) fn reconnecting(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("ustream_reconnects_total").increment(1);
+        self.exported.reconnects.increment(1);
     }
 
     fn percentile(counts: &[u64], p: f64) -> u64 {
@@ -125,7 +147,9 @@ impl Metrics {
         if let Some(stats) = &cache {
             let lookups = stats.hits + stats.misses;
             if lookups > 0 {
-                metrics::gauge!("ustream_cache_hit_ratio").set(stats.hits as f64 / lookups as f64);
+                self.exported
+                    .cache_hit_ratio
+                    .set(stats.hits as f64 / lookups as f64);
             }
         }
         MetricsSnapshot {
