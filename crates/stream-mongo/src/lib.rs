@@ -38,6 +38,7 @@
 
 mod bson_value;
 mod config;
+mod errors;
 mod event;
 mod order;
 mod poll;

@@ -18,6 +18,7 @@ use stream_core::{
 use tokio::sync::mpsc;
 
 use crate::config::{FullDocument, MongoConfig, PreImages, Scope, glob_regex, pattern_parts};
+pub(crate) use crate::errors::classify;
 use crate::event::{self, Converted, Reassembly};
 use crate::snapshot;
 
@@ -220,29 +221,6 @@ pub(crate) async fn oldest_oplog_time(client: &Client) -> Result<Timestamp, Stri
     match first.as_ref().and_then(|d| d.get("ts")) {
         Some(Bson::Timestamp(ts)) => Ok(*ts),
         _ => Err("the oplog is empty or has no `ts`".to_owned()),
-    }
-}
-
-/// Whether the driver's error is worth retrying (the network, a failover, a resumable
-/// change-stream error) or final.
-pub(crate) fn classify(e: &DriverError) -> ErrorClass {
-    const RETRYABLE_CODES: &[i32] = &[
-        6, 7, 43, 63, 89, 91, 133, 150, 189, 234, 262, 9001, 10107, 11600, 11602, 13388, 13435,
-        13436,
-    ];
-    if e.contains_label("ResumableChangeStreamError")
-        || e.contains_label("RetryableWriteError")
-        || e.contains_label("TransientTransactionError")
-    {
-        return ErrorClass::Transient;
-    }
-    match e.kind.as_ref() {
-        ErrorKind::Io(_)
-        | ErrorKind::ServerSelection { .. }
-        | ErrorKind::ConnectionPoolCleared { .. }
-        | ErrorKind::DnsResolve { .. } => ErrorClass::Transient,
-        ErrorKind::Command(c) if RETRYABLE_CODES.contains(&c.code) => ErrorClass::Transient,
-        _ => ErrorClass::Definite,
     }
 }
 
@@ -729,14 +707,5 @@ mod tests {
         original.to_writer(&mut bytes).expect("bytes");
         let token = token_from_bytes(&bytes).expect("token");
         assert_eq!(token_to_bytes(&token), Some(bytes));
-    }
-
-    #[test]
-    fn errors_are_classified_for_resume() {
-        let io = DriverError::from(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "reset",
-        ));
-        assert_eq!(classify(&io), ErrorClass::Transient);
     }
 }

@@ -11,8 +11,8 @@ use std::fmt;
 use futures::TryStreamExt as _;
 use mongodb::Client;
 use mongodb::bson::{Bson, Document, doc};
-use mongodb::error::{ErrorKind, WriteFailure};
-use stream_core::{ErrorClass, Filter, Namespace, Query, Row, Store, StoreError, Value};
+use mongodb::error::ErrorKind;
+use stream_core::{Filter, Namespace, Query, Row, Store, StoreError, Value};
 
 use crate::bson_value::{ConvertError, document_to_row, row_to_document, value_to_bson};
 
@@ -34,45 +34,6 @@ pub struct MongoStore {
 impl fmt::Debug for MongoStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MongoStore").finish_non_exhaustive()
-    }
-}
-
-/// Error codes after which retrying may succeed: network, elections, shutdowns, time limits,
-/// write conflicts and write-concern timeouts.
-const TRANSIENT_CODES: &[i32] = &[
-    6, 7, 50, 64, 89, 91, 112, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436,
-];
-
-fn class_of(e: &mongodb::error::Error) -> ErrorClass {
-    use mongodb::error::{
-        RETRYABLE_ERROR, RETRYABLE_WRITE_ERROR, SYSTEM_OVERLOADED_ERROR,
-        TRANSIENT_TRANSACTION_ERROR,
-    };
-    let labelled = [
-        RETRYABLE_ERROR,
-        RETRYABLE_WRITE_ERROR,
-        SYSTEM_OVERLOADED_ERROR,
-        TRANSIENT_TRANSACTION_ERROR,
-    ]
-    .iter()
-    .any(|label| e.contains_label(label));
-    let transient = labelled
-        || match &*e.kind {
-            ErrorKind::Io(_)
-            | ErrorKind::ServerSelection { .. }
-            | ErrorKind::ConnectionPoolCleared { .. }
-            | ErrorKind::DnsResolve { .. } => true,
-            ErrorKind::Command(c) => TRANSIENT_CODES.contains(&c.code),
-            ErrorKind::Write(WriteFailure::WriteConcernError(w)) => {
-                TRANSIENT_CODES.contains(&w.code)
-            }
-            ErrorKind::Write(WriteFailure::WriteError(w)) => TRANSIENT_CODES.contains(&w.code),
-            _ => false,
-        };
-    if transient {
-        ErrorClass::Transient
-    } else {
-        ErrorClass::Definite
     }
 }
 
@@ -227,7 +188,7 @@ impl MongoStore {
                 _ => StoreError::Backend {
                     namespace: server.clone(),
                     reason,
-                    class: class_of(&e),
+                    class: crate::errors::classify(&e),
                 },
             }
         })?;
@@ -238,7 +199,7 @@ impl MongoStore {
             .map_err(|e| StoreError::Backend {
                 namespace: server.clone(),
                 reason: scrub(format!("connecting failed: {}", e.kind), &secrets),
-                class: class_of(&e),
+                class: crate::errors::classify(&e),
             })?;
         Ok(Self { client, secrets })
     }
@@ -252,7 +213,7 @@ impl MongoStore {
         StoreError::Backend {
             namespace: ns.to_string(),
             reason: scrub(e.kind.to_string(), &self.secrets),
-            class: class_of(e),
+            class: crate::errors::classify(e),
         }
     }
 
