@@ -74,6 +74,21 @@ impl NamespacePattern {
         glob(self.db.as_bytes(), db.as_bytes()) && glob(self.table.as_bytes(), table.as_bytes())
     }
 
+    /// Whether the database part matches `db` (for events and listings without a table).
+    pub fn matches_db(&self, db: &str) -> bool {
+        glob(self.db.as_bytes(), db.as_bytes())
+    }
+
+    /// The database part (`*` and `?` allowed).
+    pub fn db_part(&self) -> &str {
+        &self.db
+    }
+
+    /// The table part (`*` when the pattern had no dot).
+    pub fn table_part(&self) -> &str {
+        &self.table
+    }
+
     /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -194,6 +209,14 @@ mod tests {
         assert!(!pat("*.audit_?").matches(&ns("x", "audit_12")));
         assert!(pat("db.system.*").matches(&ns("db", "system.views")));
         assert!(pat("s*p.*ord*").matches(&ns("shop", "all_orders_v2")));
+    }
+
+    #[test]
+    fn database_parts_match_alone() {
+        let p = pat("s*p.orders");
+        assert!(p.matches_db("shop") && !p.matches_db("shops"));
+        assert_eq!((p.db_part(), p.table_part()), ("s*p", "orders"));
+        assert_eq!(pat("shop").table_part(), "*");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use stream_core::{NamespaceFilter, NamespacePattern, redact_url};
+use stream_core::{NamespaceFilter, redact_url};
 
 /// Why a configuration was rejected. Never contains the password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -172,10 +172,7 @@ impl MongoConfig {
         if includes.is_empty() {
             return self.database.as_deref().is_none_or(|d| d == db);
         }
-        includes.iter().any(|p| {
-            let (pdb, _) = split_pattern(p);
-            glob_matches(pdb, db)
-        })
+        includes.iter().any(|p| p.matches_db(db))
     }
 
     pub(crate) fn scope(&self) -> Scope {
@@ -187,7 +184,10 @@ impl MongoConfig {
             };
         }
         let literal = |s: &str| !s.contains(['*', '?']);
-        let parts: Vec<(&str, &str)> = includes.iter().map(split_pattern).collect();
+        let parts: Vec<(&str, &str)> = includes
+            .iter()
+            .map(|p| (p.db_part(), p.table_part()))
+            .collect();
         let (db0, coll0) = parts[0];
         if !literal(db0) || parts.iter().any(|(db, _)| *db != db0) {
             return Scope::Deployment;
@@ -198,33 +198,6 @@ impl MongoConfig {
             Scope::Database(db0.to_owned())
         }
     }
-}
-
-fn split_pattern(p: &NamespacePattern) -> (&str, &str) {
-    // MongoDB database names cannot contain '.', collection names can.
-    p.as_str().split_once('.').unwrap_or((p.as_str(), "*"))
-}
-
-fn glob_matches(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            pi += 1;
-            mark = ti;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// A `^...$` regular expression for a `*`/`?` glob, for the server-side `$match` on `ns`.
@@ -244,10 +217,6 @@ pub(crate) fn glob_regex(glob: &str) -> String {
     }
     out.push('$');
     out
-}
-
-pub(crate) fn pattern_parts(p: &NamespacePattern) -> (&str, &str) {
-    split_pattern(p)
 }
 
 #[cfg(test)]
@@ -297,7 +266,6 @@ mod tests {
     fn globs_become_anchored_regexes() {
         assert_eq!(glob_regex("ord*.v?"), "^ord.*\\.v.$");
         assert_eq!(glob_regex("a+b"), "^a\\+b$");
-        assert!(glob_matches("s*p", "shop") && !glob_matches("s*p", "shops"));
     }
 
     #[test]

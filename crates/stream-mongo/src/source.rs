@@ -17,7 +17,7 @@ use stream_core::{
 };
 use tokio::sync::mpsc;
 
-use crate::config::{FullDocument, MongoConfig, PreImages, Scope, glob_regex, pattern_parts};
+use crate::config::{FullDocument, MongoConfig, PreImages, Scope, glob_regex};
 pub(crate) use crate::errors::classify;
 use crate::event::{self, Converted, Reassembly};
 use crate::snapshot;
@@ -389,8 +389,8 @@ impl Watcher {
         let mut stages = Vec::new();
         let includes = self.config.filter.includes();
         let excludes = self.config.filter.excludes();
-        let ns_doc = |p| {
-            let (db, coll) = pattern_parts(p);
+        let ns_doc = |p: &stream_core::NamespacePattern| {
+            let (db, coll) = (p.db_part(), p.table_part());
             doc! {"ns.db": {"$regex": glob_regex(db)}, "ns.coll": {"$regex": glob_regex(coll)}}
         };
         // Events without a collection (invalidate, dropDatabase) always pass; the client-side
