@@ -3,7 +3,6 @@
 //! transactions, filters, resume from every event, quiet streams, invalidate, resumable errors,
 //! snapshot handover, bad URLs and credentials. Nothing here depends on the token format.
 
-mod support;
 
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use stream_core::{
 };
 use stream_mongo::{FullDocument, MongoConfig, MongoSource, PreImages};
 use stream_testkit::{Server, unique_name};
-use support::assert_no_more;
+use crate::support::assert_no_more;
 
 const WAIT: Duration = Duration::from_secs(20);
 

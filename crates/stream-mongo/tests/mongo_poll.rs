@@ -4,7 +4,6 @@
 //! `end` skips what exists, the safety lag holds back recent dates, filters apply, and other
 //! position kinds are refused by name.
 
-mod support;
 
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use stream_core::{
 };
 use stream_mongo::{MongoConfig, MongoPollingSource};
 use stream_testkit::{Server, unique_name};
-use support::assert_no_more;
+use crate::support::assert_no_more;
 
 const WAIT: Duration = Duration::from_secs(20);
 /// Ten polling intervals without an event count as "nothing more comes".

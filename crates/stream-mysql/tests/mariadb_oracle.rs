@@ -2,11 +2,10 @@
 //! string type are written, streamed through our decoder, and compared with what the server
 //! itself renders for the same rows.
 
-mod support;
 
 use mysql_async::prelude::*;
 use stream_core::Value;
-use support::*;
+use crate::support::*;
 
 /// xorshift64*: deterministic, seed printed on failure.
 struct Rng(u64);

@@ -1,7 +1,6 @@
 //! Tests that need a MariaDB of their own: restarts, crashes, purged binlogs, bad settings.
 //! Each starts a throwaway server (MariaDB binaries from `cargo xtask`'s install).
 
-mod support;
 
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use mysql_async::prelude::*;
 use stream_core::{CancellationToken, Position, Source, SourceError, SourceEvent, StartFrom};
 use stream_mysql::MySqlSource;
 use stream_testkit::mariadb::MariaDb;
-use support::*;
+use crate::support::*;
 
 fn own_server(what: &str, args: &[&str]) -> MariaDb {
     MariaDb::start(&MariaDb::temp_dir(what), args)

@@ -1,7 +1,6 @@
 //! The polling fallback: sees new and changed rows by their change column, resumes from its
 //! cursor position, cannot see deletes (and says so in its docs), names missing columns.
 
-mod support;
 
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use stream_core::{
     BatchStream, CancellationToken, ChangeEvent, Op, Position, Source, SourceEvent, StartFrom,
 };
 use stream_mysql::MySqlPollingSource;
-use support::*;
+use crate::support::*;
 
 async fn open(db: &str, from: StartFrom) -> (BatchStream, CancellationToken) {
     let shutdown = CancellationToken::new();

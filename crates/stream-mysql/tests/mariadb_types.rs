@@ -1,9 +1,8 @@
 //! Every column type of docs/event-json.md, decoded from the binlog in both metadata modes.
 
-mod support;
 
 use mysql_async::prelude::*;
-use support::*;
+use crate::support::*;
 
 const TABLE: &str = "CREATE TABLE `{db}`.all_types (
   id INT PRIMARY KEY,
