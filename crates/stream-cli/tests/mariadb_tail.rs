@@ -1,13 +1,12 @@
 //! `ustream tail` against the shared MariaDB: the stdout/stderr contract, flags, errors, and a
 //! kill -9 in mid-stream followed by a restart from the last delivered position.
 
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::{USTREAM, json_lines, kill_mid_stream_and_resume};
 use mysql_async::prelude::*;
 use stream_testkit::{Server, unique_name};
-use crate::support::{USTREAM, json_lines, kill_mid_stream_and_resume};
 
 async fn conn() -> mysql_async::Conn {
     mysql_async::Conn::new(mysql_async::Opts::from_url(&Server::MySql.url()).expect("url"))

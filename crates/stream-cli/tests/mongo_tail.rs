@@ -2,13 +2,12 @@
 //! contract, flags, errors, and a kill -9 in mid-stream followed by a restart from the last
 //! delivered position.
 
-
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::{USTREAM, json_lines, kill_mid_stream_and_resume};
 use mongodb::bson::{Document, doc};
 use stream_testkit::{Server, unique_name};
-use crate::support::{USTREAM, json_lines, kill_mid_stream_and_resume};
 
 async fn client() -> mongodb::Client {
     mongodb::Client::with_uri_str(Server::Mongo.url())

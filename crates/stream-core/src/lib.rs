@@ -56,6 +56,8 @@ pub mod hub;
 pub mod json;
 pub mod pattern;
 pub mod position;
+pub mod probe;
+pub mod reconnect;
 pub mod redact;
 pub mod sink;
 pub mod source;
@@ -77,6 +79,8 @@ pub use position::{
     GtidSet, MariaDbGtid, MariaDbGtidList, MongoPosition, MongoSnapshotProgress, MySqlPosition,
     PollCursor, PollProgress, Position, PositionParseError, SnapshotProgress, TxnStart,
 };
+pub use probe::Probe;
+pub use reconnect::{Reconnect, Retry};
 pub use redact::redact_url;
 pub use sink::{JsonLinesSink, Sink, SinkError};
 pub use source::{BatchStream, ErrorClass, Opened, Source, SourceError, StartFrom};

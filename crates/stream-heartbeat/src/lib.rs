@@ -75,7 +75,7 @@
 //! | [`config`] | [`HeartbeatConfig`], [`Backoff`], [`HeartbeatError`] |
 //! | [`breaker`] | [`CircuitBreaker`]: closed, open, half-open |
 //! | [`health`] | [`Health`], [`HealthEvent`], [`HealthEventKind`] |
-//! | [`probe`] | [`Probe`]: what a monitor asks a server |
+//! | [`Probe`] | what a monitor asks a server (defined in `stream-core`, so each connector implements it for its own server) |
 //! | [`monitor`] | [`Monitor`]: the probe loop and the event stream |
 //! | [`reconnect`](mod@reconnect) | [`reconnect()`]: backoff, breaker, shutdown |
 
@@ -83,7 +83,7 @@ pub mod breaker;
 pub mod config;
 pub mod health;
 pub mod monitor;
-pub mod probe;
+
 pub mod reconnect;
 #[cfg(test)]
 mod testing;
@@ -92,5 +92,5 @@ pub use breaker::{BreakerState, CircuitBreaker};
 pub use config::{Backoff, HeartbeatConfig, HeartbeatError};
 pub use health::{Health, HealthEvent, HealthEventKind};
 pub use monitor::{EVENT_CAPACITY, HealthEvents, Monitor};
-pub use probe::Probe;
 pub use reconnect::{Resumed, reconnect};
+pub use stream_core::Probe;

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::breaker::{BreakerState, CircuitBreaker};
 use crate::config::HeartbeatConfig;
 use crate::health::{Health, HealthEvent, HealthEventKind};
-use crate::probe::Probe;
+use stream_core::Probe;
 
 /// Health events kept for subscribers that have not read them yet; beyond that a subscriber
 /// lags (see [`HealthEvents`]). Health changes are rare, so this is plenty.

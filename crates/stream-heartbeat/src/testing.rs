@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use stream_core::Position;
 
-use crate::probe::Probe;
+use stream_core::Probe;
 
 /// Answers pings unless set down; hangs forever while `hang`; reports `server` as its position.
 #[derive(Debug)]

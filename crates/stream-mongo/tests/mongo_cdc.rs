@@ -3,9 +3,9 @@
 //! transactions, filters, resume from every event, quiet streams, invalidate, resumable errors,
 //! snapshot handover, bad URLs and credentials. Nothing here depends on the token format.
 
-
 use std::time::Duration;
 
+use crate::support::assert_no_more;
 use futures::StreamExt;
 use mongodb::bson::{self, Bson, Document, doc};
 use stream_core::{
@@ -14,7 +14,6 @@ use stream_core::{
 };
 use stream_mongo::{FullDocument, MongoConfig, MongoSource, PreImages};
 use stream_testkit::{Server, unique_name};
-use crate::support::assert_no_more;
 
 const WAIT: Duration = Duration::from_secs(20);
 

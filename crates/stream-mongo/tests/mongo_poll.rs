@@ -4,9 +4,9 @@
 //! `end` skips what exists, the safety lag holds back recent dates, filters apply, and other
 //! position kinds are refused by name.
 
-
 use std::time::Duration;
 
+use crate::support::assert_no_more;
 use futures::StreamExt;
 use mongodb::bson::{Bson, DateTime, Document, doc};
 use stream_core::{
@@ -15,7 +15,6 @@ use stream_core::{
 };
 use stream_mongo::{MongoConfig, MongoPollingSource};
 use stream_testkit::{Server, unique_name};
-use crate::support::assert_no_more;
 
 const WAIT: Duration = Duration::from_secs(20);
 /// Ten polling intervals without an event count as "nothing more comes".

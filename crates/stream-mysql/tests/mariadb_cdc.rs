@@ -1,12 +1,11 @@
 //! Change capture against the shared MariaDB: operations, transactions, keys, filters, DDL in
 //! mid-stream, large rows, and resume from every position of a transaction.
 
-
 use std::time::Duration;
 
+use crate::support::*;
 use mysql_async::prelude::*;
 use stream_core::{Op, Position, SchemaChangeKind, StartFrom};
-use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_updates_carry_full_before_and_after_and_deletes_the_old_row() {

@@ -2,10 +2,9 @@
 //! string type are written, streamed through our decoder, and compared with what the server
 //! itself renders for the same rows.
 
-
+use crate::support::*;
 use mysql_async::prelude::*;
 use stream_core::Value;
-use crate::support::*;
 
 /// xorshift64*: deterministic, seed printed on failure.
 struct Rng(u64);

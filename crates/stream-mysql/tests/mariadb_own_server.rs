@@ -1,15 +1,14 @@
 //! Tests that need a MariaDB of their own: restarts, crashes, purged binlogs, bad settings.
 //! Each starts a throwaway server (MariaDB binaries from `cargo xtask`'s install).
 
-
 use std::time::Duration;
 
+use crate::support::*;
 use futures::StreamExt;
 use mysql_async::prelude::*;
 use stream_core::{CancellationToken, Position, Source, SourceError, SourceEvent, StartFrom};
 use stream_mysql::MySqlSource;
 use stream_testkit::mariadb::MariaDb;
-use crate::support::*;
 
 fn own_server(what: &str, args: &[&str]) -> MariaDb {
     MariaDb::start(&MariaDb::temp_dir(what), args)

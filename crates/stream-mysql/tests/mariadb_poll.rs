@@ -1,16 +1,15 @@
 //! The polling fallback: sees new and changed rows by their change column, resumes from its
 //! cursor position, cannot see deletes (and says so in its docs), names missing columns.
 
-
 use std::time::Duration;
 
+use crate::support::*;
 use futures::StreamExt;
 use mysql_async::prelude::*;
 use stream_core::{
     BatchStream, CancellationToken, ChangeEvent, Op, Position, Source, SourceEvent, StartFrom,
 };
 use stream_mysql::MySqlPollingSource;
-use crate::support::*;
 
 async fn open(db: &str, from: StartFrom) -> (BatchStream, CancellationToken) {
     let shutdown = CancellationToken::new();

@@ -1,13 +1,12 @@
 //! The initial snapshot: consistent, chunked by key, resumable, handed over to the binlog with
 //! no gap and no duplicate while writers keep writing.
 
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::*;
 use mysql_async::prelude::*;
 use stream_core::{ChangeEvent, Op, StartFrom, Value};
-use crate::support::*;
 
 /// Applies events in order to a map id -> v, checking that no row is inserted twice.
 fn apply(events: &[ChangeEvent], state: &mut BTreeMap<i64, i64>) {

@@ -1,13 +1,12 @@
 //! `MySqlStore` against the shared MariaDB: CRUD, upserts, portable filters, type round trips,
 //! and errors that name what is wrong.
 
-
+use crate::support::*;
 use mysql_async::prelude::*;
 use stream_core::{
     Date, DateTime, Decimal, Filter, Json, Namespace, Query, Row, Store, Timestamp, Value,
 };
 use stream_mysql::{MySqlConfig, MySqlStore};
-use crate::support::*;
 
 fn key(id: i64) -> Row {
     [("id", Value::Int(id))].into_iter().collect()

@@ -1,8 +1,7 @@
 //! Every column type of docs/event-json.md, decoded from the binlog in both metadata modes.
 
-
-use mysql_async::prelude::*;
 use crate::support::*;
+use mysql_async::prelude::*;
 
 const TABLE: &str = "CREATE TABLE `{db}`.all_types (
   id INT PRIMARY KEY,

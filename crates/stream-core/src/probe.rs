@@ -1,8 +1,8 @@
 //! What a monitor asks a server.
 
-use stream_core::Position;
+use crate::position::Position;
 
-/// Questions a [`Monitor`](crate::Monitor) asks a source's server on every probe.
+/// Questions a monitor (`stream_heartbeat::Monitor`) asks a source's server on every probe.
 ///
 /// Implementations use their own (small) connection, not the replication stream's, and should
 /// reconnect it lazily: a failed call is expected to be retried at the next probe. Each call

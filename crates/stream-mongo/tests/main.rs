@@ -1,0 +1,8 @@
+//! Every integration test of this crate in one binary (one link instead of one per file).
+
+mod support;
+
+mod mongo_cdc;
+mod mongo_own_server;
+mod mongo_poll;
+mod mongo_store;

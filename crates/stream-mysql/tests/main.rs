@@ -1,0 +1,11 @@
+//! Every integration test of this crate in one binary (one link instead of one per file).
+
+mod support;
+
+mod mariadb_cdc;
+mod mariadb_oracle;
+mod mariadb_own_server;
+mod mariadb_poll;
+mod mariadb_snapshot;
+mod mariadb_store;
+mod mariadb_types;
