@@ -3,6 +3,7 @@
 //! stdout carries only the JSON lines of the event contract; everything else goes to stderr.
 
 mod pretty;
+mod run;
 
 /// Events are allocated on the reader thread and freed on the writer thread: mimalloc keeps
 /// that cheap where glibc's allocator contends on its arena locks.
@@ -41,6 +42,12 @@ enum Command {
     /// Inspect or replay a dead-letter file (events a streamer's callbacks rejected).
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
+    /// Run every source and sink a config file names, with /metrics, /health and /stats.
+    Run(run::RunArgs),
+    /// Check a config file for `ustream run`: a one-line summary, or every error (exit 2).
+    Validate(run::ValidateArgs),
+    /// Print a commented example config for `ustream run`.
+    Init,
 }
 
 #[derive(Subcommand, Debug)]
@@ -155,9 +162,15 @@ fn main() {
         match cli.command {
             Command::Tail(args) => tail(args).await,
             Command::DeadLetters(command) => dead_letters(command).await,
+            Command::Run(args) => run::run(args).await,
+            Command::Validate(args) => run::validate(&args),
+            Command::Init => run::init(),
         }
     });
     if let Err(e) = result {
+        if let Some(code) = run::report(&e) {
+            std::process::exit(code);
+        }
         // One line, never the URL's password (errors are built from redacted parts).
         let msg = format!("{e:#}").replace('\n', " ");
         eprintln!("ustream: error: {msg}");
