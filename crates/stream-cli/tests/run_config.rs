@@ -305,13 +305,15 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
 }
 
 /// Polls `check` until it returns `Some`, for up to 60 s.
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+fn wait_for<T>(mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(found) = check() {
-            return found;
+            return Some(found);
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -356,11 +358,23 @@ async fn mariadb_run_serves_http_counts_events_and_exits_0_on_sigterm() {
     ))
     .await
     .expect("insert");
-    let stats = wait_for("three events counted in /stats", || {
+    let counted = wait_for(|| {
         let (_, body) = http_get(&addr, "/stats");
         let stats: serde_json::Value = serde_json::from_str(&body).ok()?;
         (stats["events_received"].as_u64() >= Some(3)).then_some(stats)
     });
+    let Some(stats) = counted else {
+        let (_, stats) = http_get(&addr, "/stats");
+        let (_, health) = http_get(&addr, "/health");
+        running.terminate();
+        while let Ok(line) = running.stderr.recv_timeout(Duration::from_secs(5)) {
+            running.seen.push(line);
+        }
+        panic!(
+            "three events not counted in 60 s; stats {stats}, health {health}, stderr {:#?}",
+            running.seen
+        );
+    };
     assert_eq!(stats["running"], true);
     assert_eq!(stats["sources"], serde_json::json!(["shop"]));
 

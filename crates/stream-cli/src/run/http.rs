@@ -73,7 +73,7 @@ fn metrics_response(observed: &dyn Observe) -> Response {
             .into_response(),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "no metrics yet: the pipeline is starting\n",
+            "no metrics to show yet: the sources are starting\n",
         )
             .into_response(),
     }
