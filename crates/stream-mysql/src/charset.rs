@@ -100,6 +100,32 @@ impl Charset {
     }
 }
 
+/// Every character set name MySQL and MariaDB know (`utf8` is MySQL's old name of utf8mb3).
+const CHARSET_NAMES: &[&str] = &[
+    "armscii8", "ascii", "big5", "binary", "cp1250", "cp1251", "cp1256", "cp1257", "cp850",
+    "cp852", "cp866", "cp932", "dec8", "eucjpms", "euckr", "gb18030", "gb2312", "gbk", "geostd8",
+    "greek", "hebrew", "hp8", "keybcs2", "koi8r", "koi8u", "latin1", "latin2", "latin5", "latin7",
+    "macce", "macroman", "sjis", "swe7", "tis620", "ucs2", "ujis", "utf16", "utf16le", "utf32",
+    "utf8", "utf8mb3", "utf8mb4",
+];
+
+/// The character set name as written in SQL, lower case, if it is one (`CHARACTER SET x`).
+pub(crate) fn charset_name(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    CHARSET_NAMES.contains(&lower.as_str()).then_some(lower)
+}
+
+/// The character set a collation belongs to: its name up to the first `_` (`latin1_bin` →
+/// `latin1`), or `binary`. `None` for a collation without its character set in the name
+/// (MariaDB's `uca1400_ai_ci`), which keeps the character set it is applied to.
+pub(crate) fn charset_of_collation(collation: &str) -> Option<String> {
+    let lower = collation.to_ascii_lowercase();
+    if lower == "binary" {
+        return Some(lower);
+    }
+    charset_name(lower.split('_').next().unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +155,25 @@ mod tests {
                 .is_err()
         );
         assert_eq!(Charset::from_mysql_name("armscii8"), None);
+    }
+
+    #[test]
+    fn collations_name_their_character_set() {
+        assert_eq!(
+            charset_of_collation("latin1_swedish_ci").as_deref(),
+            Some("latin1")
+        );
+        assert_eq!(
+            charset_of_collation("UTF8MB4_bin").as_deref(),
+            Some("utf8mb4")
+        );
+        assert_eq!(
+            charset_of_collation("utf8_general_ci").as_deref(),
+            Some("utf8")
+        );
+        assert_eq!(charset_of_collation("binary").as_deref(), Some("binary"));
+        assert_eq!(charset_of_collation("uca1400_ai_ci"), None);
+        assert_eq!(charset_name("Latin1").as_deref(), Some("latin1"));
+        assert_eq!(charset_name("DEFAULT"), None);
     }
 }
