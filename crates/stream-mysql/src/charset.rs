@@ -1,5 +1,7 @@
 //! Decoding of text columns from their MySQL character set.
 
+use std::borrow::Cow;
+
 use encoding_rs::Encoding;
 
 /// How the bytes of a text column become a Rust string.
@@ -52,6 +54,23 @@ impl Charset {
             _ => return None,
         };
         Encoding::for_label(label.as_bytes()).map(Charset::Legacy)
+    }
+
+    /// Decodes `bytes`, borrowing them when they are UTF-8 already (`binary` is read as UTF-8).
+    pub(crate) fn decode_borrowed(self, bytes: &[u8]) -> Result<Cow<'_, str>, String> {
+        match self {
+            Charset::Utf8 | Charset::Binary => std::str::from_utf8(bytes)
+                .map(Cow::Borrowed)
+                .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to())),
+            other => other.decode(bytes).map(Cow::Owned),
+        }
+    }
+
+    /// Decodes `bytes`; what is not valid in the character set is read as lossy UTF-8 (MariaDB
+    /// sends, and SELECTs, ENUM labels invalid in their set after some conversions).
+    pub(crate) fn decode_lossy(self, bytes: &[u8]) -> String {
+        self.decode(bytes)
+            .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned())
     }
 
     /// Decodes `bytes`; `Err` describes bytes that are not valid in the character set.
@@ -126,6 +145,25 @@ pub(crate) fn charset_of_collation(collation: &str) -> Option<String> {
     charset_name(lower.split('_').next().unwrap_or_default())
 }
 
+/// `text` as a column of character set `name` holds it: each character the set cannot
+/// represent becomes `?`, as the server converts ENUM/SET labels to a column's character set.
+pub(crate) fn as_stored_in(name: &str, text: &str) -> String {
+    let fits: Box<dyn Fn(char) -> bool> = match name.to_ascii_lowercase().as_str() {
+        "ascii" => Box::new(|c: char| c.is_ascii()),
+        "utf8" | "utf8mb3" | "ucs2" => Box::new(|c: char| u32::from(c) <= 0xffff),
+        other => match Charset::from_mysql_name(other) {
+            Some(Charset::Legacy(encoding)) => Box::new(move |c: char| {
+                let mut buf = [0u8; 4];
+                !encoding.encode(c.encode_utf8(&mut buf)).2
+            }),
+            _ => return text.to_owned(),
+        },
+    };
+    text.chars()
+        .map(|c| if fits(c) { c } else { '?' })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,5 +213,15 @@ mod tests {
         assert_eq!(charset_of_collation("uca1400_ai_ci"), None);
         assert_eq!(charset_name("Latin1").as_deref(), Some("latin1"));
         assert_eq!(charset_name("DEFAULT"), None);
+    }
+
+    #[test]
+    fn text_keeps_what_the_character_set_holds() {
+        assert_eq!(as_stored_in("latin1", "é€ж"), "é€?");
+        assert_eq!(as_stored_in("cp1251", "éж"), "?ж");
+        assert_eq!(as_stored_in("ucs2", "Ω😀"), "Ω?");
+        assert_eq!(as_stored_in("ascii", "aé"), "a?");
+        assert_eq!(as_stored_in("utf8mb4", "é😀"), "é😀");
+        assert_eq!(as_stored_in("armscii8", "é"), "é");
     }
 }

@@ -270,6 +270,24 @@ async fn every_path_prints_the_same_json(server: &MariaDb, mode: &str) {
         wrong.check(shape(&row), want, "Store::read");
     }
     store.close().await.expect("close");
+
+    // A JSON column converted to another character set holds its text in that set.
+    c.query_drop(sql(
+        "CREATE TABLE `{db}`.l (id INT PRIMARY KEY, doc JSON); \
+         ALTER TABLE `{db}`.l CONVERT TO CHARACTER SET latin1",
+    ))
+    .await
+    .expect("latin1 table");
+    let at = now(&mut c).await;
+    c.query_drop(sql(r#"INSERT INTO `{db}`.l VALUES (1, '{"é": "ü"}')"#))
+        .await
+        .expect("latin1 row");
+    let latin1 = changes(config(&url, &format!("{db}.l")), at, 1).await;
+    wrong.check(
+        with_id(&latin1, 1),
+        r#"id=1 doc={"é":"ü"}"#,
+        "a JSON column converted to latin1",
+    );
     assert!(wrong.0.is_empty(), "{ctx}: {}", wrong.0.join("\n"));
 }
 

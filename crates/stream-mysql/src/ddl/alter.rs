@@ -1,6 +1,7 @@
 //! Tables built by `CREATE TABLE` and changed by `ALTER TABLE`, the way the server does it:
 //! character sets, JSON checks, column order and the primary key.
 
+use crate::charset::as_stored_in;
 use crate::schema::{ColumnSchema, JsonCheck, TableSchema};
 
 use super::column::is_text_type;
@@ -62,8 +63,18 @@ pub(crate) fn create(create: &CreateTable, database_charset: &str, mariadb: bool
         });
     }
     table.charset = Some(charset);
+    table.columns.iter_mut().for_each(store_labels);
     table.refresh_json();
     table
+}
+
+/// ENUM/SET labels as the column's character set stores them.
+fn store_labels(column: &mut ColumnSchema) {
+    if let Some(charset) = &column.charset {
+        for label in &mut column.labels {
+            *label = as_stored_in(charset, label);
+        }
+    }
 }
 
 fn find(columns: &[ColumnSchema], name: &str) -> Result<usize, String> {
@@ -213,6 +224,7 @@ pub(crate) fn alter(
         .filter_map(|p| table.columns.iter().position(|c| same(&c.name, p)))
         .collect();
     table.charset = Some(charset);
+    table.columns.iter_mut().for_each(store_labels);
     table.refresh_json();
     Ok(table)
 }

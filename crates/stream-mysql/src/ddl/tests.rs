@@ -258,7 +258,7 @@ fn new_columns_take_the_table_default_which_follows_alter_and_convert() {
              raw VARBINARY(3), n NCHAR(2)) DEFAULT CHARSET = latin2",
             "ALTER TABLE t ADD c VARCHAR(5)",
             "ALTER TABLE t DEFAULT CHARACTER SET = greek, ADD d CHAR(1)",
-            "ALTER TABLE t ADD e ENUM('x'), COLLATE cp1251_bin",
+            "ALTER TABLE t ADD e ENUM('x','é','ж'), COLLATE cp1251_bin",
         ],
     );
     assert_eq!(
@@ -272,10 +272,22 @@ fn new_columns_take_the_table_default_which_follows_alter_and_convert() {
             "e:cp1251"
         ]
     );
+    let labels = |t: &TableSchema| {
+        t.columns
+            .iter()
+            .find(|c| c.name == "e")
+            .map(|c| c.labels.clone())
+    };
+    assert_eq!(
+        labels(&t),
+        Some(vec!["x".into(), "?".into(), "ж".into()]),
+        "as cp1251 holds them"
+    );
     let t = run(
         &mut catalog,
         &["ALTER TABLE t ADD f VARCHAR(1) CHARACTER SET utf8mb4, CONVERT TO CHARACTER SET latin5"],
     );
+    assert_eq!(labels(&t), Some(vec!["x".into(), "?".into(), "?".into()]));
     assert_eq!(
         charsets(&t),
         [
