@@ -11,30 +11,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::seeded::{Rng, seed};
 use crate::support::*;
 use mysql_async::prelude::*;
 use stream_core::{ChangeEvent, Op, StartFrom, Value};
-
-/// xorshift64*: deterministic per seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -130,6 +110,15 @@ impl Storm {
         format!("{prefix}{}", self.serial)
     }
 
+    /// Every column but the key.
+    fn others(&self) -> Vec<Col> {
+        self.columns
+            .iter()
+            .filter(|c| c.name != "id")
+            .cloned()
+            .collect()
+    }
+
     async fn refresh(&mut self, c: &mut mysql_async::Conn) {
         let rows: Vec<(String, String, String, Option<String>)> = c
             .exec(
@@ -157,8 +146,8 @@ impl Storm {
         }
         let quote = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"));
         if self.json.contains(&col.name) {
-            let n = self.rng.below(1000);
-            let s: String = (0..self.rng.below(4))
+            let n = self.rng.index(1000);
+            let s: String = (0..self.rng.index(4))
                 .map(|_| *self.rng.pick(ALPHABET))
                 .filter(|c| *c != '\\' && *c != '\'')
                 .collect();
@@ -171,39 +160,39 @@ impl Storm {
             "decimal" => format!(
                 "{}{}.{:03}",
                 if self.rng.chance(50) { "-" } else { "" },
-                self.rng.below(999_999_999),
-                self.rng.below(1000)
+                self.rng.index(999_999_999),
+                self.rng.index(1000)
             ),
             "date" => format!(
                 "'{:04}-{:02}-{:02}'",
-                1000 + self.rng.below(9000),
-                1 + self.rng.below(12),
-                1 + self.rng.below(28)
+                1000 + self.rng.index(9000),
+                1 + self.rng.index(12),
+                1 + self.rng.index(28)
             ),
             "datetime" => format!(
                 "'{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}'",
-                1000 + self.rng.below(9000),
-                1 + self.rng.below(12),
-                1 + self.rng.below(28),
-                self.rng.below(24),
-                self.rng.below(60),
-                self.rng.below(60),
-                self.rng.below(1000)
+                1000 + self.rng.index(9000),
+                1 + self.rng.index(12),
+                1 + self.rng.index(28),
+                self.rng.index(24),
+                self.rng.index(60),
+                self.rng.index(60),
+                self.rng.index(1000)
             ),
             "enum" => {
                 let label: &&str = self.rng.pick(ENUM_LABELS);
                 quote(label)
             }
             "varbinary" | "binary" | "blob" => {
-                let n = self.rng.below(col.length().unwrap_or(16) + 1);
+                let n = self.rng.index(col.length().unwrap_or(16) + 1);
                 let hex: String = (0..n)
-                    .map(|_| format!("{:02x}", self.rng.below(256)))
+                    .map(|_| format!("{:02x}", self.rng.index(256)))
                     .collect();
                 format!("x'{hex}'")
             }
             _ => {
                 let max = col.length().unwrap_or(40).min(40);
-                let s: String = (0..self.rng.below(max + 1))
+                let s: String = (0..self.rng.index(max + 1))
                     .map(|_| *self.rng.pick(ALPHABET))
                     .collect();
                 // CHAR drops trailing spaces; the text stays comparable.
@@ -257,13 +246,13 @@ impl Storm {
 
     async fn write(&mut self, c: &mut mysql_async::Conn) {
         let target = format!("`{}`.`{}`", self.db, self.table);
-        let roll = self.rng.below(10);
+        let roll = self.rng.index(10);
         if self.ids.is_empty() || roll < 5 {
             let id = self.next_id;
             self.next_id += 1;
             let mut names = vec!["id".to_owned()];
             let mut values = vec![id.to_string()];
-            for col in self.columns.clone().iter().filter(|c| c.name != "id") {
+            for col in &self.others() {
                 names.push(format!("`{}`", col.name));
                 values.push(self.value(col));
             }
@@ -283,17 +272,12 @@ impl Storm {
             });
         } else if roll < 8 {
             let id = *self.rng.pick(&self.ids);
-            let others: Vec<Col> = self
-                .columns
-                .iter()
-                .filter(|c| c.name != "id")
-                .cloned()
-                .collect();
+            let others = self.others();
             if others.is_empty() {
                 return;
             }
             let mut sets = Vec::new();
-            for _ in 0..1 + self.rng.below(3) {
+            for _ in 0..1 + self.rng.index(3) {
                 let col = self.rng.pick(&others).clone();
                 sets.push(format!("`{}` = {}", col.name, self.value(&col)));
             }
@@ -310,7 +294,7 @@ impl Storm {
                 what: sql,
             });
         } else {
-            let at = self.rng.below(self.ids.len());
+            let at = self.rng.index(self.ids.len());
             let id = self.ids.swap_remove(at);
             let before = Some(self.select(c, id).await);
             let sql = format!("DELETE FROM {target} WHERE id = {id}");
@@ -335,27 +319,22 @@ impl Storm {
     /// One random ALTER that the current table allows.
     fn alter_sql(&mut self) -> String {
         let target = format!("`{}`.`{}`", self.db, self.table);
-        let others: Vec<Col> = self
-            .columns
-            .iter()
-            .filter(|c| c.name != "id")
-            .cloned()
-            .collect();
+        let others = self.others();
         let texts: Vec<Col> = others
             .iter()
             .filter(|c| c.is_text() && !self.json.contains(&c.name))
             .cloned()
             .collect();
-        let place = |rng: &mut Rng, columns: &[Col]| match rng.below(3) {
+        let place = |rng: &mut Rng, columns: &[Col]| match rng.index(3) {
             0 => " FIRST".to_owned(),
             1 => format!(" AFTER `{}`", rng.pick(columns).name),
             _ => String::new(),
         };
         loop {
-            match self.rng.below(10) {
+            match self.rng.index(10) {
                 0..=2 => {
                     let name = self.fresh("c");
-                    let ty = match self.rng.below(10) {
+                    let ty = match self.rng.index(10) {
                         0..=3 => {
                             format!(
                                 "{}{}",
@@ -383,13 +362,13 @@ impl Storm {
                         .iter()
                         .filter(|c| matches!(c.data_type.as_str(), "varchar" | "int" | "decimal"))
                         .collect();
-                    let Some(col) = wide.get(self.rng.below(wide.len())).copied() else {
+                    let Some(col) = wide.get(self.rng.index(wide.len())).copied() else {
                         continue;
                     };
                     let ty = match col.data_type.as_str() {
                         "varchar" => format!(
                             "VARCHAR({}){}",
-                            col.length().unwrap_or(10) + 1 + self.rng.below(300),
+                            col.length().unwrap_or(10) + 1 + self.rng.index(300),
                             self.rng
                                 .pick(&["", " CHARACTER SET latin1", " CHARSET utf8mb4"])
                         ),
@@ -515,7 +494,7 @@ fn compare(
 async fn storm(mode: &str, seed: u64, alters: usize, writes: usize) {
     let mut c = conn().await;
     let db = fresh_db(&mut c, "storm").await;
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let db_charset = *rng.pick(&["utf8mb4", "latin1"]);
     c.query_drop(format!(
         "ALTER DATABASE `{db}` CHARACTER SET {db_charset}; USE `{db}`; SET SESSION sql_mode = '', time_zone = '+00:00'"
@@ -546,7 +525,7 @@ async fn storm(mode: &str, seed: u64, alters: usize, writes: usize) {
         s.refresh(&mut c).await;
         let (mut alters_left, mut writes_left) = (alters, writes);
         while alters_left + writes_left > 0 {
-            if s.rng.below(alters_left + writes_left) < alters_left {
+            if s.rng.index(alters_left + writes_left) < alters_left {
                 alters_left -= 1;
                 let (json, table) = (s.json.clone(), s.table.clone());
                 let sql = s.alter_sql();
@@ -606,12 +585,7 @@ async fn storm(mode: &str, seed: u64, alters: usize, writes: usize) {
         "{context}: {} of {} rows differ:\n{}",
         mismatches.len(),
         s.expected.len(),
-        mismatches
-            .iter()
-            .take(10)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        mismatches[..mismatches.len().min(10)].join("\n")
     );
     c.query_drop(format!("DROP DATABASE `{db}`"))
         .await
@@ -620,14 +594,7 @@ async fn storm(mode: &str, seed: u64, alters: usize, writes: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_ddl_storm_rows_match_the_server_in_both_metadata_modes() {
-    let base = std::env::var("STREAM_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0x5eed, |d| d.as_nanos() as u64)
-        });
+    let base = seed();
     let seeds = env_or("STREAM_TEST_DDL_STORM_SEEDS", 1);
     let alters = env_or("STREAM_TEST_DDL_STORM_ALTERS", 50) as usize;
     let writes = env_or("STREAM_TEST_DDL_STORM_WRITES", 200) as usize;

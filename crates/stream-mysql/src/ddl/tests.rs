@@ -212,26 +212,19 @@ fn apply_tracks_the_catalog_and_reports_wanted_tables_only() {
         apply("CREATE TABLE other.x (id INT)", None, wants, &mut catalog),
         None
     );
-    apply(
-        "ALTER TABLE t FROBNICATE",
-        Some("shop"),
-        wants,
-        &mut catalog,
-    );
-    assert!(
-        catalog.table("shop", "t").is_none(),
-        "an unreadable DDL must forget the table"
-    );
-    apply(
-        "CREATE TABLE t (id INT) SELECT 1 AS id",
-        Some("shop"),
-        wants,
-        &mut catalog,
-    );
-    assert!(
-        catalog.table("shop", "t").is_none(),
-        "CREATE TABLE ... SELECT takes its columns from a query we cannot see"
-    );
+    for (sql, why) in [
+        (
+            "ALTER TABLE t FROBNICATE",
+            "an unreadable DDL must forget the table",
+        ),
+        (
+            "CREATE TABLE t (id INT) SELECT 1 AS id",
+            "CREATE TABLE ... SELECT takes its columns from a query we cannot see",
+        ),
+    ] {
+        apply(sql, Some("shop"), wants, &mut catalog);
+        assert!(catalog.table("shop", "t").is_none(), "{why}");
+    }
 }
 
 #[test]
