@@ -469,4 +469,37 @@ mod tests {
         assert_eq!(parse_labels("enum('')"), [""]);
         assert!(parse_labels("int(11)").is_empty());
     }
+
+    #[test]
+    fn saved_state_round_trips_and_older_states_keep_their_json_columns() {
+        let mut catalog = Catalog {
+            databases: [("shop".to_owned(), "latin1".to_owned())].into(),
+            ..Catalog::default()
+        };
+        // A state saved before checks were recorded: JSON only as the column flag.
+        let legacy = serde_json::json!({"version": 1, "tables": [["shop", "t", {
+            "columns": [
+                {"name": "id", "data_type": "int", "unsigned": false, "charset": null, "labels": [], "json": false},
+                {"name": "doc", "data_type": "longtext", "unsigned": false, "charset": "utf8mb4", "labels": [], "json": true}
+            ],
+            "primary_key": [0]
+        }]]});
+        catalog.restore(&legacy).expect("legacy state");
+        assert_eq!(catalog.databases["shop"], "latin1", "kept when not saved");
+        crate::ddl::apply(
+            "ALTER TABLE t ADD COLUMN note TEXT",
+            Some("shop"),
+            |_, _| true,
+            &mut catalog,
+        );
+        let t = catalog.table("shop", "t").expect("t");
+        let json: Vec<bool> = t.columns.iter().map(|c| c.json).collect();
+        assert_eq!(json, [false, true, false]);
+        assert_eq!(t.columns[2].charset.as_deref(), Some("latin1"));
+
+        let mut restored = Catalog::default();
+        restored.restore(&catalog.to_state()).expect("state");
+        assert_eq!(restored.tables, catalog.tables);
+        assert_eq!(restored.databases, catalog.databases);
+    }
 }

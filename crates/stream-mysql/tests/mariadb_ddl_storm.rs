@@ -607,3 +607,30 @@ async fn mariadb_ddl_storm_rows_match_the_server_in_both_metadata_modes() {
         storm("FULL", seed, alters, writes).await;
     }
 }
+
+/// The user's report: with NO_LOG metadata, a column added after another column's charset
+/// changed was decoded in that other column's charset (`"c":"Ã©"`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_a_column_charset_change_does_not_leak_to_columns_added_later() {
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "leak").await;
+    let start = now(&mut c).await;
+    with_metadata("NO_LOG", || async {
+        for sql in [
+            "ALTER DATABASE `{db}` CHARACTER SET utf8mb4",
+            "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, a VARCHAR(20), b VARCHAR(20))",
+            "ALTER TABLE `{db}`.t MODIFY a VARCHAR(20) CHARACTER SET latin1",
+            "ALTER TABLE `{db}`.t ADD COLUMN c VARCHAR(20)",
+            "INSERT INTO `{db}`.t VALUES (3, 'é', 'é', 'é')",
+        ] {
+            c.query_drop(sql.replace("{db}", &db)).await.expect(sql);
+        }
+    })
+    .await;
+    let got = changes(config(&url(), &format!("{db}.*")), start, 1).await;
+    let row = got[0].to_json();
+    assert!(
+        row.contains(r#""after":{"id":3,"a":"é","b":"é","c":"é"}"#),
+        "{row}"
+    );
+}

@@ -442,8 +442,10 @@ pub(crate) fn apply(
     match parse(sql, default_db) {
         Parsed::Other => None,
         Parsed::Unreadable(reason) => {
-            // Literals may hold passwords or data: the log gets the statement without them.
+            // Literals may hold passwords or data: the log gets the statement (and the parser's
+            // reason, which quotes the token it stopped at) without them.
             let statement = crate::sqltext::redact_literals(sql);
+            let reason = crate::sqltext::redact_literals(&reason);
             tracing::warn!(%statement, %reason, "DDL not understood; affected tables lose their known definition");
             // Drop the definitions of tracked tables the statement names, so rows after it
             // are never decoded with stale columns.

@@ -450,13 +450,18 @@ impl tracing::Subscriber for Capture {
 fn unreadable_ddl_is_logged_without_its_literals() {
     let capture = Capture::default();
     let mut catalog = mariadb();
+    let stopped_at_a_literal = parse("ALTER TABLE t ADD pw INT, 'hunter4'", Some("shop"));
+    assert!(
+        matches!(&stopped_at_a_literal, Parsed::Unreadable(r) if r.contains("hunter4")),
+        "the parser's reason quotes the literal: {stopped_at_a_literal:?}"
+    );
     tracing::subscriber::with_default(capture.clone(), || {
-        apply(
+        for sql in [
             r#"ALTER TABLE t ADD pw VARCHAR(9) DEFAULT 'hunter\'2', ADD n TEXT DEFAULT "s""x" FROBNICATE"#,
-            Some("shop"),
-            |_, _| true,
-            &mut catalog,
-        );
+            "ALTER TABLE t ADD pw INT, 'hunter4'",
+        ] {
+            apply(sql, Some("shop"), |_, _| true, &mut catalog);
+        }
     });
     let logged = capture.0.lock().map(|l| l.clone()).unwrap_or_default();
     assert!(
