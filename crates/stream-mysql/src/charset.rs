@@ -1,5 +1,7 @@
 //! Decoding of text columns from their MySQL character set.
 
+use std::borrow::Cow;
+
 use encoding_rs::Encoding;
 
 /// How the bytes of a text column become a Rust string.
@@ -54,6 +56,23 @@ impl Charset {
         Encoding::for_label(label.as_bytes()).map(Charset::Legacy)
     }
 
+    /// Decodes `bytes`, borrowing them when they are UTF-8 already (`binary` is read as UTF-8).
+    pub(crate) fn decode_borrowed(self, bytes: &[u8]) -> Result<Cow<'_, str>, String> {
+        match self {
+            Charset::Utf8 | Charset::Binary => std::str::from_utf8(bytes)
+                .map(Cow::Borrowed)
+                .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to())),
+            other => other.decode(bytes).map(Cow::Owned),
+        }
+    }
+
+    /// Decodes `bytes`; what is not valid in the character set is read as lossy UTF-8 (MariaDB
+    /// sends, and SELECTs, ENUM labels invalid in their set after some conversions).
+    pub(crate) fn decode_lossy(self, bytes: &[u8]) -> String {
+        self.decode(bytes)
+            .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned())
+    }
+
     /// Decodes `bytes`; `Err` describes bytes that are not valid in the character set.
     pub(crate) fn decode(self, bytes: &[u8]) -> Result<String, String> {
         match self {
@@ -100,6 +119,51 @@ impl Charset {
     }
 }
 
+/// Every character set name MySQL and MariaDB know (`utf8` is MySQL's old name of utf8mb3).
+const CHARSET_NAMES: &[&str] = &[
+    "armscii8", "ascii", "big5", "binary", "cp1250", "cp1251", "cp1256", "cp1257", "cp850",
+    "cp852", "cp866", "cp932", "dec8", "eucjpms", "euckr", "gb18030", "gb2312", "gbk", "geostd8",
+    "greek", "hebrew", "hp8", "keybcs2", "koi8r", "koi8u", "latin1", "latin2", "latin5", "latin7",
+    "macce", "macroman", "sjis", "swe7", "tis620", "ucs2", "ujis", "utf16", "utf16le", "utf32",
+    "utf8", "utf8mb3", "utf8mb4",
+];
+
+/// The character set name as written in SQL, lower case, if it is one (`CHARACTER SET x`).
+pub(crate) fn charset_name(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    CHARSET_NAMES.contains(&lower.as_str()).then_some(lower)
+}
+
+/// The character set a collation belongs to: its name up to the first `_` (`latin1_bin` →
+/// `latin1`), or `binary`. `None` for a collation without its character set in the name
+/// (MariaDB's `uca1400_ai_ci`), which keeps the character set it is applied to.
+pub(crate) fn charset_of_collation(collation: &str) -> Option<String> {
+    let lower = collation.to_ascii_lowercase();
+    if lower == "binary" {
+        return Some(lower);
+    }
+    charset_name(lower.split('_').next().unwrap_or_default())
+}
+
+/// `text` as a column of character set `name` holds it: each character the set cannot
+/// represent becomes `?`, as the server converts ENUM/SET labels to a column's character set.
+pub(crate) fn as_stored_in(name: &str, text: &str) -> String {
+    let fits: Box<dyn Fn(char) -> bool> = match name.to_ascii_lowercase().as_str() {
+        "ascii" => Box::new(|c: char| c.is_ascii()),
+        "utf8" | "utf8mb3" | "ucs2" => Box::new(|c: char| u32::from(c) <= 0xffff),
+        other => match Charset::from_mysql_name(other) {
+            Some(Charset::Legacy(encoding)) => Box::new(move |c: char| {
+                let mut buf = [0u8; 4];
+                !encoding.encode(c.encode_utf8(&mut buf)).2
+            }),
+            _ => return text.to_owned(),
+        },
+    };
+    text.chars()
+        .map(|c| if fits(c) { c } else { '?' })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +193,35 @@ mod tests {
                 .is_err()
         );
         assert_eq!(Charset::from_mysql_name("armscii8"), None);
+    }
+
+    #[test]
+    fn collations_name_their_character_set() {
+        assert_eq!(
+            charset_of_collation("latin1_swedish_ci").as_deref(),
+            Some("latin1")
+        );
+        assert_eq!(
+            charset_of_collation("UTF8MB4_bin").as_deref(),
+            Some("utf8mb4")
+        );
+        assert_eq!(
+            charset_of_collation("utf8_general_ci").as_deref(),
+            Some("utf8")
+        );
+        assert_eq!(charset_of_collation("binary").as_deref(), Some("binary"));
+        assert_eq!(charset_of_collation("uca1400_ai_ci"), None);
+        assert_eq!(charset_name("Latin1").as_deref(), Some("latin1"));
+        assert_eq!(charset_name("DEFAULT"), None);
+    }
+
+    #[test]
+    fn text_keeps_what_the_character_set_holds() {
+        assert_eq!(as_stored_in("latin1", "é€ж"), "é€?");
+        assert_eq!(as_stored_in("cp1251", "éж"), "?ж");
+        assert_eq!(as_stored_in("ucs2", "Ω😀"), "Ω?");
+        assert_eq!(as_stored_in("ascii", "aé"), "a?");
+        assert_eq!(as_stored_in("utf8mb4", "é😀"), "é😀");
+        assert_eq!(as_stored_in("armscii8", "é"), "é");
     }
 }

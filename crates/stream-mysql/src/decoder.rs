@@ -33,7 +33,7 @@ pub(crate) enum Kind {
     Bit { bytes: u8 },
     Text { len_bytes: u8, charset: Charset },
     Bytes { len_bytes: u8 },
-    JsonText { len_bytes: u8 },
+    JsonText { len_bytes: u8, charset: Charset },
     JsonBinary { len_bytes: u8 },
     Enum { pack: u8, labels: Arc<[String]> },
     Set { pack: u8, labels: Arc<[String]> },
@@ -310,9 +310,16 @@ fn charset_of(
         .ok_or_else(|| format!("character set `{name}` is not supported"))
 }
 
-fn labels_of(mc: &MapColumn, hint: Option<&ColumnSchema>) -> Result<Arc<[String]>, String> {
+fn labels_of(
+    mc: &MapColumn,
+    hint: Option<&ColumnSchema>,
+    catalog: &Catalog,
+) -> Result<Arc<[String]>, String> {
     match (&mc.labels, hint) {
-        (Some(l), _) => Ok(l.clone().into()),
+        (Some(l), _) => {
+            let charset = charset_of(mc, hint, catalog)?;
+            Ok(l.iter().map(|b| charset.decode_lossy(b)).collect())
+        }
         (None, Some(h)) if !h.labels.is_empty() => Ok(h.labels.clone().into()),
         _ => Err("ENUM/SET labels are unknown (no FULL metadata and no definition)".into()),
     }
@@ -383,21 +390,18 @@ fn kind_of(mc: &MapColumn, hint: Option<&ColumnSchema>, catalog: &Catalog) -> Re
         }
         ty::ENUM => Kind::Enum {
             pack: (meta & 0xff) as u8,
-            labels: labels_of(mc, hint)?,
+            labels: labels_of(mc, hint, catalog)?,
         },
         ty::SET => Kind::Set {
             pack: (meta & 0xff) as u8,
-            labels: labels_of(mc, hint)?,
+            labels: labels_of(mc, hint, catalog)?,
         },
         ty::BLOB | ty::TINY_BLOB | ty::MEDIUM_BLOB | ty::LONG_BLOB => {
             let len_bytes = meta as u8;
-            if hint.is_some_and(|h| h.json) {
-                Kind::JsonText { len_bytes }
-            } else {
-                match charset_of(mc, hint, catalog)? {
-                    Charset::Binary => Kind::Bytes { len_bytes },
-                    charset => Kind::Text { len_bytes, charset },
-                }
+            match charset_of(mc, hint, catalog)? {
+                charset if hint.is_some_and(|h| h.json) => Kind::JsonText { len_bytes, charset },
+                Charset::Binary => Kind::Bytes { len_bytes },
+                charset => Kind::Text { len_bytes, charset },
             }
         }
         ty::JSON => Kind::JsonBinary {
@@ -593,12 +597,10 @@ fn decode_value(r: &mut Reader<'_>, kind: &Kind) -> Result<Value, String> {
             let n = read_len(r, *len_bytes)?;
             Value::Bytes(r.take(n, "a binary value").map_err(malformed)?.to_vec())
         }
-        Kind::JsonText { len_bytes } => {
+        Kind::JsonText { len_bytes, charset } => {
             let n = read_len(r, *len_bytes)?;
             let b = r.take(n, "a JSON value").map_err(malformed)?;
-            let text =
-                std::str::from_utf8(b).map_err(|e| format!("JSON text is not UTF-8: {e}"))?;
-            Value::Json(Json::parse(text).map_err(|e| e.to_string())?)
+            Value::Json(Json::parse(&charset.decode_borrowed(b)?).map_err(|e| e.to_string())?)
         }
         Kind::JsonBinary { len_bytes } => {
             let n = read_len(r, *len_bytes)?;

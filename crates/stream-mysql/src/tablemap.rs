@@ -52,8 +52,8 @@ pub(crate) struct MapColumn {
     pub(crate) collation: Option<u32>,
     /// From optional metadata (FULL).
     pub(crate) name: Option<String>,
-    /// From optional metadata (FULL): ENUM or SET labels.
-    pub(crate) labels: Option<Vec<String>>,
+    /// From optional metadata (FULL): ENUM or SET labels, in the column's character set.
+    pub(crate) labels: Option<Vec<Vec<u8>>>,
 }
 
 /// A parsed TABLE_MAP event.
@@ -266,8 +266,7 @@ impl TableMap {
                     let n = r.lenenc("label count")? as usize;
                     let mut labels = Vec::with_capacity(n);
                     for _ in 0..n {
-                        labels
-                            .push(String::from_utf8_lossy(r.lenenc_bytes("a label")?).into_owned());
+                        labels.push(r.lenenc_bytes("a label")?.to_vec());
                     }
                     self.columns[idx].labels = Some(labels);
                 }
@@ -349,7 +348,7 @@ mod tests {
         assert_eq!(m.columns[2].ty, ty::ENUM);
         assert_eq!(
             m.columns[2].labels.as_deref(),
-            Some(&["a".to_owned(), "b".to_owned()][..])
+            Some(&[b"a".to_vec(), b"b".to_vec()][..])
         );
         assert_eq!(m.primary_key, Some(vec![0]));
         assert!(m.has_names);

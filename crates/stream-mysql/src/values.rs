@@ -88,7 +88,7 @@ pub(crate) fn from_query(v: My, column: &ColumnSchema) -> Result<Value, String> 
                     s.split(',').map(str::to_owned).collect()
                 })
             }
-            "json" => Value::Json(Json::parse(&text(&b, column)?).map_err(|e| e.to_string())?),
+            // MySQL's JSON type, or MariaDB LONGTEXT a CHECK keeps valid JSON.
             _ if column.json => {
                 Value::Json(Json::parse(&text(&b, column)?).map_err(|e| e.to_string())?)
             }

@@ -2,41 +2,10 @@
 //! string type are written, streamed through our decoder, and compared with what the server
 //! itself renders for the same rows.
 
+use crate::seeded::{Rng, seed};
 use crate::support::*;
 use mysql_async::prelude::*;
 use stream_core::Value;
-
-/// xorshift64*: deterministic, seed printed on failure.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn signed(&mut self, bits: u32) -> i64 {
-        let v = self.next() >> (64 - bits);
-        ((v << (64 - bits)) as i64) >> (64 - bits)
-    }
-    fn unsigned(&mut self, bits: u32) -> u64 {
-        self.next() >> (64 - bits)
-    }
-    fn digits(&mut self, n: usize) -> String {
-        (0..n)
-            .map(|_| char::from(b'0' + self.below(10) as u8))
-            .collect()
-    }
-    fn text(&mut self, alphabet: &[char], max: u64) -> String {
-        (0..self.below(max + 1))
-            .map(|_| alphabet[self.below(alphabet.len() as u64) as usize])
-            .collect()
-    }
-}
 
 const COLUMNS: &str = "ti TINYINT, tiu TINYINT UNSIGNED, si SMALLINT, siu SMALLINT UNSIGNED, \
   mi MEDIUMINT, miu MEDIUMINT UNSIGNED, i INT, iu INT UNSIGNED, bi BIGINT, biu BIGINT UNSIGNED, \
@@ -181,7 +150,7 @@ async fn server_renders_the_same(mode: &str, seed: u64) {
         .expect("session");
     let start = now(&mut c).await;
     const ROWS: u64 = 200;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let rows: Vec<String> = (0..ROWS).map(|id| random_row(&mut rng, id)).collect();
     with_metadata(mode, || async {
         for chunk in rows.chunks(50) {
@@ -249,18 +218,6 @@ async fn server_renders_the_same(mode: &str, seed: u64) {
     c.query_drop(format!("DROP DATABASE `{db}`"))
         .await
         .expect("drop");
-}
-
-fn seed() -> u64 {
-    std::env::var("STREAM_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0x5eed, |d| d.as_nanos() as u64)
-                | 1
-        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
