@@ -174,11 +174,12 @@ mod gens;
 mod key;
 #[cfg(feature = "redis")]
 mod redis_tier;
+mod remote;
 mod store;
 
 pub use cache::{Cache, CacheStats, FillTicket, Lookup, WriteTicket};
 pub use config::CacheConfig;
-#[cfg(feature = "redis")]
-pub use config::RedisTier;
 pub use error::CacheError;
+#[cfg(feature = "redis")]
+pub use redis_tier::RedisTier;
 pub use store::{CachedStore, WritePolicy};
