@@ -1,6 +1,6 @@
 //! The local tier: hits, misses, TTL, LRU, invalidation races, writes through the streamer.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use stream_core::{Filter, Op, Position, SourceKind, Value};
 
@@ -61,20 +61,54 @@ async fn hits_misses_and_cached_absence_are_counted() {
     assert_eq!(json["hits"], 3);
 }
 
+/// Polls `done` until it holds, failing after `within`: waiting for a condition, not a time.
+async fn wait_until<F: std::future::Future<Output = bool>>(
+    within: Duration,
+    mut done: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + within;
+    while !done().await {
+        assert!(Instant::now() < deadline, "not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// moka keeps time with `std::time::Instant` (its mock clock is private to moka's own tests),
+/// so tokio's paused time cannot drive the TTL. This test runs on the real clock with a short
+/// TTL and checks both bounds without a fixed sleep: a row read back within the TTL is a hit,
+/// and the first miss comes no earlier than the TTL after the fill. A stalled machine makes it
+/// retry or wait longer, never fail.
 #[tokio::test]
 async fn entries_expire_after_the_ttl_and_count_as_evictions() {
+    const TTL: Duration = Duration::from_millis(50);
     let c = cache(CacheConfig {
-        ttl: Some(Duration::from_millis(100)),
+        ttl: Some(TTL),
         ..CacheConfig::default()
     })
     .await;
-    filled(&c, 1, "new").await;
-    assert!(c.get(&ns(), &key(1)).await.is_hit());
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Miss);
+    // Fill and read back within the TTL; a read that came too late to tell retries on a new key.
+    let mut id = 0;
+    let filled_at = loop {
+        id += 1;
+        assert!(id <= 20, "no fill was read back within {TTL:?}");
+        let at = Instant::now();
+        filled(&c, id, "new").await;
+        let hit = c.get(&ns(), &key(id)).await.is_hit();
+        if at.elapsed() < TTL {
+            assert!(hit, "gone {:?} after the fill", at.elapsed());
+            break at;
+        }
+    };
+    wait_until(Duration::from_secs(10), || async {
+        c.get(&ns(), &key(id)).await == Lookup::Miss
+    })
+    .await;
+    let lived = filled_at.elapsed();
+    assert!(lived >= TTL, "expired after {lived:?}, before the TTL");
     c.run_pending_tasks().await;
     let s = c.stats();
-    assert_eq!((s.evictions, s.entries), (1, 0));
+    let filled = u64::try_from(id).expect("small");
+    assert_eq!((s.evictions, s.entries), (filled, 0), "every fill expired");
 }
 
 #[tokio::test]
