@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use stream_testkit::LEFT_OUT;
 
 use crate::servers::{self, Kind};
 
@@ -90,11 +91,15 @@ fn run_cargo_test(fleet: &servers::Fleet, extra: &[&str]) -> Result<()> {
         .map(|k| (k, Tally::default()))
         .collect();
     let mut all = Tally::default();
+    let mut left_out = Vec::new();
     let mut binary = String::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.context("reading cargo test output")?;
         println!("{line}");
         let trimmed = line.trim();
+        if trimmed.starts_with(LEFT_OUT) {
+            left_out.push(trimmed.to_owned());
+        }
         if let Some(rest) = trimmed.strip_prefix("Running ") {
             binary = rest.to_owned();
         } else if trimmed.starts_with("Doc-tests ") {
@@ -160,8 +165,17 @@ fn run_cargo_test(fleet: &servers::Fleet, extra: &[&str]) -> Result<()> {
             eprintln!("    {name}");
         }
     }
+    for line in &left_out {
+        eprintln!("{line}");
+    }
     if !status.success() {
         bail!("cargo test failed ({status})");
+    }
+    if !left_out.is_empty() {
+        bail!(
+            "{} feature-gated suites were left out although every feature was on",
+            left_out.len()
+        );
     }
     if !idle_servers.is_empty() {
         bail!(
