@@ -1,4 +1,11 @@
-//! `cargo xtask test`: servers up, every test of the workspace against them, servers down.
+//! `cargo xtask test`: the lint steps, then servers up, every test of the workspace against
+//! them, servers down. `cargo xtask lint`: the lint steps alone.
+//!
+//! The lint steps live here rather than in CI's script, so that the README's test command is
+//! exactly CI's check: clippy and rustdoc with every feature and with the default ones (a
+//! `#[cfg(feature)]` path that only one of them compiles is still linted), each failing on any
+//! warning. They share the test run's target dir, and run before the servers start, so a
+//! warning costs no start-up.
 
 use std::io::{BufRead, BufReader};
 use std::process::Command;
@@ -36,6 +43,8 @@ pub fn run(args: &[&str]) -> Result<()> {
         other => bail!("usage: cargo xtask test [-- <cargo test args>], got {other:?}"),
     };
     let started = Instant::now();
+    lint()?;
+    let linted = started.elapsed();
     let (fleet, owned) = match servers::load_running()? {
         Some(fleet) => {
             eprintln!("xtask: using the servers already up (`cargo xtask db status`)");
@@ -50,13 +59,14 @@ pub fn run(args: &[&str]) -> Result<()> {
             (fleet, true)
         }
     };
-    let servers_ready = started.elapsed();
+    let servers_ready = started.elapsed() - linted;
     let result = run_cargo_test(&fleet, &extra);
     if owned {
         servers::down(&fleet);
     }
     eprintln!(
-        "xtask: servers ready in {:.1} s; whole run {:.1} s",
+        "xtask: lint {:.1} s; servers ready in {:.1} s; whole run {:.1} s",
+        linted.as_secs_f64(),
         servers_ready.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
@@ -71,8 +81,7 @@ struct Tally {
 }
 
 fn run_cargo_test(fleet: &servers::Fleet, extra: &[&str]) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut cmd = Command::new(cargo);
+    let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--all-features", "--no-fail-fast"])
         .args(extra)
         .envs(fleet.env())
@@ -194,6 +203,58 @@ fn short_binary(binary: &str) -> String {
     let first = binary.split_whitespace().next().unwrap_or(binary);
     let file = first.rsplit('/').next().unwrap_or(first);
     file.trim_end_matches(".rs").to_owned()
+}
+
+/// The cargo commands of the lint, in order; `RUSTDOCFLAGS` gets `-D warnings` for `doc`.
+const LINT_STEPS: [&str; 4] = [
+    "clippy --workspace --all-targets --all-features -- -D warnings",
+    "clippy --workspace --all-targets -- -D warnings",
+    "doc --workspace --no-deps --all-features",
+    "doc --workspace --no-deps",
+];
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+}
+
+/// `cargo xtask lint`.
+pub fn lint_command(args: &[&str]) -> Result<()> {
+    if !args.is_empty() {
+        bail!("usage: cargo xtask lint, got {args:?}");
+    }
+    lint()
+}
+
+/// Clippy and rustdoc, with all features and with the default ones, warnings denied. Stops at
+/// the first failing step.
+pub fn lint() -> Result<()> {
+    let root = crate::util::workspace_root();
+    let started = Instant::now();
+    for step in LINT_STEPS {
+        let shown = format!("cargo {step}");
+        eprintln!("xtask: lint: {shown}");
+        let step_started = Instant::now();
+        let mut cmd = cargo();
+        cmd.args(step.split_whitespace()).current_dir(&root);
+        if step.starts_with("doc ") {
+            let mut flags = std::env::var("RUSTDOCFLAGS").unwrap_or_default();
+            flags.push_str(" -D warnings");
+            cmd.env("RUSTDOCFLAGS", flags.trim());
+        }
+        let status = cmd.status().with_context(|| format!("running {shown}"))?;
+        if !status.success() {
+            bail!("lint failed: `{shown}` ({status}); fix the warnings above");
+        }
+        eprintln!(
+            "xtask: lint: {shown}: {:.1} s",
+            step_started.elapsed().as_secs_f64()
+        );
+    }
+    eprintln!(
+        "xtask: lint passed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 #[cfg(test)]
