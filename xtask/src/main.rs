@@ -4,7 +4,8 @@
 //!   MongoDB stand-in on free loopback ports, data in a temp dir, URLs in an env file.
 //! - `test`: the lint steps, then servers up, every test of the workspace, servers down; fails
 //!   loudly if a server cannot start.
-//! - `lint`: clippy and rustdoc with all and with default features, warnings denied.
+//! - `lint`: clippy and rustdoc with all and with default features, warnings denied; crate
+//!   READMEs show their tested doc example.
 //! - `demo`: the newcomer's first run against a throwaway MariaDB.
 //! - `bench`: binlog readers side by side on one binlog, and live commit-to-delivery lag.
 
@@ -24,7 +25,7 @@ commands:
   db down                                    stop the servers that `db up` started
   db status                                  show the servers and their URLs
   test [-- <cargo test args>]                lint, then servers up, run every test of the workspace, servers down
-  lint                                       clippy and rustdoc (all and default features, -D warnings)
+  lint                                       clippy and rustdoc (all and default features, -D warnings), READMEs
   demo [--seconds N]                         live change events from a throwaway MariaDB shop
   bench [--quick] [--rows N] [--rounds N]    binlog readers side by side, and live lag (docs/benchmarks.md)
 ";

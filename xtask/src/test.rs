@@ -4,10 +4,11 @@
 //! The lint steps live here rather than in CI's script, so that the README's test command is
 //! exactly CI's check: clippy and rustdoc with every feature and with the default ones (a
 //! `#[cfg(feature)]` path that only one of them compiles is still linted), each failing on any
-//! warning. They share the test run's target dir, and run before the servers start, so a
-//! warning costs no start-up.
+//! warning; and every crate README's example is its crate's tested doc example. They share the
+//! test run's target dir, and run before the servers start, so a warning costs no start-up.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -213,6 +214,16 @@ const LINT_STEPS: [&str; 4] = [
     "doc --workspace --no-deps",
 ];
 
+/// Crates whose README shows their crate-level doc example (checked by [`check_readmes`]).
+const README_EXAMPLES: [&str; 6] = [
+    "stream-core",
+    "stream-cache",
+    "stream-heartbeat",
+    "stream-edge",
+    "stream-premium",
+    "stream-testkit",
+];
+
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
 }
@@ -225,8 +236,8 @@ pub fn lint_command(args: &[&str]) -> Result<()> {
     lint()
 }
 
-/// Clippy and rustdoc, with all features and with the default ones, warnings denied. Stops at
-/// the first failing step.
+/// Clippy and rustdoc, with all features and with the default ones, warnings denied; then the
+/// READMEs. Stops at the first failing step.
 pub fn lint() -> Result<()> {
     let root = crate::util::workspace_root();
     let started = Instant::now();
@@ -250,11 +261,116 @@ pub fn lint() -> Result<()> {
             step_started.elapsed().as_secs_f64()
         );
     }
+    check_readmes(&root)?;
     eprintln!(
         "xtask: lint passed in {:.1} s",
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The example a crate README shows must be the crate's doc example (which rustdoc compiles
+/// and runs), without the lines rustdoc hides.
+fn check_readmes(root: &Path) -> Result<()> {
+    let mut problems = Vec::new();
+    for name in README_EXAMPLES {
+        let dir = root.join("crates").join(name);
+        let read = |file: &str| {
+            std::fs::read_to_string(dir.join(file))
+                .with_context(|| format!("reading crates/{name}/{file}"))
+        };
+        let Some(doc) = doc_example(&read("src/lib.rs")?) else {
+            problems.push(format!(
+                "crates/{name}/src/lib.rs: no example in the crate docs"
+            ));
+            continue;
+        };
+        let Some(shown) = readme_example(&read("README.md")?) else {
+            problems.push(format!("crates/{name}/README.md: no ```rust example"));
+            continue;
+        };
+        if let Some(diff) = first_difference(&doc, &shown) {
+            problems.push(format!(
+                "crates/{name}/README.md: its first ```rust block is not the crate doc example \
+                 of src/lib.rs (without hidden `# ` lines): {diff}"
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        bail!("lint failed:\n  {}", problems.join("\n  "));
+    }
+    Ok(())
+}
+
+/// The first code block of the `//!` docs, without the lines rustdoc hides.
+fn doc_example(lib: &str) -> Option<Vec<String>> {
+    let docs = lib
+        .lines()
+        .map_while(|l| l.strip_prefix("//!"))
+        .map(|l| l.strip_prefix(' ').unwrap_or(l));
+    // Rust, and run or at least compiled by rustdoc.
+    let tested = |fence: &str| {
+        fence.split(',').map(str::trim).all(|attr| {
+            matches!(attr, "" | "rust" | "no_run" | "should_panic") || attr.starts_with("edition")
+        })
+    };
+    let block = code_block(docs, tested)?;
+    let shown = block.into_iter().filter(|line| {
+        let t = line.trim_start();
+        t != "#" && !t.starts_with("# ")
+    });
+    Some(shown.collect())
+}
+
+/// The first ```rust block of a README.
+fn readme_example(readme: &str) -> Option<Vec<String>> {
+    code_block(readme.lines(), |fence| fence == "rust")
+}
+
+/// The lines of the first fenced block whose info string `wanted` accepts.
+fn code_block<'a>(
+    lines: impl Iterator<Item = &'a str>,
+    wanted: impl Fn(&str) -> bool,
+) -> Option<Vec<String>> {
+    let mut lines = lines;
+    loop {
+        let Some(fence) = lines.next()?.trim_start().strip_prefix("```") else {
+            continue;
+        };
+        let fence = fence.trim().to_owned();
+        let mut block = Vec::new();
+        for line in lines.by_ref() {
+            if line.trim_start().starts_with("```") {
+                break;
+            }
+            block.push(line.to_owned());
+        }
+        if wanted(&fence) {
+            return Some(block);
+        }
+    }
+}
+
+/// Where two examples first differ, for the error message.
+fn first_difference(expected: &[String], found: &[String]) -> Option<String> {
+    let differs = expected
+        .iter()
+        .zip(found)
+        .position(|(e, f)| e.trim_end() != f.trim_end());
+    match differs {
+        Some(i) => Some(format!(
+            "line {}: expected `{}`, found `{}`",
+            i + 1,
+            expected[i].trim(),
+            found[i].trim()
+        )),
+        None if expected.len() != found.len() => Some(format!(
+            "{} lines expected, {} found",
+            expected.len(),
+            found.len()
+        )),
+        None => None,
+    }
 }
 
 #[cfg(test)]
@@ -282,5 +398,30 @@ mod tests {
             short_binary("tests/servers.rs (target/debug/deps/servers-ab12)"),
             "servers"
         );
+    }
+
+    #[test]
+    fn the_readme_example_is_the_doc_example_without_hidden_lines() {
+        let lib = "//! Intro.\n//!\n//! ```text\n//! not this\n//! ```\n//!\n//! ```no_run\n\
+                   //! use x::Y;\n//! # fn main() {\n//!     Y::go();\n//!\n//! #\n//! # }\n//! ```\n\
+                   //! ```\n//! second();\n//! ```\n\npub mod x;\n";
+        let doc = doc_example(lib).expect("an example");
+        assert_eq!(doc, ["use x::Y;", "    Y::go();", ""]);
+        let readme = "# x\n\n```sh\ncargo add x\n```\n\n```rust\nuse x::Y;\n    Y::go();\n\n```\n";
+        let shown = readme_example(readme).expect("a rust block");
+        assert_eq!(first_difference(&doc, &shown), None);
+        let other = readme_example("```rust\nuse x::Z;\n```\n").expect("a rust block");
+        let diff = first_difference(&doc, &other).expect("differs");
+        assert_eq!(diff, "line 1: expected `use x::Y;`, found `use x::Z;`");
+        assert_eq!(
+            first_difference(&doc, &shown[..1]).as_deref(),
+            Some("3 lines expected, 1 found")
+        );
+        assert!(readme_example("no code").is_none());
+    }
+
+    #[test]
+    fn every_crate_readme_shows_its_crate_doc_example() {
+        check_readmes(&crate::util::workspace_root()).expect("READMEs match the crate docs");
     }
 }
