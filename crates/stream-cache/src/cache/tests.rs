@@ -2,28 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use stream_core::{Filter, Op, Position, SourceKind, Value};
+use stream_core::{Filter, SourceKind, Value};
 
 use super::*;
 
-use crate::fixtures::{key, ns, row};
-
-fn event(ns: Namespace, key: Option<Row>, before: Option<Row>, after: Option<Row>) -> ChangeEvent {
-    ChangeEvent {
-        source: SourceKind::MySql,
-        namespace: ns,
-        op: Op::Update,
-        key,
-        before,
-        after,
-        update: None,
-        position: "binlog:mysql-bin.000001:4+1"
-            .parse::<Position>()
-            .expect("position"),
-        ts_ms: 0,
-        txn: None,
-    }
-}
+use crate::fixtures::{event, key, ns, row};
 
 async fn cache(config: CacheConfig) -> Cache {
     Cache::new(config).await.expect("cache")
