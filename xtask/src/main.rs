@@ -2,8 +2,10 @@
 //!
 //! - `db up|down|status`: throwaway MariaDB, PostgreSQL, Redis, NATS (JetStream) and the
 //!   MongoDB stand-in on free loopback ports, data in a temp dir, URLs in an env file.
-//! - `test`: servers up, every test of the workspace, servers down; fails loudly if a server
-//!   cannot start.
+//! - `test`: the lint steps, then servers up, every test of the workspace, servers down; fails
+//!   loudly if a server cannot start.
+//! - `lint`: clippy and rustdoc with all and with default features, warnings denied; crate
+//!   READMEs show their tested doc example.
 //! - `demo`: the newcomer's first run against a throwaway MariaDB.
 //! - `bench`: binlog readers side by side on one binlog, and live commit-to-delivery lag.
 
@@ -22,7 +24,8 @@ commands:
   db up [--only mysql,pg,redis,nats,mongo]   start throwaway servers, write their URLs to target/xtask/servers.env
   db down                                    stop the servers that `db up` started
   db status                                  show the servers and their URLs
-  test [-- <cargo test args>]                servers up, run every test of the workspace, servers down
+  test [-- <cargo test args>]                lint, then servers up, run every test of the workspace, servers down
+  lint                                       clippy and rustdoc (all and default features, -D warnings), READMEs
   demo [--seconds N]                         live change events from a throwaway MariaDB shop
   bench [--quick] [--rows N] [--rounds N]    binlog readers side by side, and live lag (docs/benchmarks.md)
 ";
@@ -42,6 +45,7 @@ fn run(args: &[String]) -> Result<()> {
         ["db", "down"] => servers::down_command(),
         ["db", "status"] => servers::status_command(),
         ["test", rest @ ..] => test::run(rest),
+        ["lint", rest @ ..] => test::lint_command(rest),
         ["demo", rest @ ..] => demo::run(rest),
         ["bench", rest @ ..] => bench::run(rest),
         [] | ["help" | "--help" | "-h"] => {

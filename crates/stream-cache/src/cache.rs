@@ -11,15 +11,7 @@ use crate::config::CacheConfig;
 use crate::error::CacheError;
 use crate::gens::{Generations, Kind};
 use crate::key::{RowKey, namespace_hash, namespace_slot, query_key};
-#[cfg(feature = "redis")]
-use crate::redis_tier::{RedisL2, StoreMode};
-
-/// The Redis tokens a fill or write is stored under (nothing without the tier).
-#[cfg(feature = "redis")]
-type L2Tag = Option<crate::redis_tier::L2Tag>;
-#[cfg(not(feature = "redis"))]
-#[derive(Debug, Clone, Default)]
-struct L2Tag;
+use crate::remote::{RemoteTag, RemoteTier, StoreMode};
 
 /// What [`Cache::get`] found.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,8 +44,7 @@ impl Lookup {
 pub struct FillTicket {
     seq: u64,
     ns_hash: u64,
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    l2: L2Tag,
+    remote: Option<RemoteTag>,
 }
 
 /// Counters since the cache was created.
@@ -125,8 +116,7 @@ struct Inner {
     queries: Option<Moka<QueryEntry>>,
     gens: Generations,
     counters: Arc<Counters>,
-    #[cfg(feature = "redis")]
-    l2: Option<RedisL2>,
+    remote: Box<dyn RemoteTier>,
 }
 
 /// A cache of rows and query results by namespace, kept fresh by the change stream.
@@ -183,19 +173,14 @@ impl Cache {
                 |c| &c.query_evictions,
             )
         });
-        #[cfg(feature = "redis")]
-        let l2 = match &config.redis {
-            Some(tier) => Some(RedisL2::connect(tier, counters.clone()).await?),
-            None => None,
-        };
+        let remote = crate::remote::open(&config, &counters).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 rows,
                 queries,
                 gens: Generations::new(),
                 counters,
-                #[cfg(feature = "redis")]
-                l2,
+                remote,
             }),
         })
     }
@@ -211,15 +196,12 @@ impl Cache {
             inner.counters.hits.fetch_add(1, Relaxed);
             return Lookup::Hit(entry.row.map(Arc::unwrap_or_clone));
         }
-        #[cfg(feature = "redis")]
-        if let Some(l2) = &inner.l2 {
-            let seq = inner.gens.now();
-            if let Some(row) = l2.get(ns, k.json()).await {
-                inner.counters.hits.fetch_add(1, Relaxed);
-                inner.counters.redis_hits.fetch_add(1, Relaxed);
-                self.fill_local(&k, row.clone().map(Arc::new), seq).await;
-                return Lookup::Hit(row);
-            }
+        let seq = inner.gens.now();
+        if let Some(row) = inner.remote.get(ns, k.json()).await {
+            inner.counters.hits.fetch_add(1, Relaxed);
+            inner.counters.redis_hits.fetch_add(1, Relaxed);
+            self.fill_local(&k, row.clone().map(Arc::new), seq).await;
+            return Lookup::Hit(row);
         }
         inner.counters.misses.fetch_add(1, Relaxed);
         Lookup::Miss
@@ -231,7 +213,7 @@ impl Cache {
         FillTicket {
             seq: self.inner.gens.now(),
             ns_hash: namespace_hash(ns),
-            l2: self.l2_tag(ns),
+            remote: self.inner.remote.tag(ns),
         }
     }
 
@@ -245,29 +227,17 @@ impl Cache {
             return;
         }
         let row = row.map(Arc::new);
-        if self.fill_local(&k, row.clone(), ticket.seq).await {
-            self.fill_redis(ns, &k, row, &ticket).await;
-        }
-    }
-
-    /// Shares a fill through the Redis tier (which refuses it if any process invalidated the
-    /// key after the ticket's reading of the Redis clock).
-    #[cfg(feature = "redis")]
-    async fn fill_redis(
-        &self,
-        ns: &Namespace,
-        k: &RowKey,
-        row: Option<Arc<Row>>,
-        ticket: &FillTicket,
-    ) {
-        if let (Some(l2), Some(tag)) = (&self.inner.l2, &ticket.l2) {
-            l2.store(ns, k.json(), tag, row.as_deref(), StoreMode::Fill)
+        if self.fill_local(&k, row.clone(), ticket.seq).await
+            && let Some(tag) = &ticket.remote
+        {
+            // Shared through the remote tier, which refuses it if any process invalidated the
+            // key after the ticket's reading of the tier's clock.
+            self.inner
+                .remote
+                .store(ns, k.json(), tag, row.as_deref(), StoreMode::Fill)
                 .await;
         }
     }
-
-    #[cfg(not(feature = "redis"))]
-    async fn fill_redis(&self, _: &Namespace, _: &RowKey, _: Option<Arc<Row>>, _: &FillTicket) {}
 
     async fn fill_local(&self, k: &RowKey, row: Option<Arc<Row>>, seq: u64) -> bool {
         let inner = &*self.inner;
@@ -293,18 +263,9 @@ impl Cache {
     pub async fn put(&self, ns: &Namespace, key: &Row, row: Option<Row>) {
         let k = RowKey::new(ns, key);
         let tag = self.inner.gens.invalidate_key(k.slots);
-        let l2 = self.l2_tag(ns);
-        self.store_write(ns, &k, tag, l2, row.map(Arc::new)).await;
-    }
-
-    #[cfg(feature = "redis")]
-    fn l2_tag(&self, ns: &Namespace) -> L2Tag {
-        self.inner.l2.as_ref().and_then(|l2| l2.tag(ns))
-    }
-
-    #[cfg(not(feature = "redis"))]
-    fn l2_tag(&self, _ns: &Namespace) -> L2Tag {
-        L2Tag
+        let remote_tag = self.inner.remote.tag(ns);
+        self.store_write(ns, &k, tag, remote_tag, row.map(Arc::new))
+            .await;
     }
 
     /// Caches the row of a write through the streamer (tagged from its start) in both tiers.
@@ -313,7 +274,7 @@ impl Cache {
         ns: &Namespace,
         k: &RowKey,
         tag: u64,
-        l2_tag: L2Tag,
+        remote_tag: Option<RemoteTag>,
         row: Option<Arc<Row>>,
     ) {
         let inner = &*self.inner;
@@ -323,21 +284,22 @@ impl Cache {
             row: row.clone(),
         };
         inner.rows.insert(k.to_boxed(), entry).await;
-        #[cfg(feature = "redis")]
-        if let Some(l2) = &inner.l2 {
-            match l2_tag {
-                Some(l2_tag) => {
-                    l2.store(ns, k.json(), &l2_tag, row.as_deref(), StoreMode::Write)
-                        .await;
-                }
-                None => l2.invalidate_key(ns, k.json()).await,
-            }
-            // Lookups of this process that read Redis before it held the write may have
-            // cached what they read: they die now (this write's own entry lives on).
-            inner.gens.end_write(k.slots);
+        if !inner.remote.is_present() {
+            return;
         }
-        #[cfg(not(feature = "redis"))]
-        let _ = (ns, l2_tag, row);
+        match remote_tag {
+            Some(remote_tag) => {
+                let row = row.as_deref();
+                let remote = &inner.remote;
+                remote
+                    .store(ns, k.json(), &remote_tag, row, StoreMode::Write)
+                    .await;
+            }
+            None => inner.remote.invalidate_key(ns, k.json()).await,
+        }
+        // Lookups of this process that read the remote tier before it held the write may have
+        // cached what they read: they die now (this write's own entry lives on).
+        inner.gens.end_write(k.slots);
     }
 
     /// Announces a write (or delete) of this key through the streamer, before it is sent to
@@ -349,14 +311,14 @@ impl Cache {
     /// because the order in which the store applied the competing changes is unknown here.
     pub fn begin_write(&self, ns: &Namespace, key: &Row) -> WriteTicket {
         let key = RowKey::new(ns, key);
-        let l2 = self.l2_tag(ns);
+        let remote = self.inner.remote.tag(ns);
         let tag = self.inner.gens.begin_write(key.slots);
         WriteTicket {
             cache: self.clone(),
             ns: ns.clone(),
             key,
             tag,
-            l2,
+            remote,
             done: false,
         }
     }
@@ -465,15 +427,12 @@ impl Cache {
         inner.counters.invalidations.fetch_add(1, Relaxed);
         inner.gens.invalidate_key(k.slots);
         inner.rows.invalidate(k.bytes()).await;
-        #[cfg(feature = "redis")]
-        if let Some(l2) = &inner.l2 {
-            l2.invalidate_key(ns, k.json()).await;
-            // A lookup of this process that read Redis before the invalidation reached it
-            // may have cached the old row after the first bump: it dies now.
+        if inner.remote.is_present() {
+            inner.remote.invalidate_key(ns, k.json()).await;
+            // A lookup of this process that read the remote tier before the invalidation
+            // reached it may have cached the old row after the first bump: it dies now.
             inner.gens.invalidate_key(k.slots);
         }
-        #[cfg(not(feature = "redis"))]
-        let _ = ns;
     }
 
     /// Forgets every row and query result of `ns`, in both tiers. O(1): entries are made
@@ -482,9 +441,8 @@ impl Cache {
         let inner = &*self.inner;
         inner.counters.invalidations.fetch_add(1, Relaxed);
         inner.gens.invalidate_namespace(namespace_slot(ns));
-        #[cfg(feature = "redis")]
-        if let Some(l2) = &inner.l2 {
-            l2.invalidate_namespace(ns).await;
+        if inner.remote.is_present() {
+            inner.remote.invalidate_namespace(ns).await;
             inner.gens.invalidate_namespace(namespace_slot(ns));
         }
     }
@@ -498,9 +456,8 @@ impl Cache {
         if let Some(queries) = &inner.queries {
             queries.invalidate_all();
         }
-        #[cfg(feature = "redis")]
-        if let Some(l2) = &inner.l2 {
-            l2.invalidate_all().await;
+        if inner.remote.is_present() {
+            inner.remote.invalidate_all().await;
             inner.gens.invalidate_all();
         }
     }
@@ -536,11 +493,7 @@ impl Cache {
     /// Whether the Redis tier answers now; `Ok` when there is none. For health checks: reads
     /// never fail because of Redis.
     pub async fn check_redis(&self) -> Result<(), CacheError> {
-        #[cfg(feature = "redis")]
-        if let Some(l2) = &self.inner.l2 {
-            return l2.ping().await;
-        }
-        Ok(())
+        self.inner.remote.ping().await
     }
 }
 
@@ -562,7 +515,7 @@ pub struct WriteTicket {
     ns: Namespace,
     key: RowKey,
     tag: u64,
-    l2: L2Tag,
+    remote: Option<RemoteTag>,
     done: bool,
 }
 
@@ -584,9 +537,9 @@ impl WriteTicket {
         let may_cache = gens.write_may_cache(slots, self.tag);
         gens.end_write(slots);
         if may_cache {
-            let l2 = std::mem::take(&mut self.l2);
+            let remote = self.remote.take();
             self.cache
-                .store_write(&self.ns, &self.key, self.tag, l2, row.map(Arc::new))
+                .store_write(&self.ns, &self.key, self.tag, remote, row.map(Arc::new))
                 .await;
         } else {
             self.cache.invalidate_key(&self.ns, &self.key).await;
@@ -617,381 +570,23 @@ impl Drop for WriteTicket {
         inner.counters.invalidations.fetch_add(1, Relaxed);
         inner.gens.invalidate_key(slots);
         inner.gens.leave_write(slots);
-        #[cfg(feature = "redis")]
-        if let Some(l2) = &inner.l2 {
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
-                    let cache = self.cache.clone();
-                    let ns = self.ns.clone();
-                    let json = self.key.json().to_owned();
-                    handle.spawn(async move {
-                        if let Some(l2) = &cache.inner.l2 {
-                            l2.invalidate_key(&ns, &json).await;
-                            cache.inner.gens.invalidate_key(slots);
-                        }
-                    });
-                }
-                Err(_) => l2.lost_invalidation(),
+        if !inner.remote.is_present() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                let cache = self.cache.clone();
+                let ns = self.ns.clone();
+                let json = self.key.json().to_owned();
+                handle.spawn(async move {
+                    cache.inner.remote.invalidate_key(&ns, &json).await;
+                    cache.inner.gens.invalidate_key(slots);
+                });
             }
+            Err(_) => inner.remote.lost_invalidation(),
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use stream_core::{Filter, Op, Position, SourceKind, Value};
-
-    use super::*;
-
-    use crate::fixtures::{key, ns, row};
-
-    fn event(
-        ns: Namespace,
-        key: Option<Row>,
-        before: Option<Row>,
-        after: Option<Row>,
-    ) -> ChangeEvent {
-        ChangeEvent {
-            source: SourceKind::MySql,
-            namespace: ns,
-            op: Op::Update,
-            key,
-            before,
-            after,
-            update: None,
-            position: "binlog:mysql-bin.000001:4+1"
-                .parse::<Position>()
-                .expect("position"),
-            ts_ms: 0,
-            txn: None,
-        }
-    }
-
-    async fn cache(config: CacheConfig) -> Cache {
-        Cache::new(config).await.expect("cache")
-    }
-
-    async fn filled(c: &Cache, id: i64, status: &str) {
-        let t = c.ticket(&ns());
-        c.fill(&ns(), &key(id), Some(row(id, status)), t).await;
-    }
-
-    #[tokio::test]
-    async fn hits_misses_and_cached_absence_are_counted() {
-        let c = cache(CacheConfig::default()).await;
-        assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Miss);
-        filled(&c, 1, "new").await;
-        let t = c.ticket(&ns());
-        c.fill(&ns(), &key(2), None, t).await;
-        assert_eq!(
-            c.get(&ns(), &key(1)).await,
-            Lookup::Hit(Some(row(1, "new")))
-        );
-        assert_eq!(c.get(&ns(), &key(2)).await, Lookup::Hit(None));
-        // The contract JSON of the key is what counts: UInt(1) is the same key as Int(1).
-        let unsigned: Row = [("id", Value::UInt(1))].into_iter().collect();
-        assert!(c.get(&ns(), &unsigned).await.is_hit());
-        assert_eq!(
-            c.get(&Namespace::new("shop", "other"), &key(1)).await,
-            Lookup::Miss
-        );
-        c.run_pending_tasks().await;
-        let s = c.stats();
-        assert_eq!((s.hits, s.misses, s.entries), (3, 2, 2));
-        assert_eq!((s.evictions, s.invalidations, s.stale_fills), (0, 0, 0));
-        let json = serde_json::to_value(s).expect("stats serialise");
-        assert_eq!(json["hits"], 3);
-    }
-
-    #[tokio::test]
-    async fn entries_expire_after_the_ttl_and_count_as_evictions() {
-        let c = cache(CacheConfig {
-            ttl: Some(Duration::from_millis(100)),
-            ..CacheConfig::default()
-        })
-        .await;
-        filled(&c, 1, "new").await;
-        assert!(c.get(&ns(), &key(1)).await.is_hit());
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Miss);
-        c.run_pending_tasks().await;
-        let s = c.stats();
-        assert_eq!((s.evictions, s.entries), (1, 0));
-    }
-
-    #[tokio::test]
-    async fn the_least_recently_used_row_is_evicted_beyond_max_entries() {
-        let c = cache(CacheConfig {
-            max_entries: 2,
-            ..CacheConfig::default()
-        })
-        .await;
-        filled(&c, 1, "a").await;
-        filled(&c, 2, "b").await;
-        c.run_pending_tasks().await;
-        assert!(
-            c.get(&ns(), &key(1)).await.is_hit(),
-            "1 is now more recent than 2"
-        );
-        c.run_pending_tasks().await;
-        filled(&c, 3, "c").await;
-        c.run_pending_tasks().await;
-        let s = c.stats();
-        assert_eq!((s.evictions, s.entries), (1, 2));
-        assert_eq!(c.get(&ns(), &key(2)).await, Lookup::Miss);
-        assert!(c.get(&ns(), &key(1)).await.is_hit());
-        assert!(c.get(&ns(), &key(3)).await.is_hit());
-    }
-
-    #[tokio::test]
-    async fn a_fill_that_raced_with_an_invalidation_is_dropped() {
-        let c = cache(CacheConfig::default()).await;
-        // A read misses and takes its ticket, then reads the store: the old row.
-        assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Miss);
-        let ticket = c.ticket(&ns());
-        let old = row(1, "new");
-        // Meanwhile the change is committed and its event applied.
-        c.apply(&event(
-            ns(),
-            Some(key(1)),
-            Some(old.clone()),
-            Some(row(1, "paid")),
-        ))
-        .await;
-        // The read finishes: without generations the old row would stay until the TTL.
-        c.fill(&ns(), &key(1), Some(old), ticket).await;
-        assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Miss);
-        assert_eq!(c.stats().stale_fills, 1);
-        // A read that starts after the event caches what it read.
-        filled(&c, 1, "paid").await;
-        assert_eq!(
-            c.get(&ns(), &key(1)).await,
-            Lookup::Hit(Some(row(1, "paid")))
-        );
-    }
-
-    #[tokio::test]
-    async fn other_keys_and_namespace_invalidations_race_as_expected() {
-        let c = cache(CacheConfig::default()).await;
-        let ticket = c.ticket(&ns());
-        c.invalidate(&ns(), &key(2)).await;
-        c.fill(&ns(), &key(1), Some(row(1, "a")), ticket.clone())
-            .await;
-        assert!(
-            c.get(&ns(), &key(1)).await.is_hit(),
-            "another key's invalidation is no race"
-        );
-        c.invalidate_namespace(&ns()).await;
-        c.fill(&ns(), &key(3), Some(row(3, "a")), ticket).await;
-        assert_eq!(c.get(&ns(), &key(3)).await, Lookup::Miss);
-        assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Miss);
-        // A ticket of another namespace is ignored.
-        let foreign = c.ticket(&Namespace::new("shop", "users"));
-        c.fill(&ns(), &key(4), Some(row(4, "a")), foreign).await;
-        assert_eq!(c.get(&ns(), &key(4)).await, Lookup::Miss);
-    }
-
-    #[tokio::test]
-    async fn events_invalidate_their_key_and_the_namespace_queries() {
-        let c = cache(CacheConfig::default()).await;
-        filled(&c, 1, "a").await;
-        filled(&c, 2, "b").await;
-        let q = Query::filter(Filter::Eq("status".into(), "a".into()));
-        let t = c.ticket(&ns());
-        c.fill_query(&ns(), &q, vec![row(1, "a")], t).await;
-        assert_eq!(c.get_query(&ns(), &q).await, Some(vec![row(1, "a")]));
-        let users = Namespace::new("shop", "users");
-        let t = c.ticket(&users);
-        c.fill(&users, &key(1), Some(row(1, "u")), t.clone()).await;
-        c.fill_query(&users, &q, vec![], t).await;
-
-        c.apply(&event(
-            ns(),
-            Some(key(1)),
-            Some(row(1, "a")),
-            Some(row(1, "z")),
-        ))
-        .await;
-        assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Miss);
-        assert!(c.get(&ns(), &key(2)).await.is_hit());
-        assert_eq!(c.get_query(&ns(), &q).await, None);
-        assert!(
-            c.get(&users, &key(1)).await.is_hit(),
-            "other namespaces keep theirs"
-        );
-        assert_eq!(c.get_query(&users, &q).await, Some(vec![]));
-
-        // No key (a table without primary key): the whole namespace goes.
-        c.apply(&event(ns(), None, None, Some(row(9, "x")))).await;
-        assert_eq!(c.get(&ns(), &key(2)).await, Lookup::Miss);
-        assert!(c.get(&users, &key(1)).await.is_hit());
-        let s = c.stats();
-        assert_eq!((s.query_hits, s.query_misses, s.invalidations), (2, 1, 2));
-    }
-
-    #[tokio::test]
-    async fn an_update_of_the_primary_key_invalidates_both_keys() {
-        let c = cache(CacheConfig::default()).await;
-        filled(&c, 1, "a").await;
-        let t = c.ticket(&ns());
-        c.fill(&ns(), &key(2), None, t).await;
-        c.apply(&event(
-            ns(),
-            Some(key(2)),
-            Some(row(1, "a")),
-            Some(row(2, "a")),
-        ))
-        .await;
-        assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Miss);
-        assert_eq!(c.get(&ns(), &key(2)).await, Lookup::Miss);
-    }
-
-    #[tokio::test]
-    async fn an_old_event_never_brings_back_an_old_row() {
-        let c = cache(CacheConfig::default()).await;
-        c.put(&ns(), &key(1), Some(row(1, "v2"))).await;
-        assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Hit(Some(row(1, "v2"))));
-        // The event of an earlier change arrives after the write: it invalidates, it does
-        // not update in place (which would cache "v1").
-        c.apply(&event(ns(), Some(key(1)), None, Some(row(1, "v1"))))
-            .await;
-        assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Miss);
-    }
-
-    #[tokio::test]
-    async fn a_write_through_the_streamer_wins_over_reads_that_raced_with_it() {
-        let c = cache(CacheConfig::default()).await;
-        // A read started before the write and finishes after it.
-        let before = c.ticket(&ns());
-        let w = c.begin_write(&ns(), &key(1));
-        // A read during the write may read either value; it is cached for now...
-        let during = c.ticket(&ns());
-        c.fill(&ns(), &key(1), Some(row(1, "old")), during.clone())
-            .await;
-        w.finish(Some(row(1, "new"))).await;
-        // ...and the write's end replaces it; the late fills are dropped.
-        c.fill(&ns(), &key(1), Some(row(1, "old")), before).await;
-        c.fill(&ns(), &key(1), Some(row(1, "old")), during).await;
-        assert_eq!(
-            c.get(&ns(), &key(1)).await,
-            Lookup::Hit(Some(row(1, "new")))
-        );
-        assert_eq!(c.stats().stale_fills, 2);
-    }
-
-    #[tokio::test]
-    async fn a_write_that_raced_with_anything_invalidates_instead_of_caching() {
-        let c = cache(CacheConfig::default()).await;
-        // Two writes of one key overlap: the store's order is unknown here.
-        let first = c.begin_write(&ns(), &key(1));
-        let second = c.begin_write(&ns(), &key(1));
-        second.finish(Some(row(1, "b"))).await;
-        first.finish(Some(row(1, "a"))).await;
-        assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Miss);
-        // An event arrives while a write is under way.
-        let w = c.begin_write(&ns(), &key(1));
-        c.apply(&event(ns(), Some(key(1)), None, Some(row(1, "other"))))
-            .await;
-        w.finish(Some(row(1, "mine"))).await;
-        assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Miss);
-        // Nothing in the way: read-your-own-writes.
-        let w = c.begin_write(&ns(), &key(1));
-        w.finish(Some(row(1, "mine"))).await;
-        assert_eq!(
-            c.get(&ns(), &key(1)).await,
-            Lookup::Hit(Some(row(1, "mine")))
-        );
-        let w = c.begin_write(&ns(), &key(1));
-        w.finish(None).await;
-        assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Hit(None));
-    }
-
-    #[tokio::test]
-    async fn an_abandoned_write_invalidates_and_does_not_block_later_ones() {
-        let c = cache(CacheConfig::default()).await;
-        filled(&c, 1, "a").await;
-        drop(c.begin_write(&ns(), &key(1)));
-        assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Miss);
-        c.begin_write(&ns(), &key(1)).abort().await;
-        assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Miss);
-        let w = c.begin_write(&ns(), &key(1));
-        w.finish(Some(row(1, "b"))).await;
-        assert!(c.get(&ns(), &key(1)).await.is_hit());
-    }
-
-    #[tokio::test]
-    async fn query_results_die_with_any_change_of_their_namespace() {
-        let c = cache(CacheConfig::default()).await;
-        let q = Query::filter(Filter::All).order_by("id", true).limit(10);
-        let t = c.ticket(&ns());
-        c.put(&ns(), &key(5), Some(row(5, "x"))).await;
-        c.fill_query(&ns(), &q, vec![], t).await;
-        assert_eq!(c.get_query(&ns(), &q).await, None, "a put after the ticket");
-        let t = c.ticket(&ns());
-        c.fill_query(&ns(), &q, vec![row(5, "x")], t).await;
-        assert!(c.get_query(&ns(), &q).await.is_some());
-        c.begin_write(&ns(), &key(6))
-            .finish(Some(row(6, "y")))
-            .await;
-        assert_eq!(c.get_query(&ns(), &q).await, None, "a write");
-        let t = c.ticket(&ns());
-        c.fill_query(&ns(), &q, vec![], t).await;
-        c.invalidate(&ns(), &key(7)).await;
-        assert_eq!(c.get_query(&ns(), &q).await, None, "an invalidated key");
-    }
-
-    #[tokio::test]
-    async fn schema_changes_invalidate_what_they_touch() {
-        let c = cache(CacheConfig::default()).await;
-        let users = Namespace::new("shop", "users");
-        let archive = Namespace::new("shop", "archive");
-        for n in [ns(), users.clone(), archive.clone()] {
-            let t = c.ticket(&n);
-            c.fill(&n, &key(1), Some(row(1, "a")), t).await;
-        }
-        let change = |namespace: Namespace, kind| SchemaChange {
-            source: SourceKind::MySql,
-            namespace,
-            kind,
-            statement: None,
-            position: "binlog:mysql-bin.000001:4+0".parse().expect("position"),
-            ts_ms: 0,
-        };
-        c.apply_schema(&change(
-            ns(),
-            SchemaChangeKind::Rename {
-                to: archive.clone(),
-            },
-        ))
-        .await;
-        assert_eq!(c.get(&ns(), &key(1)).await, Lookup::Miss);
-        assert_eq!(c.get(&archive, &key(1)).await, Lookup::Miss);
-        assert!(c.get(&users, &key(1)).await.is_hit());
-        c.apply_schema(&change(users.clone(), SchemaChangeKind::DropDatabase))
-            .await;
-        assert_eq!(c.get(&users, &key(1)).await, Lookup::Miss);
-    }
-
-    #[tokio::test]
-    async fn query_caching_can_be_turned_off() {
-        let c = cache(CacheConfig {
-            max_query_results: 0,
-            ..CacheConfig::default()
-        })
-        .await;
-        let q = Query::filter(Filter::All);
-        let t = c.ticket(&ns());
-        c.fill_query(&ns(), &q, vec![], t).await;
-        assert_eq!(c.get_query(&ns(), &q).await, None);
-        assert!(
-            Cache::new(CacheConfig {
-                max_entries: 0,
-                ..CacheConfig::default()
-            })
-            .await
-            .is_err()
-        );
-    }
-}
+mod tests;

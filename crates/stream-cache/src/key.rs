@@ -75,7 +75,6 @@ impl RowKey {
     }
 
     /// The contract JSON of the key row.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn json(&self) -> &str {
         // Written by `write_row`, which writes only UTF-8.
         std::str::from_utf8(&self.bytes[self.json_start..]).unwrap_or_default()

@@ -114,7 +114,9 @@
 //!
 //! With the `redis` feature and `CacheConfig::redis` set, a local miss asks Redis before the
 //! store (one `MGET`), and rows cached locally are stored there too (with the tier's TTL), so
-//! processes sharing a prefix share their reads. Keys:
+//! processes sharing a prefix share their reads. Without the feature, or with
+//! `CacheConfig::redis` unset, there is no second tier: a no-op one stands in, and the cache
+//! behaves the same otherwise. Keys:
 //!
 //! | key | value |
 //! | --- | --- |
@@ -174,11 +176,12 @@ mod gens;
 mod key;
 #[cfg(feature = "redis")]
 mod redis_tier;
+mod remote;
 mod store;
 
 pub use cache::{Cache, CacheStats, FillTicket, Lookup, WriteTicket};
 pub use config::CacheConfig;
-#[cfg(feature = "redis")]
-pub use config::RedisTier;
 pub use error::CacheError;
+#[cfg(feature = "redis")]
+pub use redis_tier::RedisTier;
 pub use store::{CachedStore, WritePolicy};

@@ -38,9 +38,84 @@ use serde_json::{Value as J, json};
 use stream_core::{Namespace, Row, redact_url};
 
 use crate::cache::Counters;
-use crate::codec::{decode_row, encode_row};
-use crate::config::RedisTier;
+use crate::codec::decode::decode_row;
+use crate::codec::encode_row;
 use crate::error::CacheError;
+use crate::remote::{RemoteTag, RemoteTier, StoreMode};
+
+/// A Redis tier behind the local one: rows missing locally are looked up there before the
+/// store, and every row cached locally is stored there too, so that processes sharing it
+/// share their reads. See the crate documentation for how it stays fresh.
+#[derive(Clone, PartialEq)]
+pub struct RedisTier {
+    /// `redis://[user][:password@]host[:port][/db]` (or `rediss://`).
+    pub url: String,
+    /// Prefix of every key this cache writes. Default `ustream`.
+    pub prefix: String,
+    /// How long a row lives in Redis. Default 5 minutes.
+    pub ttl: Duration,
+    /// The longest wait for Redis (connecting or one command) before falling back to the
+    /// store. Default 250 ms.
+    pub timeout: Duration,
+}
+
+impl RedisTier {
+    /// A tier at `url` with the default prefix, TTL and timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            prefix: "ustream".to_owned(),
+            ttl: Duration::from_secs(300),
+            timeout: Duration::from_millis(250),
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), CacheError> {
+        let err = |field, reason: String| Err(CacheError::Config { field, reason });
+        if let Err(e) = redis::Client::open(self.url.as_str()) {
+            let reason = scrub(&e.to_string(), &self.url);
+            return err(
+                "cache.redis.url",
+                format!(
+                    "must be a Redis URL like redis://[:password@]host[:port][/db], not {}: {reason}",
+                    stream_core::redact_url(&self.url)
+                ),
+            );
+        }
+        if self.prefix.is_empty()
+            || self
+                .prefix
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return err(
+                "cache.redis.prefix",
+                "must be non-empty, without spaces or control characters".to_owned(),
+            );
+        }
+        if self.ttl < Duration::from_millis(1) || self.ttl > crate::config::MAX_TTL {
+            return err(
+                "cache.redis.ttl",
+                "must be between 1 ms and 10 years".to_owned(),
+            );
+        }
+        if self.timeout.is_zero() {
+            return err("cache.redis.timeout", "must be longer than zero".to_owned());
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for RedisTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTier")
+            .field("url", &stream_core::redact_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("ttl", &self.ttl)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
 
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -59,18 +134,9 @@ pub(crate) fn scrub(msg: &str, url: &str) -> String {
     out
 }
 
-/// What a fill or write read before the store: the clock and the tokens it is stored under.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct L2Tag {
-    clock: u64,
-    global: Arc<str>,
-    ns: Arc<str>,
-}
-
-impl L2Tag {
-    fn tokens(&self) -> String {
-        format!("{}/{}", self.global, self.ns)
-    }
+/// `{global}/{namespace}`: the tokens a row is stored under, as its entry holds them.
+fn tokens(tag: &RemoteTag) -> String {
+    format!("{}/{}", tag.global, tag.ns)
 }
 
 /// What this process last saw in Redis.
@@ -115,15 +181,6 @@ end
 redis.call('SET', KEYS[1], c .. '|~', 'PX', ARGV[1])
 return c
 ";
-
-/// How a stored row is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum StoreMode {
-    /// What a read found in the store.
-    Fill,
-    /// What a write through the streamer wrote.
-    Write,
-}
 
 struct ConnState {
     conn: Option<MultiplexedConnection>,
@@ -247,17 +304,6 @@ impl RedisL2 {
 
     fn clock_key(&self) -> String {
         format!("{}:clock", self.prefix)
-    }
-
-    /// What this process last saw of `ns`, if it saw it: what a row read from now on is
-    /// stored under.
-    pub(crate) fn tag(&self, ns: &Namespace) -> Option<L2Tag> {
-        let memo = lock(&self.memo);
-        Some(L2Tag {
-            clock: memo.clock?,
-            global: memo.global.clone()?,
-            ns: memo.namespaces.get(ns)?.clone(),
-        })
     }
 
     /// A reading of the clock: every invalidation up to it is done.
@@ -386,9 +432,35 @@ impl RedisL2 {
             .flatten()
     }
 
+    async fn replace_token(&self, key: String) -> Option<Arc<str>> {
+        let mut conn = self.conn().await?;
+        let token = new_token();
+        let set = redis::cmd("SET").arg(key).arg(&*token).clone();
+        self.run::<()>("invalidate", &set, &mut conn).await?;
+        Some(token)
+    }
+}
+
+#[async_trait::async_trait]
+impl RemoteTier for RedisL2 {
+    fn is_present(&self) -> bool {
+        true
+    }
+
+    /// What this process last saw of `ns`, if it saw it: what a row read from now on is
+    /// stored under.
+    fn tag(&self, ns: &Namespace) -> Option<RemoteTag> {
+        let memo = lock(&self.memo);
+        Some(RemoteTag {
+            clock: memo.clock?,
+            global: memo.global.clone()?,
+            ns: memo.namespaces.get(ns)?.clone(),
+        })
+    }
+
     /// The row stored for this key: `Some(None)` is a stored "no such row", `None` nothing
     /// usable (absent, invalidated, written under old tokens, unreadable, or no Redis).
-    pub(crate) async fn get(&self, ns: &Namespace, key_json: &str) -> Option<Option<Row>> {
+    async fn get(&self, ns: &Namespace, key_json: &str) -> Option<Option<Row>> {
         let mut conn = self.ready().await?;
         let data_key = self.data_key(ns, key_json);
         let mget = redis::cmd("MGET")
@@ -438,11 +510,11 @@ impl RedisL2 {
 
     /// Stores a row (or "no such row") read or written after `tag` was taken, unless the key
     /// was invalidated since (then a write leaves a tombstone).
-    pub(crate) async fn store(
+    async fn store(
         &self,
         ns: &Namespace,
         key_json: &str,
-        tag: &L2Tag,
+        tag: &RemoteTag,
         row: Option<&Row>,
         mode: StoreMode,
     ) {
@@ -462,7 +534,7 @@ impl RedisL2 {
             }
             return;
         };
-        let value = format!("{}|{}", tag.tokens(), json!({ "r": encoded }));
+        let value = format!("{}|{}", tokens(tag), json!({ "r": encoded }));
         let script = redis::cmd("EVAL")
             .arg(STORE_SCRIPT)
             .arg(2)
@@ -484,13 +556,13 @@ impl RedisL2 {
     }
 
     /// An invalidation could not be sent: stop serving until everything was reset.
-    pub(crate) fn lost_invalidation(&self) {
+    fn lost_invalidation(&self) {
         self.needs_reset.store(true, Ordering::SeqCst);
     }
 
     /// Invalidates a key's row for every process; if Redis cannot be told, the tier stops
     /// serving until reset.
-    pub(crate) async fn invalidate_key(&self, ns: &Namespace, key_json: &str) {
+    async fn invalidate_key(&self, ns: &Namespace, key_json: &str) {
         let done = match self.conn().await {
             Some(mut conn) => {
                 let script = redis::cmd("EVAL")
@@ -515,16 +587,8 @@ impl RedisL2 {
         }
     }
 
-    async fn replace_token(&self, key: String) -> Option<Arc<str>> {
-        let mut conn = self.conn().await?;
-        let token = new_token();
-        let set = redis::cmd("SET").arg(key).arg(&*token).clone();
-        self.run::<()>("invalidate", &set, &mut conn).await?;
-        Some(token)
-    }
-
     /// Makes every row of `ns` invisible to every process.
-    pub(crate) async fn invalidate_namespace(&self, ns: &Namespace) {
+    async fn invalidate_namespace(&self, ns: &Namespace) {
         match self.replace_token(self.ns_gen_key(ns)).await {
             Some(token) => {
                 lock(&self.memo).namespaces.insert(ns.clone(), token);
@@ -534,7 +598,7 @@ impl RedisL2 {
     }
 
     /// Makes every row invisible to every process.
-    pub(crate) async fn invalidate_all(&self) {
+    async fn invalidate_all(&self) {
         match self.replace_token(self.global_gen_key()).await {
             Some(token) => lock(&self.memo).global = Some(token),
             None => self.needs_reset.store(true, Ordering::SeqCst),
@@ -542,7 +606,7 @@ impl RedisL2 {
     }
 
     /// Whether Redis answers a `PING` now.
-    pub(crate) async fn ping(&self) -> Result<(), CacheError> {
+    async fn ping(&self) -> Result<(), CacheError> {
         let err = |reason: String| CacheError::Redis {
             url: self.shown_url.clone(),
             reason,
@@ -595,6 +659,7 @@ fn decode_entry(data: &str, tokens: &str) -> Result<Option<Option<Row>>, String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CacheConfig;
     use stream_core::Value;
 
     #[test]
@@ -637,5 +702,34 @@ mod tests {
         escape(&mut c, "x:%");
         assert_eq!(c, "x%3A%25");
         assert_ne!(new_token(), new_token());
+    }
+
+    #[test]
+    fn redis_settings_are_checked_without_showing_the_password() {
+        let with = |tier: RedisTier| CacheConfig {
+            redis: Some(tier),
+            ..CacheConfig::default()
+        };
+        assert!(
+            with(RedisTier::new("redis://:pw@127.0.0.1:6379/0"))
+                .validate()
+                .is_ok()
+        );
+        let err = with(RedisTier::new("http://:hunter2@example.com"))
+            .validate()
+            .expect_err("not redis");
+        let text = err.to_string();
+        assert!(text.starts_with("cache.redis.url "), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        let mut tier = RedisTier::new("redis://127.0.0.1");
+        tier.prefix = String::new();
+        let err = with(tier.clone()).validate().expect_err("empty prefix");
+        assert!(err.to_string().starts_with("cache.redis.prefix "));
+        tier.prefix = "p".into();
+        tier.ttl = Duration::ZERO;
+        let err = with(tier).validate().expect_err("zero ttl");
+        assert!(err.to_string().starts_with("cache.redis.ttl "));
+        let debug = format!("{:?}", RedisTier::new("redis://u:hunter2@h:1"));
+        assert!(!debug.contains("hunter2"), "{debug}");
     }
 }

@@ -124,28 +124,16 @@ impl<S: Store> Store for CachedStore<S> {
 
 #[cfg(test)]
 mod tests {
-    use stream_core::{ChangeEvent, Filter, MemoryStore, Op, Position, SourceKind, Value};
+    use stream_core::{ChangeEvent, Filter, MemoryStore, Value};
 
     use super::*;
     use crate::CacheConfig;
 
-    use crate::fixtures::{key, ns, row};
+    use crate::fixtures::{event, key, ns, row};
 
     fn update(id: i64, before: &str, after: &str) -> ChangeEvent {
-        ChangeEvent {
-            source: SourceKind::MySql,
-            namespace: ns(),
-            op: Op::Update,
-            key: Some(key(id)),
-            before: Some(row(id, before)),
-            after: Some(row(id, after)),
-            update: None,
-            position: "binlog:mysql-bin.000001:4+1"
-                .parse::<Position>()
-                .expect("position"),
-            ts_ms: 0,
-            txn: None,
-        }
+        let (before, after) = (Some(row(id, before)), Some(row(id, after)));
+        event(ns(), Some(key(id)), before, after)
     }
 
     async fn cached() -> CachedStore<MemoryStore> {

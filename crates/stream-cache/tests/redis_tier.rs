@@ -1,5 +1,4 @@
 //! The Redis tier against the Redis that `cargo xtask` starts (`STREAM_TEST_REDIS_URL`).
-#![cfg(feature = "redis")]
 
 use std::time::{Duration, Instant};
 

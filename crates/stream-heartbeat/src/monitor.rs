@@ -664,10 +664,15 @@ mod tests {
         probe.set_hang(true);
         let shutdown = CancellationToken::new();
         let task = monitor.spawn(shutdown.clone());
-        sleep_ms(500).await;
-        assert_eq!(probe.pings(), 1);
+        probe.wait_for_pings(1).await;
         shutdown.cancel();
-        task.await.expect("ends");
+        // Before the hanging ping times out (2 s of paused time, which pass at once if the
+        // loop waits for it).
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .expect("the probe loop ends mid-ping")
+            .expect("ends");
+        assert_eq!(probe.pings(), 1, "the hanging ping was the only one");
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,11 +1,11 @@
 //! A probe whose answers a test controls.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use stream_core::Position;
-
-use stream_core::Probe;
+use stream_core::{Position, Probe};
+use tokio::sync::watch;
 
 /// Answers pings unless set down; hangs forever while `hang`; reports `server` as its position.
 #[derive(Debug)]
@@ -13,7 +13,8 @@ pub(crate) struct FakeProbe {
     down: AtomicBool,
     hang: AtomicBool,
     server: Mutex<Result<Option<Position>, String>>,
-    pings: AtomicU32,
+    /// Pings started so far; tests wait on it instead of sleeping.
+    pings: watch::Sender<u32>,
 }
 
 impl FakeProbe {
@@ -22,7 +23,7 @@ impl FakeProbe {
             down: AtomicBool::new(false),
             hang: AtomicBool::new(false),
             server: Mutex::new(Ok(None)),
-            pings: AtomicU32::new(0),
+            pings: watch::Sender::new(0),
         }
     }
 
@@ -44,7 +45,22 @@ impl FakeProbe {
     }
 
     pub(crate) fn pings(&self) -> u32 {
-        self.pings.load(Ordering::SeqCst)
+        *self.pings.borrow()
+    }
+
+    /// Returns once `n` pings have started; fails the test after a minute (of paused time,
+    /// which passes at once when nothing else can run).
+    pub(crate) async fn wait_for_pings(&self, n: u32) {
+        let mut pings = self.pings.subscribe();
+        let started = tokio::time::timeout(Duration::from_secs(60), pings.wait_for(|p| *p >= n));
+        match started.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => panic!("the probe is gone"),
+            Err(_) => panic!(
+                "{n} pings did not start within a minute; {} did",
+                self.pings()
+            ),
+        }
     }
 }
 
@@ -56,7 +72,7 @@ pub(crate) fn pos(offset: u64) -> Position {
 #[async_trait::async_trait]
 impl Probe for FakeProbe {
     async fn ping(&self) -> Result<(), String> {
-        self.pings.fetch_add(1, Ordering::SeqCst);
+        self.pings.send_modify(|p| *p += 1);
         if self.hang.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }

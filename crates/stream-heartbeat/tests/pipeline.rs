@@ -4,7 +4,7 @@
 //! The real thing (a MariaDB server killed under a `Streamer`) is tested in the facade; this
 //! pins down the protocol between a pipeline, its [`Monitor`] and [`reconnect`].
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,6 +13,7 @@ use stream_core::{
     SourceEvent, SourceKind, StartFrom, Value,
 };
 use stream_heartbeat::{HealthEventKind, HeartbeatConfig, Monitor, Probe, reconnect};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 /// The server: committed row ids 1..=n, whether it is up, and when it dies.
@@ -24,11 +25,8 @@ struct Server {
     die_after: Option<u64>,
 }
 
-type Shared = Arc<Mutex<Server>>;
-
-fn lock(server: &Shared) -> std::sync::MutexGuard<'_, Server> {
-    server.lock().expect("server lock")
-}
+/// The server's state; its subscribers wake up on every change (no polling).
+type Shared = Arc<watch::Sender<Server>>;
 
 fn position(id: u64) -> Position {
     Position::binlog("mysql-bin.000001", id, 0)
@@ -75,7 +73,7 @@ impl Source for FakeSource {
         from: StartFrom,
         shutdown: CancellationToken,
     ) -> Result<Opened, SourceError> {
-        if !lock(&self.0).up {
+        if !self.0.borrow().up {
             return Err(SourceError::Connect {
                 target: "127.0.0.1:3306".into(),
                 reason: "connection refused".into(),
@@ -95,30 +93,36 @@ impl Source for FakeSource {
                     if ended {
                         return None;
                     }
+                    // Subscribed before looking, so a change made after the look wakes us.
+                    let mut changes = server.subscribe();
                     loop {
-                        {
-                            let mut s = lock(&server);
-                            if s.die_after.is_some_and(|n| streamed >= n) {
+                        let mut died = false;
+                        server.send_if_modified(|s| {
+                            died = s.die_after.is_some_and(|n| streamed >= n);
+                            if died {
                                 s.up = false;
                                 s.die_after = None;
-                                let lost = SourceError::ConnectionLost {
-                                    reason: "server has gone away".into(),
-                                };
-                                return Some((Err(lost), (last, streamed, true)));
                             }
-                            if s.committed > last {
-                                let id = last + 1;
-                                let batch = Batch {
-                                    events: vec![SourceEvent::Change(change(id))],
-                                    position: position(id),
-                                    state: None,
-                                };
-                                return Some((Ok(batch), (id, streamed + 1, false)));
-                            }
+                            died
+                        });
+                        if died {
+                            let lost = SourceError::ConnectionLost {
+                                reason: "server has gone away".into(),
+                            };
+                            return Some((Err(lost), (last, streamed, true)));
+                        }
+                        if server.borrow().committed > last {
+                            let id = last + 1;
+                            let batch = Batch {
+                                events: vec![SourceEvent::Change(change(id))],
+                                position: position(id),
+                                state: None,
+                            };
+                            return Some((Ok(batch), (id, streamed + 1, false)));
                         }
                         tokio::select! {
                             () = shutdown.cancelled() => return None,
-                            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                            changed = changes.changed() => changed.ok()?,
                         }
                     }
                 }
@@ -135,7 +139,7 @@ struct FakeProbe(Shared);
 #[async_trait::async_trait]
 impl Probe for FakeProbe {
     async fn ping(&self) -> Result<(), String> {
-        if lock(&self.0).up {
+        if self.0.borrow().up {
             Ok(())
         } else {
             Err("connection refused".into())
@@ -143,7 +147,7 @@ impl Probe for FakeProbe {
     }
 
     async fn server_position(&self) -> Result<Option<Position>, String> {
-        let s = lock(&self.0);
+        let s = self.0.borrow();
         if s.up {
             Ok(Some(position(s.committed)))
         } else {
@@ -154,7 +158,7 @@ impl Probe for FakeProbe {
 
 #[tokio::test(start_paused = true)]
 async fn killing_the_server_mid_stream_goes_unhealthy_then_reconnected_with_no_event_lost() {
-    let server: Shared = Arc::new(Mutex::new(Server {
+    let server: Shared = Arc::new(watch::Sender::new(Server {
         committed: 100,
         up: true,
         die_after: Some(40),
@@ -169,20 +173,18 @@ async fn killing_the_server_mid_stream_goes_unhealthy_then_reconnected_with_no_e
     let shutdown = CancellationToken::new();
     let probes = monitor.spawn(shutdown.clone());
 
-    // The server comes back after 3 s and commits 50 more rows.
+    // Once it died, the server stays down for 3 s (paused time), comes back and commits 50
+    // more rows.
     let restarter = {
         let server = Arc::clone(&server);
+        let mut state = server.subscribe();
         tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                if !lock(&server).up {
-                    break;
-                }
-            }
+            state.wait_for(|s| !s.up).await.expect("server state");
             tokio::time::sleep(Duration::from_secs(3)).await;
-            let mut s = lock(&server);
-            s.up = true;
-            s.committed += 50;
+            server.send_modify(|s| {
+                s.up = true;
+                s.committed += 50;
+            });
         })
     };
 

@@ -11,11 +11,11 @@
 //! | `cache` | `stream-cache`: reads kept fresh by the change stream | ready |
 //! | `heartbeat` | `stream-heartbeat`: probes, circuit breaker, reconnect | ready |
 //! | `edge` | `stream-edge`: retries, validation, dead letters, dedup | ready |
-//! | `streamer` | the [`Streamer`](crate::Streamer) (needs `heartbeat`, `edge`; add `mysql`, `mongo`, `cache`) | ready |
+//! | `streamer` | the [`Streamer`] (needs `heartbeat`, `edge`; add `mysql`, `mongo`, `cache`) | ready |
 //! | `premium` | `stream-premium`: auth, ACL, field encryption | not implemented yet |
 //! | `full` | all of the above | |
 //!
-//! With `features = ["full"]`, the [`Streamer`](crate::Streamer) runs everything:
+//! With `features = ["full"]`, the [`Streamer`] runs everything:
 //!
 //! ```no_run
 //! # #[cfg(feature = "full")]
@@ -55,6 +55,9 @@
 //! let _orders = hub.subscribe("shop.orders", SubscribeOptions::default()).unwrap();
 //! assert_eq!(hub.subscriber_count(), 1);
 //! ```
+
+// `Streamer` exists only with the `streamer` feature; the docs above name it either way.
+#![cfg_attr(not(feature = "streamer"), allow(rustdoc::broken_intra_doc_links))]
 
 pub use stream_core as core;
 pub use stream_core::{
