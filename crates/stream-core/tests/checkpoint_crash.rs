@@ -42,7 +42,7 @@ async fn checkpoint_file_survives_kill_9_mid_write() {
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
-                "checkpoint_file_survives_kill_9_mid_write",
+                "checkpoint_crash::checkpoint_file_survives_kill_9_mid_write",
                 "--nocapture",
             ])
             .env(CHILD_DIR, dir.path())
