@@ -8,9 +8,12 @@
 //!   READMEs show their tested doc example.
 //! - `demo`: the newcomer's first run against a throwaway MariaDB.
 //! - `bench`: binlog readers side by side on one binlog, and live commit-to-delivery lag.
+//! - `fuzz`: the libFuzzer targets in `fuzz/`, each for a while, failing on a crash, hang or
+//!   OOM (needs nightly and cargo-fuzz).
 
 mod bench;
 mod demo;
+mod fuzz;
 mod servers;
 mod test;
 mod util;
@@ -28,6 +31,7 @@ commands:
   lint                                       clippy and rustdoc (all and default features, -D warnings), READMEs
   demo [--seconds N]                         live change events from a throwaway MariaDB shop
   bench [--quick] [--rows N] [--rounds N]    binlog readers side by side, and live lag (docs/benchmarks.md)
+  fuzz [--minutes N] [target ...]            each fuzz target N minutes (default 10); fails on crash, hang, OOM
 ";
 
 fn main() {
@@ -48,6 +52,7 @@ fn run(args: &[String]) -> Result<()> {
         ["lint", rest @ ..] => test::lint_command(rest),
         ["demo", rest @ ..] => demo::run(rest),
         ["bench", rest @ ..] => bench::run(rest),
+        ["fuzz", rest @ ..] => fuzz::run(rest),
         [] | ["help" | "--help" | "-h"] => {
             print!("{USAGE}");
             Ok(())
