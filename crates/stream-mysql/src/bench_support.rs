@@ -8,15 +8,36 @@ use crate::decoder::TableDecoder;
 use crate::schema::Catalog;
 use crate::tablemap::TableMap;
 
-/// Collation ids of the servers' usual character sets (a real catalog reads them all from
-/// `information_schema.COLLATIONS`).
-const COLLATIONS: [(u32, &str); 6] = [
+/// Collation ids of the usual character sets, one or more per decoder family (a real catalog
+/// reads them all from `information_schema.COLLATIONS`).
+const COLLATIONS: [(u32, &str); 27] = [
+    (1, "big5"),
+    (5, "latin1"),
+    (7, "koi8r"),
     (8, "latin1"),
+    (9, "latin2"),
+    (11, "ascii"),
+    (12, "ujis"),
+    (13, "sjis"),
+    (19, "euckr"),
+    (24, "gb2312"),
+    (25, "greek"),
     (28, "gbk"),
     (33, "utf8mb3"),
+    (35, "ucs2"),
     (45, "utf8mb4"),
+    (46, "utf8mb4"),
+    (47, "latin1"),
+    (51, "cp1251"),
+    (54, "utf16"),
+    (56, "utf16le"),
+    (60, "utf32"),
     (63, "binary"),
+    (83, "utf8mb3"),
+    (192, "utf8mb3"),
     (224, "utf8mb4"),
+    (248, "gb18030"),
+    (255, "utf8mb4"),
 ];
 
 fn catalog_with_collations(mariadb: bool) -> Catalog {
@@ -260,6 +281,51 @@ mod tests {
         assert!(
             BoundTable::bind(&map, &DdlCatalog::new(true)).is_err(),
             "no definition"
+        );
+    }
+
+    /// The `binlog_rows` fuzz target's seeds: a flags byte, then length-prefixed DDL
+    /// (`db\0statement...`), TABLE_MAP and columns bitmap, then row images.
+    fn seed_parts(seed: &[u8]) -> (bool, String, Vec<String>, [&[u8]; 3]) {
+        let mut rest = &seed[1..];
+        let mut chunk = || {
+            let len = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
+            let (c, r) = rest[2..].split_at(len);
+            rest = r;
+            c
+        };
+        let (ddl, table_map, present) = (chunk(), chunk(), chunk());
+        let ddl = String::from_utf8_lossy(ddl).into_owned();
+        let mut parts = ddl.split('\0').map(str::to_owned);
+        let db = parts.next().unwrap_or_default();
+        (
+            seed[0] & 1 != 0,
+            db,
+            parts.collect(),
+            [table_map, present, rest],
+        )
+    }
+
+    #[test]
+    fn the_recorded_fuzz_seeds_decode_with_and_without_column_names() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds/binlog_rows");
+        let (mut full, mut no_log) = (0, 0);
+        for entry in std::fs::read_dir(dir).expect("seeds") {
+            let seed = std::fs::read(entry.expect("entry").path()).expect("seed");
+            let (mariadb, db, statements, [table_map, present, images]) = seed_parts(&seed);
+            let mut catalog = DdlCatalog::new(mariadb);
+            for sql in &statements {
+                catalog.apply(sql, Some(&db));
+            }
+            let table = BoundTable::bind(table_map, &catalog).expect("binds");
+            let rows = table.decode_images(present, images).expect("decodes");
+            assert!(!rows.is_empty());
+            let names_in_map = TableMap::parse(table_map).expect("parses").has_names;
+            *if names_in_map { &mut full } else { &mut no_log } += 1;
+        }
+        assert!(
+            full >= 3 && no_log >= 3,
+            "{full} FULL and {no_log} NO_LOG seeds"
         );
     }
 }
