@@ -90,33 +90,40 @@ fn stopped_because(streamer: &Streamer) -> Option<String> {
     }
 }
 
-/// Starts a streamer on `db` with checkpoints in `dir`, with a recording callback and one
-/// that rejects row 1 (`definite`), sending it to the dead-letter queue `queue`.
-async fn start_with_poison(
-    url: &str,
-    dir: &Path,
+/// Streams a fresh database with a callback that rejects row 1 (`definite`) into `queue`:
+/// row 0 is checkpointed, row 1 must stop the source. Returns why it stopped, and what a
+/// restart from the checkpoint delivered.
+async fn poison_row_1_into(
+    prefix: &str,
     queue: impl DeadLetterQueue + 'static,
-    seen: &Seen,
-) -> (Streamer, String) {
-    let db = url.rsplit('/').next().expect("db").to_owned();
+) -> (String, Vec<i64>) {
+    let (mut c, db) = fresh(&Server::MySql.url(), prefix).await;
+    let url = format!("{}/{db}", Server::MySql.url());
+    let dir = tempfile::tempdir().expect("temp dir");
     let streamer = Streamer::builder()
-        .mysql(url)
-        .checkpoints(FileCheckpointStore::new(dir))
+        .mysql(&url)
+        .checkpoints(FileCheckpointStore::new(dir.path()))
         .dead_letters(queue)
-        .start()
-        .await
-        .expect("start");
-    let ns = format!("{db}.t");
-    streamer.on(&ns, recorder(seen)).expect("recorder");
-    streamer
-        .on(&ns, |event| async move {
+        .on(&format!("{db}.t"), |event| async move {
             if id_of(&event) == 1 {
                 return Err(HandlerError::definite("row 1 is poison"));
             }
             Ok(())
         })
-        .expect("poisoned callback");
-    (streamer, ns)
+        .start()
+        .await
+        .expect("start");
+    insert(&mut c, &db, 0).await;
+    checkpointed(dir.path()).await;
+    insert(&mut c, &db, 1).await;
+    eventually("the source to stop", || {
+        stopped_because(&streamer).is_some()
+    })
+    .await;
+    let reason = stopped_because(&streamer).expect("stopped");
+    streamer.stop().await.expect("stop");
+    let again = restart_and_collect(&url, FileCheckpointStore::new(dir.path()), &mut c).await;
+    (reason, again)
 }
 
 /// Restarts from `checkpoints` with a callback that accepts everything, writes row
@@ -143,45 +150,17 @@ async fn restart_and_collect(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_streamer_stops_when_the_dead_letter_queue_refuses_and_a_restart_redelivers() {
-    let (mut c, db) = fresh(&Server::MySql.url(), "dlqfull").await;
-    let url = format!("{}/{db}", Server::MySql.url());
-    let dir = tempfile::tempdir().expect("temp dir");
-    let seen = Seen::default();
-    let (streamer, _ns) = start_with_poison(&url, dir.path(), RefusingQueue, &seen).await;
-    insert(&mut c, &db, 0).await;
-    checkpointed(dir.path()).await;
-    insert(&mut c, &db, 1).await;
-    eventually("the source to stop", || {
-        stopped_because(&streamer).is_some()
-    })
-    .await;
-    let reason = stopped_because(&streamer).expect("stopped");
+    let (reason, again) = poison_row_1_into("dlqfull", RefusingQueue).await;
     assert!(reason.contains("dead-letter"), "{reason}");
     assert!(reason.contains("no space left on device"), "{reason}");
-    streamer.stop().await.expect("stop");
-    let again = restart_and_collect(&url, FileCheckpointStore::new(dir.path()), &mut c).await;
     assert!(again.contains(&1), "row 1 delivered again: {again:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_streamer_stops_when_a_callback_task_dies_with_work_in_hand_and_a_restart_redelivers()
  {
-    let (mut c, db) = fresh(&Server::MySql.url(), "taskdies").await;
-    let url = format!("{}/{db}", Server::MySql.url());
-    let dir = tempfile::tempdir().expect("temp dir");
-    let seen = Seen::default();
-    let (streamer, _ns) = start_with_poison(&url, dir.path(), PanickingQueue, &seen).await;
-    insert(&mut c, &db, 0).await;
-    checkpointed(dir.path()).await;
-    insert(&mut c, &db, 1).await;
-    eventually("the source to stop", || {
-        stopped_because(&streamer).is_some()
-    })
-    .await;
-    let reason = stopped_because(&streamer).expect("stopped");
-    assert!(reason.contains("acknowledg"), "{reason}");
-    streamer.stop().await.expect("stop");
-    let again = restart_and_collect(&url, FileCheckpointStore::new(dir.path()), &mut c).await;
+    let (reason, again) = poison_row_1_into("taskdies", PanickingQueue).await;
+    assert!(reason.contains("acknowledge"), "{reason}");
     assert!(again.contains(&1), "row 1 delivered again: {again:?}");
 }
 

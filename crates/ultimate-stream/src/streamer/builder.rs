@@ -145,15 +145,14 @@ impl StreamerBuilder {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let field = format!("sink `{name}`");
         let parsed: Result<Vec<_>, _> = patterns
             .into_iter()
             .map(|p| parse_pattern(p.as_ref(), None))
             .collect();
         match parsed {
             Ok(patterns) if patterns.is_empty() => self.errors.push(StreamerError::config(
-                &field,
-                "no pattern: give at least one (`*` for every namespace)",
+                "sinks",
+                format!("sink `{name}` has no pattern: give at least one (`*` for everything)"),
             )),
             Ok(patterns) => self.sinks.push(SinkSpec {
                 name: name.to_owned(),

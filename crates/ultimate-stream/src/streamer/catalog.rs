@@ -19,8 +19,8 @@ const LISTING_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) struct Catalog {
     known: RwLock<HashSet<Namespace>>,
     /// Whether `known` holds everything the sources stream today: not with a custom source
-    /// (it may produce any namespace) or when a listing failed. Only then is "matches
-    /// nothing" said.
+    /// (it may produce any namespace), without any source, or when a listing failed. Only
+    /// then is "matches nothing" said.
     complete: AtomicBool,
 }
 
@@ -37,10 +37,12 @@ impl Catalog {
         })
         .await;
         match listed {
-            Ok(Ok(namespaces)) => {
+            // Without sources only pushed namespaces exist, and those cannot be listed.
+            Ok(Ok(namespaces)) if !specs.is_empty() => {
                 catalog.write().extend(namespaces);
                 catalog.complete.store(true, Ordering::Release);
             }
+            Ok(Ok(_)) => {}
             Ok(Err(reason)) => {
                 tracing::debug!(
                     reason,

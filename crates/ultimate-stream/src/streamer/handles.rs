@@ -28,7 +28,8 @@ impl Handler {
 
     /// Whether, when it was registered, its pattern matched no table or collection of the
     /// sources (a typo, or a table created later: it is called once one exists). Always
-    /// `false` when the streamer cannot list what its sources stream (custom sources).
+    /// `false` when the streamer cannot list what its sources stream (a custom source, or
+    /// none).
     pub fn matches_nothing_yet(&self) -> bool {
         self.matches_nothing_yet
     }
@@ -51,7 +52,7 @@ pub struct Subscription {
 impl Subscription {
     /// Whether, when it subscribed, its pattern matched no table or collection of the sources
     /// (a typo, or a table created later: its events arrive once it exists). Always `false`
-    /// when the streamer cannot list what its sources stream (custom sources).
+    /// when the streamer cannot list what its sources stream (a custom source, or none).
     pub fn matches_nothing_yet(&self) -> bool {
         self.matches_nothing_yet
     }
