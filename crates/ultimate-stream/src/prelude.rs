@@ -1,4 +1,4 @@
-//! What a user of the [`Streamer`](crate::Streamer) needs, in one import:
+//! What a user of the [`Streamer`] needs, in one import:
 //! `use ultimate_stream::prelude::*;`.
 //!
 //! The builder's options ([`CacheConfig`], [`HeartbeatConfig`], [`RetryPolicy`],
