@@ -44,6 +44,7 @@
 //! | [`position`] | typed [`Position`]s: binlog file/offset, MariaDB and MySQL GTIDs, MongoDB tokens |
 //! | [`json`] | the canonical JSON encoding (`docs/event-json.md`) |
 //! | [`hub`] | fan-out with backpressure or lag reporting |
+//! | [`cow_list`] | [`CowList`]: the copy-on-write list of subscribers and consumers |
 //! | [`backoff`] | [`Backoff`]: capped exponential delays with jitter, for retries and reconnects |
 //! | [`batch`] | batching by count, bytes and time |
 //! | [`source`], [`sink`], [`checkpoint`], [`store`] | the traits connectors implement |
@@ -51,6 +52,7 @@
 pub mod backoff;
 pub mod batch;
 pub mod checkpoint;
+pub mod cow_list;
 pub mod event;
 pub mod hub;
 pub mod json;
@@ -69,6 +71,7 @@ pub use batch::{BatchConfig, ByteSize, batched};
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointStore, FileCheckpointStore, MemoryCheckpointStore,
 };
+pub use cow_list::CowList;
 pub use event::{
     Batch, ChangeEvent, Namespace, Op, SchemaChange, SchemaChangeKind, SourceEvent, SourceKind,
     UpdateDescription, now_ms,
