@@ -283,7 +283,7 @@ pub(crate) async fn load(client: &Client, spec: &TableSpec) -> Result<Option<Arc
     let rows = client
         .query(
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
-                    coalesce(array_position(i.indkey::int2[], a.attnum), 0)::int4 \
+                    coalesce(array_position(i.indkey::int2[], a.attnum) - array_lower(i.indkey::int2[], 1) + 1, 0)::int4 \
              FROM pg_attribute a \
              LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
              WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \

@@ -1,1 +1,8 @@
-//! tests
+//! Every integration test of this crate in one binary. Tests run against the PostgreSQL at
+//! `STREAM_TEST_PG_URL`, and MariaDB / MongoDB at `STREAM_TEST_MYSQL_URL` /
+//! `STREAM_TEST_MONGO_URL` as sources.
+
+mod support;
+
+mod postgres_basics;
+mod postgres_mariadb_types;
