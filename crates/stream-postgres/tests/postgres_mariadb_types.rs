@@ -138,7 +138,7 @@ async fn postgres_replica_of_every_mariadb_type_matches_the_source_select() {
     let table = format!("{db}.all_types");
     assert_eq!(
         nulled,
-        [(table.clone(), "zero_date", 2), (table, "nul_byte", 1)],
+        [(table.clone(), "nul_byte", 1), (table, "zero_date", 2)],
         "the zero date, zero datetime and the NUL byte are counted"
     );
 }
