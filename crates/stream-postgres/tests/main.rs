@@ -6,3 +6,4 @@ mod support;
 
 mod postgres_basics;
 mod postgres_mariadb_types;
+mod postgres_transactions;

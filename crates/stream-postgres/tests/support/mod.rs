@@ -127,3 +127,8 @@ pub fn change(db: &str, op: Op, id: i64, after: Option<Row>, position: &str) -> 
 pub fn row(id: i64, name: &str) -> Row {
     [("id", Value::Int(id)), ("name", Value::from(name))].into_iter().collect()
 }
+
+/// A connection to the test PostgreSQL whose transactions the test controls.
+pub async fn pg_raw() -> tokio_postgres::Client {
+    pg().await
+}
