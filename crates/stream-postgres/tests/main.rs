@@ -6,4 +6,5 @@ mod support;
 
 mod postgres_basics;
 mod postgres_mariadb_types;
+mod postgres_schema_changes;
 mod postgres_transactions;
