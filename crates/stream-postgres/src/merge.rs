@@ -353,15 +353,25 @@ pub(crate) fn merge_sql(table: &TargetTable, stage: &str, rows: &[&Staged<'_>]) 
     if has(RowOp::Delete) {
         let on: Vec<String> = key.iter().map(|k| format!("t.{k} = s.{k}")).collect();
         let on = on.join(" AND ");
-        statements.push(if table.soft {
-            format!(
+        if table.soft {
+            statements.push(format!(
+                "INSERT INTO {target} AS t ({cols}, \"_position\", \"_synced_at\", \"_deleted\", \"_deleted_at\") \
+                 SELECT {cols}, \"_position\", now(), true, now() FROM {stage} WHERE \"_op\" = 'd' \
+                 ON CONFLICT ({key}) DO UPDATE SET \"_deleted\" = true, \"_deleted_at\" = now(), \
+                 \"_position\" = EXCLUDED.\"_position\", \"_synced_at\" = EXCLUDED.\"_synced_at\"",
+                cols = columns.join(", "),
+                key = key.join(", "),
+            ));
+            statements.push(format!(
                 "UPDATE {target} AS t SET \"_deleted\" = true, \"_deleted_at\" = now(), \
                  \"_position\" = s.\"_position\", \"_synced_at\" = now() \
-                 FROM {stage} AS s WHERE s.\"_op\" = 'd' AND {on}"
-            )
+                 FROM {stage} AS s WHERE s.\"_op\" = 'k' AND {on}"
+            ));
         } else {
-            format!("DELETE FROM {target} AS t USING {stage} AS s WHERE s.\"_op\" = 'd' AND {on}")
-        });
+            statements.push(format!(
+                "DELETE FROM {target} AS t USING {stage} AS s WHERE s.\"_op\" = 'd' AND {on}"
+            ));
+        }
     }
     statements.join("; ")
 }

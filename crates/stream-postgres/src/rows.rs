@@ -83,9 +83,21 @@ impl<'a> TableBuffer<'a> {
             return Ok(true);
         }
         match (event.op, &event.after) {
-            (Op::Delete, _) => self
-                .put(table, Staged { op: RowOp::Delete, event, row: event.before.as_ref() })
-                .map_err(unkeyed)?,
+            (Op::Delete, _) => {
+                // A soft delete keeps the last values: the before image, else those of an
+                // earlier change of this key in the batch (a MongoDB delete has no before).
+                let row = match event.before.as_ref() {
+                    Some(before) => Some(before),
+                    None => key_bytes(table, event, None)
+                        .ok()
+                        .and_then(|k| self.index.get(&k))
+                        .map(|&i| self.rows[i])
+                        .filter(|earlier| earlier.op == RowOp::Upsert)
+                        .and_then(|earlier| earlier.row),
+                };
+                self.put(table, Staged { op: RowOp::Delete, event, row })
+                    .map_err(unkeyed)?;
+            }
             (_, None) => return Ok(false),
             (_, Some(after)) => {
                 if let Some(before) = &event.before
@@ -329,8 +341,9 @@ pub(crate) fn encode_row(
     buf.put_i16((table.columns.len() + 2) as i16);
     for column in &table.columns {
         let row = match staged.op {
-            // A delete needs only the key; append tables keep the whole before image.
-            RowOp::Delete if !table.key.is_empty() && !is_key(table, column) => None,
+            // A hard delete needs only the key; soft deletes keep the last values, append
+            // tables the whole before image.
+            RowOp::Delete if !table.soft && !table.key.is_empty() && !is_key(table, column) => None,
             _ => staged.row,
         };
         if let Err(reason) = put_cell(buf, column, staged.event, row, &table.source_name, &mut local) {
@@ -341,6 +354,8 @@ pub(crate) fn encode_row(
     let op = match (table.kind, staged.op) {
         (TableKind::Append, _) => staged.event.op.as_str(),
         (_, RowOp::Upsert) => "u",
+        // Soft deletes: `d` with the last values (upserted as deleted), `k` with the key only.
+        (_, RowOp::Delete) if table.soft && staged.row.is_none() => "k",
         (_, RowOp::Delete) => "d",
     };
     put_bytes(buf, op.as_bytes());

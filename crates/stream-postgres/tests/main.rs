@@ -6,5 +6,6 @@ mod support;
 
 mod postgres_basics;
 mod postgres_mariadb_types;
+mod postgres_mongo;
 mod postgres_schema_changes;
 mod postgres_transactions;
