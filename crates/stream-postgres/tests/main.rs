@@ -8,4 +8,5 @@ mod postgres_basics;
 mod postgres_mariadb_types;
 mod postgres_mongo;
 mod postgres_schema_changes;
+mod postgres_store;
 mod postgres_transactions;
