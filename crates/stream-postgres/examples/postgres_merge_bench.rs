@@ -22,7 +22,11 @@ fn event(db: &str, id: i64, round: i64) -> Arc<ChangeEvent> {
             Value::Int(id),
             Value::String(format!("customer {id}")),
             Value::Int(id % 1000 + round),
-            Value::Decimal(Decimal::from_plain_unchecked(format!("{}.{:02}", id % 10_000, id % 100))),
+            Value::Decimal(Decimal::from_plain_unchecked(format!(
+                "{}.{:02}",
+                id % 10_000,
+                id % 100
+            ))),
             Value::String("a note of some length to make the row realistic".into()),
         ])
         .collect();
@@ -34,7 +38,10 @@ fn event(db: &str, id: i64, round: i64) -> Arc<ChangeEvent> {
         before: None,
         after: Some(row),
         update: None,
-        position: Position::App { at_ms: 0, seq: id as u64 },
+        position: Position::App {
+            at_ms: 0,
+            seq: id as u64,
+        },
         ts_ms: 0,
         txn: None,
     })
@@ -96,11 +103,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => 0,
         };
         client
-            .execute(&statement, &[&int("id"), &text("name"), &int("qty"), &text("price"), &text("note"), &e.position.to_string()])
+            .execute(
+                &statement,
+                &[
+                    &int("id"),
+                    &text("name"),
+                    &int("qty"),
+                    &text("price"),
+                    &text("note"),
+                    &e.position.to_string(),
+                ],
+            )
             .await?;
     }
     let baseline = baseline_changes as f64 / started.elapsed().as_secs_f64();
-    client.batch_execute(&format!("DROP SCHEMA \"{db}\" CASCADE")).await?;
+    client
+        .batch_execute(&format!("DROP SCHEMA \"{db}\" CASCADE"))
+        .await?;
 
     println!("changes: {changes}, batch: {batch}, baseline changes: {baseline_changes}");
     println!("COPY + merge, new rows:      {merged:>10.0} changes/s");

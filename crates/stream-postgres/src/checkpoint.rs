@@ -77,7 +77,10 @@ pub(crate) async fn write(
 ) -> Result<(), PostgresError> {
     let state = checkpoint.state.as_ref().map(|s| s.to_string());
     client
-        .execute(SAVE_SQL, &[&pipeline, &checkpoint.position.to_string(), &state])
+        .execute(
+            SAVE_SQL,
+            &[&pipeline, &checkpoint.position.to_string(), &state],
+        )
         .await
         .map_err(|e| PostgresError::from_driver("writing the checkpoint", &e))?;
     Ok(())

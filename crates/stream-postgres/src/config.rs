@@ -168,11 +168,14 @@ mod tests {
         assert_eq!(total.column_type, ExtractedType::Numeric);
         assert!(!format!("{c:?}").contains("hunter2"));
 
-        let d: PostgresSinkConfig = serde_json::from_str(r#"{"url":"postgres://h/db"}"#).expect("d");
+        let d: PostgresSinkConfig =
+            serde_json::from_str(r#"{"url":"postgres://h/db"}"#).expect("d");
         assert_eq!(d, PostgresSinkConfig::new("postgres://h/db"));
         let err = serde_json::from_str::<PostgresSinkConfig>(r#"{"url":"x","delete":"soft"}"#)
             .expect_err("unknown key");
         assert!(err.to_string().contains("unknown field `delete`"), "{err}");
-        assert!(serde_json::from_str::<PostgresSinkConfig>(r#"{"url":"x","deletes":"maybe"}"#).is_err());
+        assert!(
+            serde_json::from_str::<PostgresSinkConfig>(r#"{"url":"x","deletes":"maybe"}"#).is_err()
+        );
     }
 }

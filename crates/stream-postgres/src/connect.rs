@@ -10,7 +10,10 @@ use crate::error::PostgresError;
 fn password_of(url: &str) -> Option<&str> {
     let rest = url.split_once("://")?.1;
     let creds = rest.rsplit_once('@')?.0;
-    creds.split_once(':').map(|(_, p)| p).filter(|p| !p.is_empty())
+    creds
+        .split_once(':')
+        .map(|(_, p)| p)
+        .filter(|p| !p.is_empty())
 }
 
 /// `message` with the URL and its password replaced by their redacted forms.
@@ -36,7 +39,10 @@ pub(crate) async fn connect(url: &str, application_name: &str) -> Result<Client,
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| fail(e.to_string()))?;
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
     let shown = stream_core::redact_url(url);
     tokio::spawn(async move {
         if let Err(e) = connection.await {

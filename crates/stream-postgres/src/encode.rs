@@ -171,7 +171,11 @@ pub(crate) fn put_numeric(buf: &mut BytesMut, text: &str) -> Result<(), String> 
     buf.put_i32(8 + 2 * groups.len() as i32);
     buf.put_i16(groups.len() as i16);
     buf.put_i16(weight);
-    buf.put_u16(if negative && !groups.is_empty() { 0x4000 } else { 0 });
+    buf.put_u16(if negative && !groups.is_empty() {
+        0x4000
+    } else {
+        0
+    });
     buf.put_u16(frac.len() as u16);
     for g in groups {
         buf.put_i16(g);
@@ -373,13 +377,20 @@ pub(crate) fn put_value(buf: &mut BytesMut, value: &Value, ty: PgType) -> Cell {
                 Ok(us) => put_bytes(buf, &us.to_be_bytes()),
                 Err(reason) => {
                     put_null(buf);
-                    return Cell::Nulled(if reason == NullReason::InvalidDate
-                        && dt.date == (Date { year: 0, month: 0, day: 0 })
-                    {
-                        NullReason::ZeroDate
-                    } else {
-                        reason
-                    });
+                    return Cell::Nulled(
+                        if reason == NullReason::InvalidDate
+                            && dt.date
+                                == (Date {
+                                    year: 0,
+                                    month: 0,
+                                    day: 0,
+                                })
+                        {
+                            NullReason::ZeroDate
+                        } else {
+                            reason
+                        },
+                    );
                 }
             },
             _ => return bad(),
@@ -456,7 +467,11 @@ mod tests {
 
     #[test]
     fn dates_count_days_from_2000_and_zero_dates_are_null() {
-        let d = |y, m, dd| Date { year: y, month: m, day: dd };
+        let d = |y, m, dd| Date {
+            year: y,
+            month: m,
+            day: dd,
+        };
         assert_eq!(pg_days(&d(2000, 1, 1)), Ok(0));
         assert_eq!(pg_days(&d(2024, 2, 29)), Ok(8825));
         assert_eq!(pg_days(&d(1999, 12, 31)), Ok(-1));
@@ -474,7 +489,10 @@ mod tests {
         );
         assert_eq!(&buf[..], &(-1i32).to_be_bytes());
         let cell = put_value(&mut buf, &Value::Int(70_000), PgType::Int2);
-        assert!(matches!(&cell, Cell::Refused(r) if r.contains("70000") && r.contains("smallint")), "{cell:?}");
+        assert!(
+            matches!(&cell, Cell::Refused(r) if r.contains("70000") && r.contains("smallint")),
+            "{cell:?}"
+        );
         let cell = put_value(&mut buf, &Value::from("x"), PgType::Int4);
         assert!(matches!(cell, Cell::Refused(_)));
     }

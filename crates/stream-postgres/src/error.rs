@@ -152,6 +152,9 @@ mod tests {
         }
         .into_sink_error("pg");
         assert!(matches!(rejected, SinkError::Rejected { .. }));
-        assert!(rejected.to_string().contains("shop.o key {\"id\":1}"), "{rejected}");
+        assert!(
+            rejected.to_string().contains("shop.o key {\"id\":1}"),
+            "{rejected}"
+        );
     }
 }

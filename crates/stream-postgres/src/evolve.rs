@@ -13,7 +13,11 @@ use crate::types::{PgType, ident};
 
 impl PostgresSink {
     /// The target table of `ns` as it is in the database (not created when missing).
-    async fn existing(&mut self, ns: &Namespace, known: &Known) -> Result<Option<Arc<TargetTable>>, PostgresError> {
+    async fn existing(
+        &mut self,
+        ns: &Namespace,
+        known: &Known,
+    ) -> Result<Option<Arc<TargetTable>>, PostgresError> {
         if let Some(t) = known.targets.get(ns) {
             return Ok(Some(t.clone()));
         }
@@ -31,7 +35,11 @@ impl PostgresSink {
     }
 
     /// Applies one schema change (after the buffered rows before it were flushed).
-    pub(crate) async fn apply_schema(&mut self, change: &SchemaChange, known: &mut Known) -> Result<(), PostgresError> {
+    pub(crate) async fn apply_schema(
+        &mut self,
+        change: &SchemaChange,
+        known: &mut Known,
+    ) -> Result<(), PostgresError> {
         let ns = &change.namespace;
         let name = (ns.db.to_string(), ns.table.to_string());
         match &change.kind {
@@ -42,7 +50,12 @@ impl PostgresSink {
                         .client
                         .batch_execute(&format!("TRUNCATE {}", target.qualified()))
                         .await
-                        .map_err(|e| PostgresError::from_driver(format!("truncating {}", target.qualified()), &e))?;
+                        .map_err(|e| {
+                            PostgresError::from_driver(
+                                format!("truncating {}", target.qualified()),
+                                &e,
+                            )
+                        })?;
                     tracing::info!(table = %target.qualified(), position = %change.position, "truncated the target table");
                 }
             }
@@ -55,14 +68,18 @@ impl PostgresSink {
                 known.targets.remove(ns);
                 known.targets.remove(to);
                 if let Some(def) = known.defs.remove(&name) {
-                    known.defs.insert((to.db.to_string(), to.table.to_string()), def);
+                    known
+                        .defs
+                        .insert((to.db.to_string(), to.table.to_string()), def);
                 }
             }
             // The target keeps the table (and its rows); a table created again later is new.
             SchemaChangeKind::Drop | SchemaChangeKind::DropDatabase => {
                 known.targets.remove(ns);
             }
-            SchemaChangeKind::Create | SchemaChangeKind::Alter if change.source == SourceKind::MySql => {
+            SchemaChangeKind::Create | SchemaChangeKind::Alter
+                if change.source == SourceKind::MySql =>
+            {
                 let Some(sql) = &change.statement else {
                     return Ok(());
                 };
@@ -82,19 +99,30 @@ impl PostgresSink {
         Ok(())
     }
 
-    async fn create(&mut self, ns: &Namespace, def: SourceTable, known: &mut Known) -> Result<(), PostgresError> {
+    async fn create(
+        &mut self,
+        ns: &Namespace,
+        def: SourceTable,
+        known: &mut Known,
+    ) -> Result<(), PostgresError> {
         known.targets.remove(ns);
         let keyless = def.primary_key.is_empty();
         let spec = TableSpec {
             source_name: ns.to_string(),
             schema: self.schema_of(&ns.db),
             name: ns.table.to_string(),
-            kind: if keyless { TableKind::Append } else { TableKind::Replica },
+            kind: if keyless {
+                TableKind::Append
+            } else {
+                TableKind::Replica
+            },
             columns: columns_from_source(&def),
             key: def.primary_key.clone(),
             soft: !keyless && self.config.deletes == crate::config::Deletes::Soft,
         };
-        known.defs.insert((ns.db.to_string(), ns.table.to_string()), Arc::new(def));
+        known
+            .defs
+            .insert((ns.db.to_string(), ns.table.to_string()), Arc::new(def));
         // A keyless table is created (or refused) at its first row, by the `keyless` setting.
         if !keyless {
             let session = self.session().await?;
@@ -104,12 +132,19 @@ impl PostgresSink {
         Ok(())
     }
 
-    async fn alter(&mut self, change: &SchemaChange, changes: &[ColumnChange], known: &mut Known) -> Result<(), PostgresError> {
+    async fn alter(
+        &mut self,
+        change: &SchemaChange,
+        changes: &[ColumnChange],
+        known: &mut Known,
+    ) -> Result<(), PostgresError> {
         let ns = &change.namespace;
         let name = (ns.db.to_string(), ns.table.to_string());
         let old_def = known.defs.get(&name).cloned();
         if let Some(def) = &old_def {
-            known.defs.insert(name.clone(), Arc::new(def.altered(changes)));
+            known
+                .defs
+                .insert(name.clone(), Arc::new(def.altered(changes)));
         }
         let Some(mut target) = self.existing(ns, known).await? else {
             return Ok(());
@@ -172,7 +207,12 @@ impl PostgresSink {
         Ok(())
     }
 
-    async fn rename_column(&mut self, target: &Arc<TargetTable>, from: &str, to: &str) -> Result<Arc<TargetTable>, PostgresError> {
+    async fn rename_column(
+        &mut self,
+        target: &Arc<TargetTable>,
+        from: &str,
+        to: &str,
+    ) -> Result<Arc<TargetTable>, PostgresError> {
         if from == to || target.column(from).is_none() || target.column(to).is_some() {
             return Ok(target.clone());
         }
@@ -185,7 +225,11 @@ impl PostgresSink {
         self.run_alter(target, &sql).await
     }
 
-    async fn run_alter(&mut self, target: &TargetTable, sql: &str) -> Result<Arc<TargetTable>, PostgresError> {
+    async fn run_alter(
+        &mut self,
+        target: &TargetTable,
+        sql: &str,
+    ) -> Result<Arc<TargetTable>, PostgresError> {
         let session = self.session().await?;
         table::alter(&session.client, target, sql).await
     }

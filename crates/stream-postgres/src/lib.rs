@@ -30,6 +30,22 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The settings are the sink block of a config file (`deny_unknown_fields`), and never print
+//! the URL's password:
+//!
+//! ```
+//! use stream_postgres::{Deletes, Keyless, OnError, PostgresSinkConfig};
+//!
+//! let config: PostgresSinkConfig = serde_json::from_str(
+//!     r#"{"url": "postgres://writer:hunter2@db/replica", "deletes": "soft",
+//!         "columns": {"orders": {"total": {"path": "amount.total", "type": "numeric"}}}}"#,
+//! )?;
+//! assert_eq!(config.deletes, Deletes::Soft);
+//! assert_eq!((config.keyless, config.on_error), (Keyless::Refuse, OnError::Stop));
+//! assert!(!format!("{config:?}").contains("hunter2"));
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+//!
 //! Also here: [`PostgresCheckpointStore`] (the pipeline's resume point, from the same table)
 //! and [`PostgresStore`] (read, write, delete and query rows of the replica by key). The type
 //! mapping, schema evolution and failure behaviour are in `docs/postgres.md`.

@@ -127,7 +127,9 @@ impl Session {
             }
             if buf.len() >= COPY_CHUNK {
                 let chunk = buf.split().freeze();
-                sink.send(chunk).await.map_err(|e| Failure::of(context(), &e))?;
+                sink.send(chunk)
+                    .await
+                    .map_err(|e| Failure::of(context(), &e))?;
             }
         }
         buf.extend_from_slice(COPY_TRAILER);
@@ -154,7 +156,12 @@ impl Session {
             self.client
                 .batch_execute(&format!("DELETE FROM pg_temp.{}", ident(stage)))
                 .await
-                .map_err(|e| Failure::of(format!("emptying the staging table of {}", table.qualified()), &e))?;
+                .map_err(|e| {
+                    Failure::of(
+                        format!("emptying the staging table of {}", table.qualified()),
+                        &e,
+                    )
+                })?;
         }
         self.dirty.insert(stage.to_owned());
         let copied = self
@@ -199,7 +206,13 @@ impl Session {
         let mut refused = Vec::new();
         if table.kind == TableKind::Append {
             out.applied = self
-                .copy(table, &append_copy_sql(table), &rows, &mut out.nulls, &mut refused)
+                .copy(
+                    table,
+                    &append_copy_sql(table),
+                    &rows,
+                    &mut out.nulls,
+                    &mut refused,
+                )
                 .await
                 .map_err(Failure::into_error)?;
         } else {
@@ -217,7 +230,8 @@ impl Session {
                 }
                 Err(Failure::Data(_)) => {
                     // Find the changes at fault: each one alone, under its own savepoint.
-                    self.run("ROLLBACK TO SAVEPOINT ustream_table", context).await?;
+                    self.run("ROLLBACK TO SAVEPOINT ustream_table", context)
+                        .await?;
                     refused.clear();
                     for (i, staged) in rows.iter().enumerate() {
                         self.run("SAVEPOINT ustream_row", context).await?;
@@ -236,7 +250,8 @@ impl Session {
                                 refused.extend(refused_one.into_iter().map(|(_, r)| (i, r)));
                             }
                             Err(Failure::Data(reason)) => {
-                                self.run("ROLLBACK TO SAVEPOINT ustream_row", context).await?;
+                                self.run("ROLLBACK TO SAVEPOINT ustream_row", context)
+                                    .await?;
                                 refused.push((i, reason));
                             }
                             Err(Failure::Other(e)) => return Err(e),
@@ -274,7 +289,11 @@ impl Failure {
         match e.as_db_error() {
             Some(db) if is_data_error(e) => {
                 let detail = db.detail().map(|d| format!(" ({d})")).unwrap_or_default();
-                Failure::Data(format!("{}{detail} [SQLSTATE {}]", db.message(), db.code().code()))
+                Failure::Data(format!(
+                    "{}{detail} [SQLSTATE {}]",
+                    db.message(),
+                    db.code().code()
+                ))
             }
             _ => Failure::Other(PostgresError::from_driver(context, e)),
         }
@@ -321,7 +340,11 @@ pub(crate) fn merge_sql(table: &TargetTable, stage: &str, rows: &[&Staged<'_>]) 
     let target = table.qualified();
     let stage = format!("pg_temp.{}", ident(stage));
     let columns: Vec<String> = table.columns.iter().map(|c| ident(&c.name)).collect();
-    let key: Vec<String> = table.key.iter().map(|&i| ident(&table.columns[i].name)).collect();
+    let key: Vec<String> = table
+        .key
+        .iter()
+        .map(|&i| ident(&table.columns[i].name))
+        .collect();
     let has = |op| rows.iter().any(|r| r.op == op);
     let mut statements = Vec::new();
     if has(RowOp::Upsert) {
@@ -337,7 +360,10 @@ pub(crate) fn merge_sql(table: &TargetTable, stage: &str, rows: &[&Staged<'_>]) 
         let (soft_cols, soft_vals) = if table.soft {
             set.push("\"_deleted\" = false".into());
             set.push("\"_deleted_at\" = NULL".into());
-            (", \"_deleted\", \"_deleted_at\"", ", false, NULL::timestamptz")
+            (
+                ", \"_deleted\", \"_deleted_at\"",
+                ", false, NULL::timestamptz",
+            )
         } else {
             ("", "")
         };

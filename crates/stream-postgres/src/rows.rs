@@ -75,11 +75,23 @@ impl<'a> TableBuffer<'a> {
 
     /// Adds a change; an update that moves the key also deletes the old key. Returns `false`
     /// for a MongoDB update without a full document (nothing to apply).
-    pub(crate) fn add(&mut self, table: &TargetTable, event: &'a ChangeEvent) -> Result<bool, Unkeyed<'a>> {
+    pub(crate) fn add(
+        &mut self,
+        table: &TargetTable,
+        event: &'a ChangeEvent,
+    ) -> Result<bool, Unkeyed<'a>> {
         let unkeyed = |reason| Unkeyed { event, reason };
         if table.kind == TableKind::Append {
             let row = event.after.as_ref().or(event.before.as_ref());
-            self.put(table, Staged { op: RowOp::Upsert, event, row }).map_err(unkeyed)?;
+            self.put(
+                table,
+                Staged {
+                    op: RowOp::Upsert,
+                    event,
+                    row,
+                },
+            )
+            .map_err(unkeyed)?;
             return Ok(true);
         }
         match (event.op, &event.after) {
@@ -95,8 +107,15 @@ impl<'a> TableBuffer<'a> {
                         .filter(|earlier| earlier.op == RowOp::Upsert)
                         .and_then(|earlier| earlier.row),
                 };
-                self.put(table, Staged { op: RowOp::Delete, event, row })
-                    .map_err(unkeyed)?;
+                self.put(
+                    table,
+                    Staged {
+                        op: RowOp::Delete,
+                        event,
+                        row,
+                    },
+                )
+                .map_err(unkeyed)?;
             }
             (_, None) => return Ok(false),
             (_, Some(after)) => {
@@ -106,12 +125,26 @@ impl<'a> TableBuffer<'a> {
                     let old = key_bytes(table, event, Some(before)).map_err(unkeyed)?;
                     let new = key_bytes(table, event, Some(after)).map_err(unkeyed)?;
                     if old != new {
-                        self.put(table, Staged { op: RowOp::Delete, event, row: Some(before) })
-                            .map_err(unkeyed)?;
+                        self.put(
+                            table,
+                            Staged {
+                                op: RowOp::Delete,
+                                event,
+                                row: Some(before),
+                            },
+                        )
+                        .map_err(unkeyed)?;
                     }
                 }
-                self.put(table, Staged { op: RowOp::Upsert, event, row: Some(after) })
-                    .map_err(unkeyed)?;
+                self.put(
+                    table,
+                    Staged {
+                        op: RowOp::Upsert,
+                        event,
+                        row: Some(after),
+                    },
+                )
+                .map_err(unkeyed)?;
             }
         }
         Ok(true)
@@ -133,7 +166,11 @@ fn mongo_id<'v>(event: &'v ChangeEvent, row: Option<&'v Row>) -> Option<&'v Valu
 }
 
 /// The key columns of a change, encoded: equal bytes, equal key.
-fn key_bytes(table: &TargetTable, event: &ChangeEvent, row: Option<&Row>) -> Result<Vec<u8>, String> {
+fn key_bytes(
+    table: &TargetTable,
+    event: &ChangeEvent,
+    row: Option<&Row>,
+) -> Result<Vec<u8>, String> {
     let mut buf = BytesMut::new();
     let mut nulls = NullCounts::new();
     for &i in &table.key {
@@ -143,11 +180,19 @@ fn key_bytes(table: &TargetTable, event: &ChangeEvent, row: Option<&Row>) -> Res
             _ => field(&column.name, event, row).is_some_and(|v| !v.is_null()),
         };
         if !present {
-            return Err(format!("the change has no value for key column `{}`", column.name));
+            return Err(format!(
+                "the change has no value for key column `{}`",
+                column.name
+            ));
         }
         match put_cell(&mut buf, column, event, row, &table.source_name, &mut nulls) {
             Ok(()) if nulls.is_empty() => {}
-            Ok(()) => return Err(format!("key column `{}` holds a value PostgreSQL cannot store", column.name)),
+            Ok(()) => {
+                return Err(format!(
+                    "key column `{}` holds a value PostgreSQL cannot store",
+                    column.name
+                ));
+            }
             Err(reason) => return Err(reason),
         }
     }
@@ -231,7 +276,13 @@ fn count(nulls: &mut NullCounts, table: &str, cell: Cell) -> Result<(), String> 
 }
 
 /// An extracted column's value, converted; `Err` names the path and what it holds.
-fn put_extracted(buf: &mut BytesMut, path: &str, ty: ExtractedType, value: &Value, pg: PgType) -> Result<Cell, String> {
+fn put_extracted(
+    buf: &mut BytesMut,
+    path: &str,
+    ty: ExtractedType,
+    value: &Value,
+    pg: PgType,
+) -> Result<Cell, String> {
     let refuse = || {
         let mut shown = Vec::new();
         stream_core::json::write_value(&mut shown, value);
@@ -259,8 +310,12 @@ fn put_extracted(buf: &mut BytesMut, path: &str, ty: ExtractedType, value: &Valu
             Value::Int(*d as i64)
         }
         (ExtractedType::Integer | ExtractedType::Bigint, Value::Int(_)) => value.clone(),
-        (ExtractedType::Numeric, Value::Int(_) | Value::Decimal128(_) | Value::Decimal(_)) => value.clone(),
-        (ExtractedType::Numeric | ExtractedType::Double, Value::Double(d)) if d.is_finite() => value.clone(),
+        (ExtractedType::Numeric, Value::Int(_) | Value::Decimal128(_) | Value::Decimal(_)) => {
+            value.clone()
+        }
+        (ExtractedType::Numeric | ExtractedType::Double, Value::Double(d)) if d.is_finite() => {
+            value.clone()
+        }
         (ExtractedType::Double, Value::Int(i)) => Value::Double(*i as f64),
         (ExtractedType::Double, Value::Decimal128(d)) => match d.parse::<f64>() {
             Ok(f) if f.is_finite() => Value::Double(f),
@@ -346,7 +401,14 @@ pub(crate) fn encode_row(
             RowOp::Delete if !table.soft && !table.key.is_empty() && !is_key(table, column) => None,
             _ => staged.row,
         };
-        if let Err(reason) = put_cell(buf, column, staged.event, row, &table.source_name, &mut local) {
+        if let Err(reason) = put_cell(
+            buf,
+            column,
+            staged.event,
+            row,
+            &table.source_name,
+            &mut local,
+        ) {
             buf.truncate(start);
             return Err(format!("column `{}`: {reason}", column.name));
         }
@@ -367,7 +429,10 @@ pub(crate) fn encode_row(
 }
 
 fn is_key(table: &TargetTable, column: &TargetColumn) -> bool {
-    table.key.iter().any(|&i| std::ptr::eq(&table.columns[i], column))
+    table
+        .key
+        .iter()
+        .any(|&i| std::ptr::eq(&table.columns[i], column))
 }
 
 #[cfg(test)]
@@ -382,18 +447,39 @@ mod tests {
         );
         assert_eq!(mongo_id_text(&Value::from("abc")), "abc");
         assert_eq!(mongo_id_text(&Value::Int(7)), r#"{"$numberInt":"7"}"#);
-        assert_eq!(mongo_id_text(&Value::Int(1 << 40)), r#"{"$numberLong":"1099511627776"}"#);
+        assert_eq!(
+            mongo_id_text(&Value::Int(1 << 40)),
+            r#"{"$numberLong":"1099511627776"}"#
+        );
         let doc: Row = [("a", Value::Double(1.0))].into_iter().collect();
-        assert_eq!(mongo_id_text(&Value::Document(doc)), r#"{"a":{"$numberDouble":"1.0"}}"#);
+        assert_eq!(
+            mongo_id_text(&Value::Document(doc)),
+            r#"{"a":{"$numberDouble":"1.0"}}"#
+        );
     }
 
     #[test]
     fn extracted_values_convert_or_say_why_not() {
         let mut buf = BytesMut::new();
-        let ok = put_extracted(&mut buf, "amount.total", ExtractedType::Numeric, &Value::Double(12.5), PgType::Numeric(None));
+        let ok = put_extracted(
+            &mut buf,
+            "amount.total",
+            ExtractedType::Numeric,
+            &Value::Double(12.5),
+            PgType::Numeric(None),
+        );
         assert_eq!(ok, Ok(Cell::Written));
-        let err = put_extracted(&mut buf, "amount.total", ExtractedType::Numeric, &Value::from("lots"), PgType::Numeric(None))
-            .expect_err("text is not numeric");
-        assert!(err.contains("`amount.total`") && err.contains("\"lots\"") && err.contains("numeric"), "{err}");
+        let err = put_extracted(
+            &mut buf,
+            "amount.total",
+            ExtractedType::Numeric,
+            &Value::from("lots"),
+            PgType::Numeric(None),
+        )
+        .expect_err("text is not numeric");
+        assert!(
+            err.contains("`amount.total`") && err.contains("\"lots\"") && err.contains("numeric"),
+            "{err}"
+        );
     }
 }

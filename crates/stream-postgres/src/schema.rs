@@ -96,9 +96,15 @@ fn column_from_state(c: &serde_json::Value) -> Option<SourceColumn> {
 pub(crate) enum ColumnChange {
     Add(SourceColumn),
     Drop(String),
-    Rename { from: String, to: String },
+    Rename {
+        from: String,
+        to: String,
+    },
     /// `CHANGE`/`MODIFY`: column `from` gets this name and type.
-    Redefine { from: String, column: SourceColumn },
+    Redefine {
+        from: String,
+        column: SourceColumn,
+    },
 }
 
 /// What a DDL statement means for the target.
@@ -156,8 +162,17 @@ pub(crate) fn parse_ddl(sql: &str, default_db: &str) -> Ddl {
                 .iter()
                 .filter(|c| {
                     c.options.iter().any(|o| {
-                        matches!(&o.option, ColumnOption::Unique { is_primary: true, .. })
-                            || o.option.to_string().to_ascii_uppercase().contains("PRIMARY KEY")
+                        matches!(
+                            &o.option,
+                            ColumnOption::Unique {
+                                is_primary: true,
+                                ..
+                            }
+                        ) || o
+                            .option
+                            .to_string()
+                            .to_ascii_uppercase()
+                            .contains("PRIMARY KEY")
                     })
                 })
                 .map(|c| c.name.value.clone())
@@ -184,7 +199,11 @@ pub(crate) fn parse_ddl(sql: &str, default_db: &str) -> Ddl {
                         changes.push(ColumnChange::Add(column_from_def(&column_def)));
                     }
                     AlterTableOperation::DropColumn { column_names, .. } => {
-                        changes.extend(column_names.into_iter().map(|c| ColumnChange::Drop(c.value)));
+                        changes.extend(
+                            column_names
+                                .into_iter()
+                                .map(|c| ColumnChange::Drop(c.value)),
+                        );
                     }
                     AlterTableOperation::RenameColumn {
                         old_column_name,
@@ -278,7 +297,8 @@ mod tests {
         };
         assert_eq!(t.primary_key, ["id"]);
         assert_eq!(t.columns[1].ty.to_pg().to_string(), "numeric(10,2)");
-        let Ddl::Create(t) = parse_ddl("CREATE TABLE k (a BIGINT UNSIGNED PRIMARY KEY)", "x") else {
+        let Ddl::Create(t) = parse_ddl("CREATE TABLE k (a BIGINT UNSIGNED PRIMARY KEY)", "x")
+        else {
             panic!("create");
         };
         assert_eq!(t.primary_key, ["a"]);

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use stream_core::{
-    Batch, ChangeEvent, Checkpoint, Namespace, Position, SchemaChange, Sink, SinkError,
-    SourceEvent,
+    Batch, ChangeEvent, Checkpoint, Namespace, Position, SchemaChange, Sink, SinkError, SourceEvent,
 };
 
 use crate::checkpoint::{self, valid_pipeline};
@@ -170,16 +169,29 @@ impl PostgresSink {
     /// same batch (after a backoff when the error is transient).
     pub async fn apply(&mut self, batch: &Batch) -> Result<Applied, PostgresError> {
         let held = std::mem::take(&mut self.held);
-        let items: Vec<Item<'_>> = held.iter().chain(&batch.events).filter_map(Item::of).collect();
+        let items: Vec<Item<'_>> = held
+            .iter()
+            .chain(&batch.events)
+            .filter_map(Item::of)
+            .collect();
         let (commit_len, position) = commit_point(&items, &batch.position);
         let state = batch.state.clone().or_else(|| self.pending_state.clone());
         let result = match position {
             Some(position) if commit_len == 0 && self.pipeline.is_none() => {
                 // Only the position moved and nothing stores it here: no transaction needed.
-                Ok(Some((Some(Checkpoint { position, state: state.clone() }), Outcome::default())))
+                Ok(Some((
+                    Some(Checkpoint {
+                        position,
+                        state: state.clone(),
+                    }),
+                    Outcome::default(),
+                )))
             }
             Some(position) => {
-                let checkpoint = Checkpoint { position, state: state.clone() };
+                let checkpoint = Checkpoint {
+                    position,
+                    state: state.clone(),
+                };
                 self.transact(&items[..commit_len], Some(checkpoint), batch.state.as_ref())
                     .await
                     .map(Some)
@@ -300,11 +312,15 @@ impl PostgresSink {
             .batch_execute("BEGIN")
             .await
             .map_err(|e| PostgresError::from_driver("starting a transaction", &e))?;
-        if let (Some(pipeline), Some(checkpoint), false) = (&pipeline, checkpoint, session.checked) {
+        if let (Some(pipeline), Some(checkpoint), false) = (&pipeline, checkpoint, session.checked)
+        {
             let stored = checkpoint::read(&session.client, pipeline, true).await?;
             session.checked = true;
             if let Some(stored) = stored
-                && checkpoint.position.compare(&stored.position).is_some_and(|o| o.is_le())
+                && checkpoint
+                    .position
+                    .compare(&stored.position)
+                    .is_some_and(|o| o.is_le())
             {
                 tracing::info!(sink = %self.name, position = %checkpoint.position,
                     "batch already committed before the connection was lost; skipped");
@@ -408,7 +424,10 @@ impl PostgresSink {
             return Ok(t.clone());
         }
         let ns = &event.namespace;
-        let def = known.defs.get(&(ns.db.to_string(), ns.table.to_string())).cloned();
+        let def = known
+            .defs
+            .get(&(ns.db.to_string(), ns.table.to_string()))
+            .cloned();
         let spec = table::spec_for(
             event,
             def.as_deref(),
@@ -417,7 +436,9 @@ impl PostgresSink {
             self.config.deletes == Deletes::Soft,
         );
         if spec.kind == TableKind::Append && self.config.keyless == Keyless::Refuse {
-            return Err(PostgresError::Keyless { table: ns.to_string() });
+            return Err(PostgresError::Keyless {
+                table: ns.to_string(),
+            });
         }
         let session = self.session().await?;
         let target = table::ensure(&session.client, &spec).await?;

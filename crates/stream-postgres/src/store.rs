@@ -106,7 +106,15 @@ fn datetime_of(text: &str, fsp: u8) -> Option<Value> {
     let date = Date::new(u16::try_from(year).ok()?, month as u8, day as u8).ok()?;
     let (hms, micros) = time.split_once('.').unwrap_or((time, "0"));
     let mut t = hms.splitn(3, ':').map(parse_num::<u8>);
-    let dt = DateTime::new(date, t.next()??, t.next()??, t.next()??, parse_num(micros)?, fsp).ok()?;
+    let dt = DateTime::new(
+        date,
+        t.next()??,
+        t.next()??,
+        t.next()??,
+        parse_num(micros)?,
+        fsp,
+    )
+    .ok()?;
     Some(Value::DateTime(dt))
 }
 
@@ -115,42 +123,86 @@ fn value_of(row: &PgRow, i: usize, ty: PgType) -> Value {
     let text = || row.try_get::<_, Option<String>>(i).ok().flatten();
     let int = || row.try_get::<_, Option<i64>>(i).ok().flatten();
     let got = match ty {
-        PgType::Bool => row.try_get::<_, Option<bool>>(i).ok().flatten().map(Value::Bool),
+        PgType::Bool => row
+            .try_get::<_, Option<bool>>(i)
+            .ok()
+            .flatten()
+            .map(Value::Bool),
         PgType::Int2 | PgType::Int4 | PgType::Int8 => int().map(Value::Int),
-        PgType::Float4 => row.try_get::<_, Option<f32>>(i).ok().flatten().map(Value::Float),
-        PgType::Float8 => row.try_get::<_, Option<f64>>(i).ok().flatten().map(Value::Double),
-        PgType::Numeric(_) => text().and_then(|t| Decimal::parse(&t).ok()).map(Value::Decimal),
+        PgType::Float4 => row
+            .try_get::<_, Option<f32>>(i)
+            .ok()
+            .flatten()
+            .map(Value::Float),
+        PgType::Float8 => row
+            .try_get::<_, Option<f64>>(i)
+            .ok()
+            .flatten()
+            .map(Value::Double),
+        PgType::Numeric(_) => text()
+            .and_then(|t| Decimal::parse(&t).ok())
+            .map(Value::Decimal),
         PgType::Text | PgType::Uuid | PgType::Inet => text().map(Value::String),
-        PgType::TextArray => row.try_get::<_, Option<Vec<String>>>(i).ok().flatten().map(Value::Set),
-        PgType::Bytea => row.try_get::<_, Option<Vec<u8>>>(i).ok().flatten().map(Value::Bytes),
+        PgType::TextArray => row
+            .try_get::<_, Option<Vec<String>>>(i)
+            .ok()
+            .flatten()
+            .map(Value::Set),
+        PgType::Bytea => row
+            .try_get::<_, Option<Vec<u8>>>(i)
+            .ok()
+            .flatten()
+            .map(Value::Bytes),
         PgType::Jsonb => text().and_then(|t| Json::parse(&t).ok()).map(Value::Json),
         PgType::Date => text().and_then(|t| {
             let mut d = t.splitn(3, '-').map(parse_num::<u32>);
             let (y, m, dd) = (d.next()??, d.next()??, d.next()??);
-            Date::new(u16::try_from(y).ok()?, m as u8, dd as u8).ok().map(Value::Date)
+            Date::new(u16::try_from(y).ok()?, m as u8, dd as u8)
+                .ok()
+                .map(Value::Date)
         }),
         PgType::Timestamp(fsp) => text().and_then(|t| datetime_of(&t, fsp)),
         PgType::Timestamptz(fsp) => int().and_then(|us| {
-            Timestamp::new(us.div_euclid(1_000_000), us.rem_euclid(1_000_000) as u32, fsp.min(6))
-                .ok()
-                .map(Value::Timestamp)
+            Timestamp::new(
+                us.div_euclid(1_000_000),
+                us.rem_euclid(1_000_000) as u32,
+                fsp.min(6),
+            )
+            .ok()
+            .map(Value::Timestamp)
         }),
         PgType::Interval => int().and_then(|us| {
             let total = us.unsigned_abs();
             let secs = total / 1_000_000;
-            Time::new(us < 0, (secs / 3600) as u32, (secs / 60 % 60) as u8, (secs % 60) as u8, (total % 1_000_000) as u32, 6)
-                .ok()
-                .map(Value::Time)
+            Time::new(
+                us < 0,
+                (secs / 3600) as u32,
+                (secs / 60 % 60) as u8,
+                (secs % 60) as u8,
+                (total % 1_000_000) as u32,
+                6,
+            )
+            .ok()
+            .map(Value::Time)
         }),
     };
     got.unwrap_or(Value::Null)
 }
 
-fn column_of(table: &TargetTable, ns: &Namespace, name: &str) -> Result<(String, PgType), StoreError> {
+fn column_of(
+    table: &TargetTable,
+    ns: &Namespace,
+    name: &str,
+) -> Result<(String, PgType), StoreError> {
     table
         .column(name)
         .map(|c| (ident(&c.name), c.ty))
-        .ok_or_else(|| invalid(ns, format!("no column `{name}` (filters on document paths are not supported)")))
+        .ok_or_else(|| {
+            invalid(
+                ns,
+                format!("no column `{name}` (filters on document paths are not supported)"),
+            )
+        })
 }
 
 /// `column op $n`, false where the value is NULL or does not fit the column's type (values of
@@ -164,7 +216,8 @@ fn compare<'a>(
     params: &mut Vec<Param<'a>>,
 ) -> Result<String, StoreError> {
     let (c, ty) = column_of(table, ns, name)?;
-    if value.is_null() || put_value(&mut BytesMut::new(), value, ty) != crate::encode::Cell::Written {
+    if value.is_null() || put_value(&mut BytesMut::new(), value, ty) != crate::encode::Cell::Written
+    {
         return Ok("false".to_owned());
     }
     params.push(Param(value, ty));
@@ -179,14 +232,24 @@ fn where_sql<'a>(
     params: &mut Vec<Param<'a>>,
 ) -> Result<String, StoreError> {
     let joined = |parts: Vec<String>, joiner: &str, empty: &str| {
-        format!("({})", if parts.is_empty() { empty.to_owned() } else { parts.join(joiner) })
+        format!(
+            "({})",
+            if parts.is_empty() {
+                empty.to_owned()
+            } else {
+                parts.join(joiner)
+            }
+        )
     };
     Ok(match filter {
         Filter::All => "true".into(),
         Filter::Eq(n, v) => compare("=", n, v, table, ns, params)?,
         Filter::Ne(n, v) => {
             let (c, _) = column_of(table, ns, n)?;
-            format!("({c} IS NOT NULL AND NOT {})", compare("=", n, v, table, ns, params)?)
+            format!(
+                "({c} IS NOT NULL AND NOT {})",
+                compare("=", n, v, table, ns, params)?
+            )
         }
         Filter::Lt(n, v) => compare("<", n, v, table, ns, params)?,
         Filter::Lte(n, v) => compare("<=", n, v, table, ns, params)?,
@@ -201,12 +264,16 @@ fn where_sql<'a>(
         }
         Filter::IsNull(n) => format!("{} IS NULL", column_of(table, ns, n)?.0),
         Filter::And(fs) => joined(
-            fs.iter().map(|f| where_sql(f, table, ns, params)).collect::<Result<_, _>>()?,
+            fs.iter()
+                .map(|f| where_sql(f, table, ns, params))
+                .collect::<Result<_, _>>()?,
             " AND ",
             "true",
         ),
         Filter::Or(fs) => joined(
-            fs.iter().map(|f| where_sql(f, table, ns, params)).collect::<Result<_, _>>()?,
+            fs.iter()
+                .map(|f| where_sql(f, table, ns, params))
+                .collect::<Result<_, _>>()?,
             " OR ",
             "false",
         ),
@@ -237,7 +304,11 @@ impl PostgresStore {
         if let Some(c) = guard.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
-        let client = Arc::new(connect(&self.url, "ustream-store").await.map_err(|e| backend(ns, &e))?);
+        let client = Arc::new(
+            connect(&self.url, "ustream-store")
+                .await
+                .map_err(|e| backend(ns, &e))?,
+        );
         *guard = Some(client.clone());
         Ok(client)
     }
@@ -259,20 +330,32 @@ impl PostgresStore {
         let loaded = table::load(&client, &spec)
             .await
             .map_err(|e| backend(ns, &e))?
-            .ok_or_else(|| StoreError::UnknownNamespace { namespace: ns.to_string() })?;
+            .ok_or_else(|| StoreError::UnknownNamespace {
+                namespace: ns.to_string(),
+            })?;
         self.tables.lock().await.insert(ns.clone(), loaded.clone());
         Ok((client, loaded))
     }
 
-    fn key_where<'a>(ns: &Namespace, table: &TargetTable, key: &'a Row, params: &mut Vec<Param<'a>>) -> Result<String, StoreError> {
+    fn key_where<'a>(
+        ns: &Namespace,
+        table: &TargetTable,
+        key: &'a Row,
+        params: &mut Vec<Param<'a>>,
+    ) -> Result<String, StoreError> {
         if key.is_empty() {
             return Err(invalid(ns, "the key has no fields"));
         }
         let mut parts = Vec::new();
         for (name, value) in key.iter() {
-            let column = table.column(name).ok_or_else(|| invalid(ns, format!("no column `{name}`")))?;
+            let column = table
+                .column(name)
+                .ok_or_else(|| invalid(ns, format!("no column `{name}`")))?;
             if !table.key.iter().any(|&i| table.columns[i].name == **name) {
-                return Err(invalid(ns, format!("`{name}` is not part of the primary key")));
+                return Err(invalid(
+                    ns,
+                    format!("`{name}` is not part of the primary key"),
+                ));
             }
             params.push(Param(value, column.ty));
             parts.push(format!("{} = ${}", ident(name), params.len()));
@@ -283,14 +366,33 @@ impl PostgresStore {
         Ok(parts.join(" AND "))
     }
 
-    async fn select(&self, ns: &Namespace, client: &Client, table: &TargetTable, filter: &str, tail: &str, params: &[Param<'_>]) -> Result<Vec<Row>, StoreError> {
-        let columns: Vec<String> = table.columns.iter().map(|c| select_expr(&c.name, c.ty)).collect();
-        let sql = format!("SELECT {} FROM {} WHERE {filter}{tail}", columns.join(", "), table.qualified());
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let rows = client
-            .query(&sql, &refs)
-            .await
-            .map_err(|e| backend(ns, &PostgresError::from_driver(format!("reading {}", table.qualified()), &e)))?;
+    async fn select(
+        &self,
+        ns: &Namespace,
+        client: &Client,
+        table: &TargetTable,
+        filter: &str,
+        tail: &str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Row>, StoreError> {
+        let columns: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| select_expr(&c.name, c.ty))
+            .collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {filter}{tail}",
+            columns.join(", "),
+            table.qualified()
+        );
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let rows = client.query(&sql, &refs).await.map_err(|e| {
+            backend(
+                ns,
+                &PostgresError::from_driver(format!("reading {}", table.qualified()), &e),
+            )
+        })?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -311,29 +413,45 @@ impl Store for PostgresStore {
         let (client, table) = self.table(ns).await?;
         let mut params = Vec::new();
         let filter = Self::key_where(ns, &table, key, &mut params)?;
-        Ok(self.select(ns, &client, &table, &filter, " LIMIT 1", &params).await?.into_iter().next())
+        Ok(self
+            .select(ns, &client, &table, &filter, " LIMIT 1", &params)
+            .await?
+            .into_iter()
+            .next())
     }
 
     async fn write(&self, ns: &Namespace, key: &Row, row: &Row) -> Result<(), StoreError> {
         let (client, table) = self.table(ns).await?;
         for (name, value) in key.iter() {
             if row.get(name) != Some(value) {
-                return Err(invalid(ns, format!("row field `{name}` does not equal the key's")));
+                return Err(invalid(
+                    ns,
+                    format!("row field `{name}` does not equal the key's"),
+                ));
             }
         }
         let mut names = Vec::new();
         let mut params = Vec::new();
         for (name, value) in row.iter() {
-            let column = table.column(name).ok_or_else(|| invalid(ns, format!("no column `{name}`")))?;
+            let column = table
+                .column(name)
+                .ok_or_else(|| invalid(ns, format!("no column `{name}`")))?;
             names.push(ident(name));
             params.push(Param(value, column.ty));
         }
-        let key_columns: Vec<String> = table.key.iter().map(|&i| ident(&table.columns[i].name)).collect();
+        let key_columns: Vec<String> = table
+            .key
+            .iter()
+            .map(|&i| ident(&table.columns[i].name))
+            .collect();
         if key_columns.is_empty() {
             return Err(invalid(ns, "the table has no primary key"));
         }
         let placeholders: Vec<String> = (1..=params.len()).map(|i| format!("${i}")).collect();
-        let mut set: Vec<String> = names.iter().map(|n| format!("{n} = EXCLUDED.{n}")).collect();
+        let mut set: Vec<String> = names
+            .iter()
+            .map(|n| format!("{n} = EXCLUDED.{n}"))
+            .collect();
         set.push("\"_position\" = EXCLUDED.\"_position\"".into());
         set.push("\"_synced_at\" = now()".into());
         if table.soft {
@@ -348,7 +466,8 @@ impl Store for PostgresStore {
             key_columns.join(", "),
             set.join(", ")
         );
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
         client.execute(&sql, &refs).await.map_err(|e| {
             let e = PostgresError::from_driver(format!("writing {}", table.qualified()), &e);
             match e.class() {
@@ -364,15 +483,21 @@ impl Store for PostgresStore {
         let mut params = Vec::new();
         let filter = Self::key_where(ns, &table, key, &mut params)?;
         let sql = if table.soft {
-            format!("UPDATE {} SET \"_deleted\" = true, \"_deleted_at\" = now() WHERE {filter}", table.qualified())
+            format!(
+                "UPDATE {} SET \"_deleted\" = true, \"_deleted_at\" = now() WHERE {filter}",
+                table.qualified()
+            )
         } else {
             format!("DELETE FROM {} WHERE {filter}", table.qualified())
         };
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let n = client
-            .execute(&sql, &refs)
-            .await
-            .map_err(|e| backend(ns, &PostgresError::from_driver(format!("deleting from {}", table.qualified()), &e)))?;
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        let n = client.execute(&sql, &refs).await.map_err(|e| {
+            backend(
+                ns,
+                &PostgresError::from_driver(format!("deleting from {}", table.qualified()), &e),
+            )
+        })?;
         Ok(n > 0)
     }
 
@@ -389,8 +514,18 @@ impl Store for PostgresStore {
                 .order_by
                 .iter()
                 .map(|(name, asc)| {
-                    let c = table.column(name).ok_or_else(|| invalid(ns, format!("no column `{name}`")))?;
-                    Ok(format!("{} {}", ident(&c.name), if *asc { "ASC NULLS FIRST" } else { "DESC NULLS LAST" }))
+                    let c = table
+                        .column(name)
+                        .ok_or_else(|| invalid(ns, format!("no column `{name}`")))?;
+                    Ok(format!(
+                        "{} {}",
+                        ident(&c.name),
+                        if *asc {
+                            "ASC NULLS FIRST"
+                        } else {
+                            "DESC NULLS LAST"
+                        }
+                    ))
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
             tail.push_str(&format!(" ORDER BY {}", order.join(", ")));
@@ -398,6 +533,7 @@ impl Store for PostgresStore {
         if let Some(limit) = query.limit {
             tail.push_str(&format!(" LIMIT {limit}"));
         }
-        self.select(ns, &client, &table, &filter, &tail, &params).await
+        self.select(ns, &client, &table, &filter, &tail, &params)
+            .await
     }
 }

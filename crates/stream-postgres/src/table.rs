@@ -58,7 +58,8 @@ pub(crate) struct TargetTable {
 }
 
 /// Columns the sink adds to every table; never taken from the source.
-pub(crate) const META_COLUMNS: &[&str] = &["_position", "_synced_at", "_deleted", "_deleted_at", "_op"];
+pub(crate) const META_COLUMNS: &[&str] =
+    &["_position", "_synced_at", "_deleted", "_deleted_at", "_op"];
 
 impl TargetTable {
     /// `"schema"."name"`.
@@ -218,18 +219,22 @@ fn driver(context: &str) -> impl Fn(tokio_postgres::Error) -> PostgresError + '_
 }
 
 /// Creates the table when missing (inside the caller's transaction) and reads it back.
-pub(crate) async fn ensure(client: &Client, spec: &TableSpec) -> Result<Arc<TargetTable>, PostgresError> {
+pub(crate) async fn ensure(
+    client: &Client,
+    spec: &TableSpec,
+) -> Result<Arc<TargetTable>, PostgresError> {
     let qualified = format!("{}.{}", ident(&spec.schema), ident(&spec.name));
     let context = format!("creating {qualified}");
     let mut defs: Vec<String> = spec
         .columns
         .iter()
         .map(|c| {
-            let not_null = if spec.key.contains(&c.name) || matches!(c.source, ColumnSource::MongoDoc) {
-                " NOT NULL"
-            } else {
-                ""
-            };
+            let not_null =
+                if spec.key.contains(&c.name) || matches!(c.source, ColumnSource::MongoDoc) {
+                    " NOT NULL"
+                } else {
+                    ""
+                };
             format!("{} {}{not_null}", ident(&c.name), c.ty)
         })
         .collect();
@@ -257,11 +262,13 @@ pub(crate) async fn ensure(client: &Client, spec: &TableSpec) -> Result<Arc<Targ
             );
             client.batch_execute(&sql).await.map_err(driver(&context))?;
             tracing::info!(table = %qualified, source = %spec.source_name, "created target table");
-            load(client, spec).await?.ok_or_else(|| PostgresError::Statement {
-                context: context.clone(),
-                reason: "the table is missing right after CREATE TABLE".into(),
-                class: stream_core::ErrorClass::Transient,
-            })?
+            load(client, spec)
+                .await?
+                .ok_or_else(|| PostgresError::Statement {
+                    context: context.clone(),
+                    reason: "the table is missing right after CREATE TABLE".into(),
+                    class: stream_core::ErrorClass::Transient,
+                })?
         }
     };
     if spec.soft && !table.soft {
@@ -272,13 +279,19 @@ pub(crate) async fn ensure(client: &Client, spec: &TableSpec) -> Result<Arc<Targ
             ))
             .await
             .map_err(driver(&context))?;
-        return Ok(Arc::new(TargetTable { soft: true, ..(*table).clone() }));
+        return Ok(Arc::new(TargetTable {
+            soft: true,
+            ..(*table).clone()
+        }));
     }
     Ok(table)
 }
 
 /// Reads the table from the catalog: columns the sink understands, the key, soft-delete columns.
-pub(crate) async fn load(client: &Client, spec: &TableSpec) -> Result<Option<Arc<TargetTable>>, PostgresError> {
+pub(crate) async fn load(
+    client: &Client,
+    spec: &TableSpec,
+) -> Result<Option<Arc<TargetTable>>, PostgresError> {
     let qualified = format!("{}.{}", ident(&spec.schema), ident(&spec.name));
     let rows = client
         .query(
@@ -343,7 +356,11 @@ pub(crate) fn spec_of(table: &TargetTable) -> TableSpec {
         name: table.name.clone(),
         kind: table.kind,
         columns: table.columns.clone(),
-        key: table.key.iter().map(|&i| table.columns[i].name.clone()).collect(),
+        key: table
+            .key
+            .iter()
+            .map(|&i| table.columns[i].name.clone())
+            .collect(),
         soft: table.soft,
     }
 }
@@ -357,11 +374,13 @@ pub(crate) async fn alter(
     let context = format!("altering {}", table.qualified());
     client.batch_execute(sql).await.map_err(driver(&context))?;
     tracing::info!(table = %table.qualified(), statement = sql, "applied a schema change to the target");
-    load(client, &spec_of(table)).await?.ok_or_else(|| PostgresError::Statement {
-        context,
-        reason: "the table vanished while it was altered".into(),
-        class: stream_core::ErrorClass::Transient,
-    })
+    load(client, &spec_of(table))
+        .await?
+        .ok_or_else(|| PostgresError::Statement {
+            context,
+            reason: "the table vanished while it was altered".into(),
+            class: stream_core::ErrorClass::Transient,
+        })
 }
 
 /// `ALTER TABLE t RENAME TO new` (moving schemas first when needed), unless `new` exists.

@@ -107,7 +107,12 @@ mod tests {
         let a2 = change("binlog:b.000001:100+2", Some("0-1-1"));
         let b1 = change("binlog:b.000001:300+1", Some("0-1-2"));
         let b2 = change("binlog:b.000001:300+2", Some("0-1-2"));
-        let items = [Item::Change(&a1), Item::Change(&a2), Item::Change(&b1), Item::Change(&b2)];
+        let items = [
+            Item::Change(&a1),
+            Item::Change(&a2),
+            Item::Change(&b1),
+            Item::Change(&b2),
+        ];
         let mid: Position = "binlog:b.000001:300+2".parse().expect("pos");
         let (n, at) = commit_point(&items, &mid);
         assert_eq!(n, 2);
@@ -115,7 +120,11 @@ mod tests {
         let done: Position = "binlog:b.000001:500+0".parse().expect("pos");
         assert_eq!(commit_point(&items, &done), (4, Some(done.clone())));
         let (n, at) = commit_point(&items[2..], &mid);
-        assert_eq!((n, at), (0, None), "only the open transaction: nothing to commit");
+        assert_eq!(
+            (n, at),
+            (0, None),
+            "only the open transaction: nothing to commit"
+        );
     }
 
     #[test]

@@ -111,7 +111,7 @@ impl PgType {
             Int2 => Some(5),
             Int4 => Some(10),
             Int8 => Some(19),
-            Numeric(Some((p, s))) if s == 0 => Some(p),
+            Numeric(Some((p, 0))) => Some(p),
             _ => None,
         };
         match (self, to) {

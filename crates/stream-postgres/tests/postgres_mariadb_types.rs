@@ -64,14 +64,49 @@ const COLUMNS: &[(&str, &str, &str, &str)] = &[
     ("vb", "bytea", "HEX(vb)", "upper(encode(vb, 'hex'))"),
     ("bl", "bytea", "HEX(bl)", "upper(encode(bl, 'hex'))"),
     ("js", "jsonb", "js", "js::text"),
-    ("dt", "date", "DATE_FORMAT(dt, '%Y-%m-%d')", "to_char(dt, 'YYYY-MM-DD')"),
-    ("dtm", "timestamp(0) without time zone", "DATE_FORMAT(dtm, '%Y-%m-%d %H:%i:%s')", "to_char(dtm, 'YYYY-MM-DD HH24:MI:SS')"),
-    ("dtm6", "timestamp(6) without time zone", "DATE_FORMAT(dtm6, '%Y-%m-%d %H:%i:%s.%f')", "to_char(dtm6, 'YYYY-MM-DD HH24:MI:SS.US')"),
-    ("ts", "timestamp(3) with time zone", "CAST(UNIX_TIMESTAMP(ts) AS DECIMAL(20,3))", "extract(epoch from ts)::numeric(20,3)::text"),
-    ("tm", "interval", "CAST(TIME_TO_SEC(tm) AS DECIMAL(20,6))", "extract(epoch from tm)::numeric(20,6)::text"),
-    ("tm6", "interval", "CAST(TIME_TO_SEC(tm6) AS DECIMAL(20,6))", "extract(epoch from tm6)::numeric(20,6)::text"),
+    (
+        "dt",
+        "date",
+        "DATE_FORMAT(dt, '%Y-%m-%d')",
+        "to_char(dt, 'YYYY-MM-DD')",
+    ),
+    (
+        "dtm",
+        "timestamp(0) without time zone",
+        "DATE_FORMAT(dtm, '%Y-%m-%d %H:%i:%s')",
+        "to_char(dtm, 'YYYY-MM-DD HH24:MI:SS')",
+    ),
+    (
+        "dtm6",
+        "timestamp(6) without time zone",
+        "DATE_FORMAT(dtm6, '%Y-%m-%d %H:%i:%s.%f')",
+        "to_char(dtm6, 'YYYY-MM-DD HH24:MI:SS.US')",
+    ),
+    (
+        "ts",
+        "timestamp(3) with time zone",
+        "CAST(UNIX_TIMESTAMP(ts) AS DECIMAL(20,3))",
+        "extract(epoch from ts)::numeric(20,3)::text",
+    ),
+    (
+        "tm",
+        "interval",
+        "CAST(TIME_TO_SEC(tm) AS DECIMAL(20,6))",
+        "extract(epoch from tm)::numeric(20,6)::text",
+    ),
+    (
+        "tm6",
+        "interval",
+        "CAST(TIME_TO_SEC(tm6) AS DECIMAL(20,6))",
+        "extract(epoch from tm6)::numeric(20,6)::text",
+    ),
     ("en", "text", "CAST(en AS CHAR)", "en"),
-    ("st", "text[]", "CAST(st AS CHAR)", "array_to_string(st, ',')"),
+    (
+        "st",
+        "text[]",
+        "CAST(st AS CHAR)",
+        "array_to_string(st, ',')",
+    ),
     ("u", "uuid", "CAST(u AS CHAR)", "u::text"),
     ("ip6", "inet", "CAST(ip6 AS CHAR)", "host(ip6)"),
     ("ip4", "inet", "CAST(ip4 AS CHAR)", "host(ip4)"),
@@ -89,37 +124,54 @@ async fn postgres_replica_of_every_mariadb_type_matches_the_source_select() {
     let db = fresh_db(&mut my, "pgtypes").await;
     let from = binlog_now(&mut my).await;
     let (mut batches, shutdown) = mysql_stream(&db, StartFrom::Position(from), None).await;
-    my.query_drop(TABLE.replace("{db}", &db)).await.expect("create");
+    my.query_drop(TABLE.replace("{db}", &db))
+        .await
+        .expect("create");
     my.query_drop(ROW.replace("{db}", &db)).await.expect("row");
-    my.query_drop("SET SESSION sql_mode = ''").await.expect("sql_mode");
-    my.query_drop(ZERO_ROW.replace("{db}", &db)).await.expect("zero row");
+    my.query_drop("SET SESSION sql_mode = ''")
+        .await
+        .expect("sql_mode");
+    my.query_drop(ZERO_ROW.replace("{db}", &db))
+        .await
+        .expect("zero row");
 
     let pg = pg().await;
     let mut sink = PostgresSink::new("types", sink_config());
     let count_sql = format!("SELECT count(*) FROM \"{db}\".all_types");
     pump(&mut batches, &mut sink, async || {
-        pg.query_one(&count_sql, &[]).await.is_ok_and(|r| r.get::<_, i64>(0) == 2)
+        pg.query_one(&count_sql, &[])
+            .await
+            .is_ok_and(|r| r.get::<_, i64>(0) == 2)
     })
     .await;
     shutdown.cancel();
 
     let mut differences = Vec::new();
     for (column, pg_type, mysql_expr, pg_expr) in COLUMNS {
-        let ty = texts(&pg, &format!(
-            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+        let ty = texts(
+            &pg,
+            &format!(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
              WHERE attrelid = '\"{db}\".all_types'::regclass AND attname = '{column}'"
-        ))
+            ),
+        )
         .await;
         if ty != [Some((*pg_type).to_owned())] {
             differences.push(format!("{column}: type {ty:?}, expected {pg_type}"));
         }
         for id in [1, 2] {
             let source: Option<String> = my
-                .query_first(format!("SELECT {mysql_expr} FROM `{db}`.all_types WHERE id = {id}"))
+                .query_first(format!(
+                    "SELECT {mysql_expr} FROM `{db}`.all_types WHERE id = {id}"
+                ))
                 .await
                 .expect("source select")
                 .flatten();
-            let target = texts(&pg, &format!("SELECT {pg_expr} FROM \"{db}\".all_types WHERE id = {id}")).await;
+            let target = texts(
+                &pg,
+                &format!("SELECT {pg_expr} FROM \"{db}\".all_types WHERE id = {id}"),
+            )
+            .await;
             let target = target.into_iter().next().flatten();
             let zero_or_nul = id == 2 && matches!(*column, "dt" | "dtm" | "vc");
             let equal = match (&source, &target) {
@@ -128,7 +180,9 @@ async fn postgres_replica_of_every_mariadb_type_matches_the_source_select() {
                 (s, t) => s == t,
             };
             if !equal {
-                differences.push(format!("{column} (id {id}): source {source:?}, target {target:?}"));
+                differences.push(format!(
+                    "{column} (id {id}): source {source:?}, target {target:?}"
+                ));
             }
         }
     }

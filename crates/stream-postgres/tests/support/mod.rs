@@ -17,9 +17,10 @@ use stream_testkit::{Server, unique_name};
 
 /// A connection to the test PostgreSQL.
 pub async fn pg() -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&Server::Postgres.url(), tokio_postgres::NoTls)
-        .await
-        .expect("connect to PostgreSQL");
+    let (client, connection) =
+        tokio_postgres::connect(&Server::Postgres.url(), tokio_postgres::NoTls)
+            .await
+            .expect("connect to PostgreSQL");
     tokio::spawn(connection);
     client
 }
@@ -54,37 +55,56 @@ pub async fn count(pg: &tokio_postgres::Client, sql: &str) -> i64 {
 
 pub async fn mysql() -> mysql_async::Conn {
     let opts = mysql_async::Opts::from_url(&Server::MySql.url()).expect("MySQL URL");
-    mysql_async::Conn::new(opts).await.expect("connect to MariaDB")
+    mysql_async::Conn::new(opts)
+        .await
+        .expect("connect to MariaDB")
 }
 
 /// A fresh MariaDB database (its name is also the target schema).
 pub async fn fresh_db(c: &mut mysql_async::Conn, prefix: &str) -> String {
     let db = unique_name(prefix);
-    c.query_drop(format!("CREATE DATABASE `{db}`")).await.expect("create database");
+    c.query_drop(format!("CREATE DATABASE `{db}`"))
+        .await
+        .expect("create database");
     db
 }
 
 /// The binlog position right now.
 pub async fn binlog_now(c: &mut mysql_async::Conn) -> Position {
-    let row: mysql_async::Row = c.query_first("SHOW MASTER STATUS").await.expect("status").expect("binlog on");
+    let row: mysql_async::Row = c
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .expect("status")
+        .expect("binlog on");
     let file: String = row.get(0).expect("file");
     let pos: u64 = row.get(1).expect("position");
     Position::binlog(file, pos, 0)
 }
 
 /// Opens a MySQL source on `db.*` from `from`.
-pub async fn mysql_stream(db: &str, from: StartFrom, state: Option<serde_json::Value>) -> (BatchStream, CancellationToken) {
+pub async fn mysql_stream(
+    db: &str,
+    from: StartFrom,
+    state: Option<serde_json::Value>,
+) -> (BatchStream, CancellationToken) {
     let mut config = MySqlConfig::from_url(&Server::MySql.url()).expect("config");
     config.filter = NamespaceFilter::parse(&format!("{db}.*"), "").expect("filter");
     config.schema_state = state;
     let shutdown = CancellationToken::new();
-    let opened = MySqlSource::new(config).open(from, shutdown.clone()).await.expect("open source");
+    let opened = MySqlSource::new(config)
+        .open(from, shutdown.clone())
+        .await
+        .expect("open source");
     (opened.batches, shutdown)
 }
 
 /// Applies batches from `batches` until `done` holds for the target (checked after each
 /// batch), or fails after 30 s. Returns every `Applied`.
-pub async fn pump<F>(batches: &mut BatchStream, sink: &mut PostgresSink, mut done: F) -> Vec<Applied>
+pub async fn pump<F>(
+    batches: &mut BatchStream,
+    sink: &mut PostgresSink,
+    mut done: F,
+) -> Vec<Applied>
 where
     F: AsyncFnMut() -> bool,
 {
@@ -108,7 +128,9 @@ where
 pub fn change(db: &str, op: Op, id: i64, after: Option<Row>, position: &str) -> Arc<ChangeEvent> {
     let key: Row = [("id", Value::Int(id))].into_iter().collect();
     let before = (op != Op::Insert).then(|| {
-        after.clone().unwrap_or_else(|| [("id", Value::Int(id))].into_iter().collect())
+        after
+            .clone()
+            .unwrap_or_else(|| [("id", Value::Int(id))].into_iter().collect())
     });
     Arc::new(ChangeEvent {
         source: SourceKind::MySql,
@@ -125,7 +147,9 @@ pub fn change(db: &str, op: Op, id: i64, after: Option<Row>, position: &str) -> 
 }
 
 pub fn row(id: i64, name: &str) -> Row {
-    [("id", Value::Int(id)), ("name", Value::from(name))].into_iter().collect()
+    [("id", Value::Int(id)), ("name", Value::from(name))]
+        .into_iter()
+        .collect()
 }
 
 /// A connection to the test PostgreSQL whose transactions the test controls.
