@@ -191,11 +191,7 @@ async fn postgres_mongo_extracted_value_that_does_not_convert_is_rejected_with_t
         .expect("insert");
     let mut got = Vec::new();
     while got.len() < 2 {
-        let batch = tokio::time::timeout(Duration::from_secs(20), batches.next())
-            .await
-            .expect("a batch")
-            .expect("open")
-            .expect("batch");
+        let batch = next_batch(&mut batches).await;
         got.extend(
             batch
                 .events

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use mysql_async::prelude::*;
 use stream_core::StartFrom;
 use stream_postgres::{Keyless, PostgresError, PostgresSink, PostgresSinkConfig};
@@ -135,11 +134,7 @@ async fn postgres_incompatible_change_stops_with_table_column_types_and_position
     .await
     .expect("alter");
     let err = loop {
-        let batch = tokio::time::timeout(Duration::from_secs(20), batches.next())
-            .await
-            .expect("a batch")
-            .expect("open")
-            .expect("batch");
+        let batch = next_batch(&mut batches).await;
         if let Err(e) = sink.apply(&batch).await {
             break e;
         }
@@ -199,11 +194,7 @@ async fn keyless_run(
         < want_rows
     {
         assert!(tokio::time::Instant::now() < deadline, "no rows in time");
-        let batch = tokio::time::timeout(Duration::from_secs(20), batches.next())
-            .await
-            .expect("a batch")
-            .expect("open")
-            .expect("batch");
+        let batch = next_batch(&mut batches).await;
         sink.apply(&batch).await?;
     }
     shutdown.cancel();

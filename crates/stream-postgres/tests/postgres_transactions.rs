@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use mysql_async::prelude::*;
 use stream_core::{Batch, BatchStream, CheckpointStore, SourceEvent, StartFrom};
 use stream_postgres::{PostgresCheckpointStore, PostgresSink};
@@ -16,11 +15,7 @@ use crate::support::*;
 async fn next_with_changes(batches: &mut BatchStream) -> Batch {
     let mut state = None;
     loop {
-        let mut batch = tokio::time::timeout(Duration::from_secs(20), batches.next())
-            .await
-            .expect("a batch within 20 s")
-            .expect("stream open")
-            .expect("batch");
+        let mut batch = next_batch(batches).await;
         if batch
             .events
             .iter()
@@ -58,11 +53,14 @@ async fn postgres_batch_killed_mid_transaction_leaves_data_and_checkpoint_unchan
     .expect("rows");
     let first = next_with_changes(&mut batches).await;
     sink.apply(&first).await.expect("first batch");
-    let saved = store
-        .load(&pipeline)
-        .await
-        .expect("load")
-        .expect("a checkpoint");
+    let stored = async || {
+        store
+            .load(&pipeline)
+            .await
+            .expect("load")
+            .expect("a checkpoint")
+    };
+    let saved = stored().await;
     assert_eq!(saved.position, first.position);
     assert!(
         saved.state.is_some(),
@@ -127,12 +125,7 @@ async fn postgres_batch_killed_mid_transaction_leaves_data_and_checkpoint_unchan
         3
     );
     assert_eq!(
-        store
-            .load(&pipeline)
-            .await
-            .expect("load")
-            .expect("cp")
-            .position,
+        stored().await.position,
         first.position,
         "checkpoint unchanged"
     );
@@ -143,15 +136,7 @@ async fn postgres_batch_killed_mid_transaction_leaves_data_and_checkpoint_unchan
         Some(second.position.clone())
     );
     assert_eq!(count(&pg, &sum).await, 6 + 30 + 4, "applied once");
-    assert_eq!(
-        store
-            .load(&pipeline)
-            .await
-            .expect("load")
-            .expect("cp")
-            .position,
-        second.position
-    );
+    assert_eq!(stored().await.position, second.position);
 
     // A restarted writer handed the same batch again (its commit acknowledgement was lost)
     // sees the stored checkpoint and applies nothing.

@@ -98,6 +98,15 @@ pub async fn mysql_stream(
     (opened.batches, shutdown)
 }
 
+/// The next batch of the stream, within 20 s.
+pub async fn next_batch(batches: &mut BatchStream) -> stream_core::Batch {
+    tokio::time::timeout(Duration::from_secs(20), batches.next())
+        .await
+        .expect("a batch within 20 s")
+        .expect("the stream is open")
+        .expect("a batch, not an error")
+}
+
 /// Applies batches from `batches` until `done` holds for the target (checked after each
 /// batch), or fails after 30 s. Returns every `Applied`.
 pub async fn pump<F>(
