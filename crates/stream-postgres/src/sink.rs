@@ -282,7 +282,11 @@ impl PostgresSink {
                 Ok((checkpoint, outcome))
             }
             // Already committed before (a commit whose acknowledgement was lost).
-            Ok(None) => Ok((checkpoint, Outcome::default())),
+            Ok(None) => {
+                // The table definitions that came with the batch still hold.
+                self.known = known;
+                Ok((checkpoint, Outcome::default()))
+            }
             Err(e) => {
                 if let Some(session) = self.session.take()
                     && !session.client.is_closed()
