@@ -238,6 +238,12 @@ impl PostgresSink {
     pub(crate) async fn session(&mut self) -> Result<&mut Session, PostgresError> {
         if self.session.as_ref().is_none_or(|s| s.client.is_closed()) {
             let client = connect(&self.config.url, &format!("ustream-{}", self.name)).await?;
+            // Staging tables live in temp buffers (8 MB by default); a large batch should not
+            // spill them to disk. Settable only before the session's first temporary table.
+            client
+                .batch_execute("SET temp_buffers = '64MB'")
+                .await
+                .map_err(|e| PostgresError::from_driver("configuring the session", &e))?;
             if self.pipeline.is_some() {
                 client
                     .batch_execute(checkpoint::CREATE_SQL)
