@@ -193,7 +193,7 @@ impl MySqlConfig {
     }
 
     /// Connection options for `mysql_async`, TLS included.
-    pub fn opts(&self) -> mysql_async::OptsBuilder {
+    pub(crate) fn opts(&self) -> mysql_async::OptsBuilder {
         let builder = mysql_async::OptsBuilder::default()
             .ip_or_hostname(self.host.clone())
             .tcp_port(self.port)
@@ -228,6 +228,15 @@ impl MySqlConfig {
         }
         if !self.filter.includes().is_empty() {
             return true;
+        }
+        self.database.as_deref().is_none_or(|d| d == db)
+    }
+
+    /// Whether some tables of `db` may be streamed (for events about a whole database).
+    pub(crate) fn wants_database(&self, db: &str) -> bool {
+        let includes = self.filter.includes();
+        if !includes.is_empty() {
+            return includes.iter().any(|p| p.matches_db(db));
         }
         self.database.as_deref().is_none_or(|d| d == db)
     }
@@ -298,5 +307,8 @@ mod tests {
         assert!(c.wants("crm", "leads"));
         assert!(!c.wants("crm", "secret"));
         assert!(!c.wants("shop", "orders"));
+        assert!(c.wants_database("crm") && !c.wants_database("shop"));
+        let c = MySqlConfig::from_url("mysql://u@h/shop").expect("url");
+        assert!(c.wants_database("shop") && !c.wants_database("crm"));
     }
 }

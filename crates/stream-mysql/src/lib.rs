@@ -34,20 +34,30 @@
 #[doc(hidden)]
 pub mod bench_support;
 mod binary;
+mod cells;
 mod charset;
 mod config;
 mod ddl;
 mod decimal;
 mod decoder;
+mod jsonb;
 mod poll;
+mod probe;
+mod query;
+mod reader;
 mod schema;
+mod server;
 mod snapshot;
 mod source;
+mod start;
 mod store;
+mod supervise;
 mod tablemap;
+mod tracker;
 mod values;
 
 pub use config::{ConfigError, MySqlConfig, SslMode, redact_url};
 pub use poll::MySqlPollingSource;
+pub use probe::MySqlProbe;
 pub use source::MySqlSource;
 pub use store::MySqlStore;

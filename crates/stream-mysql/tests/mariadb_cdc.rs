@@ -388,9 +388,8 @@ async fn mariadb_a_fully_filtered_stream_still_advances_its_position() {
     let end = now(&mut c).await;
     let mut last = start.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while last.compare(&end) != Some(std::cmp::Ordering::Equal)
-        && tokio::time::Instant::now() < deadline
-    {
+    let reached = |p: &Position| p.compare(&end).is_some_and(|o| o.is_ge());
+    while !reached(&last) && tokio::time::Instant::now() < deadline {
         let batch = tokio::time::timeout(Duration::from_secs(5), batches.next())
             .await
             .expect("a batch while idle")
@@ -402,7 +401,10 @@ async fn mariadb_a_fully_filtered_stream_still_advances_its_position() {
         );
         last = batch.position;
     }
-    assert_eq!(last, end, "the position moved past the filtered writes");
+    assert!(
+        reached(&last),
+        "the position moved past the filtered writes: {last} < {end}"
+    );
     shutdown.cancel();
 }
 
