@@ -522,3 +522,45 @@ async fn mariadb_missing_replication_privileges_are_named() {
         .await
         .expect("drop user");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_binlog_reader_gives_up_after_reconnect_for_once_the_server_is_gone() {
+    use futures::StreamExt;
+    use stream_core::Source;
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "gone").await;
+    c.query_drop(format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)"))
+        .await
+        .expect("table");
+    let start = now(&mut c).await;
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (1)"))
+        .await
+        .expect("insert");
+    let upstream = stream_mysql::MySqlConfig::from_url(&url())
+        .expect("url")
+        .endpoint();
+    let proxy = Proxy::start(upstream).await;
+    let mut cfg = config(&proxy.url(&url()), &format!("{db}.*"));
+    let window = Duration::from_millis(500);
+    cfg.reconnect_for = window;
+    let shutdown = stream_core::CancellationToken::new();
+    let mut batches = stream_mysql::MySqlSource::new(cfg)
+        .open(StartFrom::Position(start), shutdown.clone())
+        .await
+        .expect("open through the proxy")
+        .batches;
+    let row = loop {
+        let batch = tokio::time::timeout(Duration::from_secs(10), batches.next())
+            .await
+            .expect("the row")
+            .expect("open")
+            .expect("no error");
+        if !batch.events.is_empty() {
+            break batch;
+        }
+    };
+    assert_eq!(row.events.len(), 1);
+    let err = error_once_gone(&proxy, &mut batches, window).await;
+    assert_eq!(err.to_string(), refused_text(proxy.port));
+    shutdown.cancel();
+}
