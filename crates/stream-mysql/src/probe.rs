@@ -46,15 +46,16 @@ impl MySqlProbe {
         }
     }
 
+    /// `what` names the step and ends with a preposition: "connecting to", "SELECT 1 on".
     fn failed(&self, what: &str, e: &mysql_async::Error) -> String {
-        format!("{what} on {} failed: {}", self.endpoint, describe(e))
+        format!("{what} {} failed: {}", self.endpoint, describe(e))
     }
 
     async fn conn(&self) -> Result<mysql_async::Conn, String> {
         self.pool
             .get_conn()
             .await
-            .map_err(|e| self.failed("connecting", &e))
+            .map_err(|e| self.failed("connecting to", &e))
     }
 }
 
@@ -65,7 +66,7 @@ impl Probe for MySqlProbe {
             .await?
             .query_drop("SELECT 1")
             .await
-            .map_err(|e| self.failed("SELECT 1", &e))
+            .map_err(|e| self.failed("SELECT 1 on", &e))
     }
 
     async fn server_position(&self) -> Result<Option<Position>, String> {
@@ -74,7 +75,7 @@ impl Probe for MySqlProbe {
             .await?
             .query_first("SHOW MASTER STATUS")
             .await
-            .map_err(|e| self.failed("SHOW MASTER STATUS", &e))?;
+            .map_err(|e| self.failed("SHOW MASTER STATUS on", &e))?;
         Ok(row.and_then(|row| {
             let file: Option<String> = row.get(0);
             let offset: Option<u64> = row.get(1);

@@ -6,6 +6,7 @@ mod mariadb_cdc;
 mod mariadb_oracle;
 mod mariadb_own_server;
 mod mariadb_poll;
+mod mariadb_probe;
 mod mariadb_resume;
 mod mariadb_snapshot;
 mod mariadb_store;
