@@ -23,6 +23,8 @@ use crate::start::{FilePos, Resume};
 use crate::tablemap::TableMap;
 
 #[cfg(test)]
+mod crafted;
+#[cfg(test)]
 mod tests;
 
 /// Binlog event type codes (`Log_event_type`).

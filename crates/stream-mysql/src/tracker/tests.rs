@@ -28,7 +28,7 @@ pub(super) struct Recorded {
     size: u32,
     end: u32,
     flags: u16,
-    data: Vec<u8>,
+    pub(super) data: Vec<u8>,
 }
 
 impl Recorded {
