@@ -34,7 +34,11 @@ pub(crate) struct ServerInfo {
 pub(crate) fn map_err(config: &MySqlConfig, e: mysql_async::Error) -> SourceError {
     let mysql_async::Error::Server(se) = e else {
         return SourceError::ConnectionLost {
-            reason: format!("{} ({})", describe(&e), config.endpoint()),
+            reason: format!(
+                "{} ({}); check the server and the network",
+                describe(&e),
+                config.endpoint()
+            ),
         };
     };
     match se.code {
@@ -345,7 +349,8 @@ mod tests {
         .to_string();
         assert_eq!(
             lost,
-            "connection lost: the server closed the connection (db.example:3307)"
+            "connection lost: the server closed the connection (db.example:3307); check the server \
+             and the network"
         );
     }
 

@@ -81,3 +81,29 @@ impl Source for MySqlSource {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_is_one_line_with_where_and_what_to_do() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        drop(listener);
+        let url = format!("mysql://app:s3cret-pw@127.0.0.1:{port}/shop");
+        let mut source = MySqlSource::new(MySqlConfig::from_url(&url).expect("url"));
+        let err = source
+            .open(StartFrom::Latest, CancellationToken::new())
+            .await
+            .expect_err("nothing listens there");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot connect to 127.0.0.1:{port}: connection refused; check that the server \
+                 is running and that the URL's host and port are right"
+            )
+        );
+        assert_eq!(err.class(), ErrorClass::Transient);
+    }
+}
