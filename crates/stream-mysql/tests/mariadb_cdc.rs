@@ -564,3 +564,42 @@ async fn mariadb_binlog_reader_gives_up_after_reconnect_for_once_the_server_is_g
     assert_eq!(err.to_string(), refused_text(proxy.port));
     shutdown.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_a_url_database_that_does_not_exist_is_refused_naming_it_and_the_existing_ones() {
+    use stream_core::Source;
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "typo").await;
+    let typo = format!("{db}x");
+    let url = format!("{}/{typo}", url());
+    let check = |err: stream_core::SourceError| {
+        let text = err.to_string();
+        assert_eq!(err.class(), stream_core::ErrorClass::Definite, "{text}");
+        assert!(
+            text.starts_with(&format!("database `{typo}` in the URL does not exist on ")),
+            "{text}"
+        );
+        // The closest name comes first.
+        assert!(text.contains(&format!("; it has {db}, ")), "{text}");
+    };
+    let binlog =
+        stream_mysql::MySqlSource::new(stream_mysql::MySqlConfig::from_url(&url).expect("url"))
+            .open(StartFrom::Latest, stream_core::CancellationToken::new())
+            .await
+            .expect_err("the binlog source refuses it");
+    check(binlog);
+    let polling = stream_mysql::MySqlPollingSource::new(
+        stream_mysql::MySqlConfig::from_url(&url).expect("url"),
+        "updated_at",
+    )
+    .open(StartFrom::Latest, stream_core::CancellationToken::new())
+    .await
+    .expect_err("the polling source refuses it");
+    check(polling);
+    let fine = format!("{}/{db}", crate::support::url());
+    let opened =
+        stream_mysql::MySqlSource::new(stream_mysql::MySqlConfig::from_url(&fine).expect("url"))
+            .open(StartFrom::Latest, stream_core::CancellationToken::new())
+            .await;
+    assert!(opened.is_ok(), "{:?}", opened.err());
+}
