@@ -27,9 +27,12 @@
 //! ```
 //!
 //! Also here: [`MySqlPollingSource`] (for servers without replication rights; blind to
-//! deletes), [`MySqlStore`] (CRUD and queries), an initial snapshot (`StartFrom::Snapshot`),
-//! MariaDB GTID positions ([`MySqlConfig::gtid_positions`]) and TLS (`?ssl-mode=`). Not yet:
-//! resuming from MySQL GTID sets, MariaDB binlog compression. See `docs/mysql.md`.
+//! deletes), [`MySqlStore`] (CRUD and queries), [`MySqlProbe`] (health questions for a
+//! monitor), an initial snapshot (`StartFrom::Snapshot`), MariaDB GTID positions
+//! ([`MySqlConfig::gtid_positions`]) and TLS (`?ssl-mode=`). Both sources reconnect for
+//! [`MySqlConfig::reconnect_for`]; everything read from the server is bounds-checked, and a
+//! panic in a reader task ends its stream with an error. Not yet: resuming from MySQL GTID
+//! sets, MariaDB binlog compression. See `docs/mysql.md`.
 
 #[doc(hidden)]
 pub mod bench_support;
