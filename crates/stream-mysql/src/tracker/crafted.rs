@@ -203,6 +203,20 @@ fn rows_with_another_column_count_than_their_table_map_are_refused() {
 }
 
 #[test]
+fn rows_whose_images_hold_no_column_are_refused_instead_of_read_forever() {
+    let mut rows = write_rows(4, &row(&[0x04, 0x01]));
+    rows[9] = 0; // the columns bitmap: no column present, so a row takes no bytes
+    let err = refused(&[
+        (event_type::TABLE_MAP, good_map()),
+        (event_type::WRITE_ROWS_V1, rows),
+    ]);
+    assert!(
+        err.contains("shop.t") && err.contains("hold no column"),
+        "{err}"
+    );
+}
+
+#[test]
 fn unknown_column_types_and_impossible_metadata_are_refused() {
     for (column, meta) in [
         (200u8, &[][..]),

@@ -551,6 +551,15 @@ impl Tracker {
                 .count()
         };
         let (before_n, after_n) = (present(before_cols), present(after_cols));
+        if before_n + after_n == 0 {
+            // Row images without a column take no bytes: rows would never run out.
+            return Err(SourceError::Decode {
+                table: decoder.namespace.to_string(),
+                column: "(rows)".into(),
+                position: at.position().to_string(),
+                reason: "the rows event's images hold no column".into(),
+            });
+        }
         if self.txn.is_none() {
             // Rows outside BEGIN/COMMIT: the group starts at its TABLE_MAP.
             self.begin(self.last_table_map_start, None, false);
