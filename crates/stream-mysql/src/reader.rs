@@ -70,7 +70,7 @@ impl BinlogReader {
                 Err(Stop::Failed(e)) => e,
             };
             let resume = self.resume.position();
-            tracing::warn!(error = %e, %resume, "binlog stream failed");
+            tracing::debug!(error = %e, %resume, "binlog stream failed; the reconnect policy decides");
             match self.reconnect.failed(e, &self.shutdown, "binlog").await {
                 Retry::Again => {}
                 Retry::Shutdown => return,
