@@ -36,9 +36,9 @@ use mongodb::bson::{Bson, DateTime, Document, Timestamp, doc};
 use mongodb::error::Error as DriverError;
 use mongodb::{Client, Collection};
 use stream_core::{
-    Batch, CancellationToken, ChangeEvent, ErrorClass, MongoPosition, Namespace, Op, Opened,
-    PollCursor, PollProgress, Position, Row, Source, SourceError, SourceEvent, SourceKind,
-    StartFrom,
+    Backoff, Batch, CancellationToken, ChangeEvent, ErrorClass, MongoPosition, Namespace, Op,
+    Opened, PollCursor, PollProgress, Position, Reconnect, Retry, Row, Source, SourceError,
+    SourceEvent, SourceKind, StartFrom,
 };
 use tokio::sync::mpsc;
 
@@ -220,7 +220,7 @@ impl Source for MongoPollingSource {
             tokio::select! {
                 () = shutdown.cancelled() => {}
                 () = alive.closed() => {}
-                () = poller.run() => {}
+                () = poller.run(&shutdown) => {}
             }
         });
         let batches = futures::stream::unfold(rx, |mut rx| async move {
@@ -247,26 +247,24 @@ struct Poller {
 }
 
 impl Poller {
-    /// Polls until a final error (sent) or the consumer leaving; transient errors are retried
-    /// every interval for `reconnect_for`.
-    async fn run(mut self) {
-        let mut failing_since: Option<tokio::time::Instant> = None;
+    /// Polls until a final error (sent) or the consumer leaving; failed rounds are retried
+    /// every interval as [`Reconnect`] decides (for `reconnect_for` without a good round).
+    async fn run(mut self, shutdown: &CancellationToken) {
+        let mut reconnect =
+            Reconnect::new(self.config.reconnect_for).delays(Backoff::constant(self.interval));
         loop {
             match self.poll_once().await {
-                Ok(true) => failing_since = None,
+                Ok(true) => reconnect.progressed(),
                 Ok(false) => return,
-                Err(e) if e.class() == ErrorClass::Transient => {
-                    let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
-                    if since.elapsed() > self.config.reconnect_for {
+                Err(e) => match reconnect.failed(e, shutdown, "MongoDB polling").await {
+                    // The delay was the interval: poll again at once.
+                    Retry::Again => continue,
+                    Retry::GiveUp(e) => {
                         let _ = self.tx.send(Err(e)).await;
                         return;
                     }
-                    tracing::warn!(error = %e, "poll failed; retrying");
-                }
-                Err(e) => {
-                    let _ = self.tx.send(Err(e)).await;
-                    return;
-                }
+                    Retry::Shutdown => return,
+                },
             }
             tokio::time::sleep(self.interval).await;
         }

@@ -12,8 +12,8 @@ use mongodb::options::ClientOptions;
 use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
 use mongodb::{Client, action::Watch};
 use stream_core::{
-    Backoff, Batch, CancellationToken, ErrorClass, MongoPosition, Namespace, Opened, Position,
-    Source, SourceError, SourceEvent, SourceKind, StartFrom,
+    Batch, CancellationToken, ErrorClass, MongoPosition, Namespace, Opened, Position, Reconnect,
+    Retry, Source, SourceError, SourceEvent, SourceKind, StartFrom,
 };
 use tokio::sync::mpsc;
 
@@ -316,6 +316,7 @@ pub(crate) struct Watcher {
     pub(crate) tx: ItemSender,
     pub(crate) shutdown: CancellationToken,
     pub(crate) dedupe: Option<Dedupe>,
+    reconnect: Reconnect,
 }
 
 impl Watcher {
@@ -331,6 +332,7 @@ impl Watcher {
             Scope::Database(db) => Namespace::new(db.as_str(), ""),
             Scope::Collection(db, coll) => Namespace::new(db.as_str(), coll.as_str()),
         };
+        let reconnect = Reconnect::new(config.reconnect_for);
         Self {
             client,
             config,
@@ -339,6 +341,7 @@ impl Watcher {
             tx,
             shutdown,
             dedupe: None,
+            reconnect,
         }
     }
 
@@ -479,8 +482,15 @@ impl Watcher {
         }
     }
 
-    async fn send(&self, item: Result<Item, SourceError>) -> bool {
-        self.tx.send(item).await.is_ok()
+    /// Hands an item to the batcher; `false` when the consumer is gone. A delivered item is
+    /// progress: the next failure starts a new reconnect window.
+    async fn send(&mut self, item: Result<Item, SourceError>) -> bool {
+        let progress = item.is_ok();
+        let sent = self.tx.send(item).await.is_ok();
+        if sent && progress {
+            self.reconnect.progressed();
+        }
+        sent
     }
 
     /// Reads until shutdown, the consumer leaving, or a final error.
@@ -641,43 +651,35 @@ impl Watcher {
     }
 
     /// Reopens after an error (or an invalidate/exhausted cursor when `error` is `None`),
-    /// retrying transient failures with exponential backoff for `reconnect_for`. `None` when
-    /// shutting down or after a final error was sent.
+    /// retrying transient failures as [`Reconnect`] decides. `None` when shutting down or
+    /// after a final error was sent.
     pub(crate) async fn reopen(
-        &self,
+        &mut self,
         error: Option<DriverError>,
         from: &Resume,
     ) -> Option<ChangeStream<Document>> {
-        let started = tokio::time::Instant::now();
-        let backoff = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(5),
-            ..Backoff::default()
-        };
-        let mut attempt: u32 = 0;
         let mut failure = match error {
             Some(e) => Some(self.failure(&e, from).await),
             None => None,
         };
         loop {
-            if let Some(f) = &failure {
-                if f.class() == ErrorClass::Definite
-                    || started.elapsed() > self.config.reconnect_for
+            if let Some(f) = failure.take() {
+                match self
+                    .reconnect
+                    .failed(f, &self.shutdown, "MongoDB change stream")
+                    .await
                 {
-                    let _ = self.send(Err(failure.take()?)).await;
-                    return None;
-                }
-                attempt = attempt.saturating_add(1);
-                let delay = backoff.delay(attempt);
-                tracing::warn!(error = %f, from = %from.shown(), ?delay, "change stream interrupted; resuming");
-                tokio::select! {
-                    () = self.shutdown.cancelled() => return None,
-                    () = tokio::time::sleep(delay) => {}
+                    Retry::Again => {}
+                    Retry::GiveUp(e) => {
+                        let _ = self.send(Err(e)).await;
+                        return None;
+                    }
+                    Retry::Shutdown => return None,
                 }
             }
             match self.open_stream(from).await {
                 Ok(s) => {
-                    if failure.is_some() {
+                    if self.reconnect.failures() > 0 {
                         tracing::info!(from = %from.shown(), "change stream resumed");
                     }
                     return Some(s);

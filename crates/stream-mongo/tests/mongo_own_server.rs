@@ -9,7 +9,7 @@ use mongodb::bson::{Document, doc};
 use stream_core::{
     BatchStream, CancellationToken, ChangeEvent, Source, SourceError, SourceEvent, StartFrom,
 };
-use stream_mongo::{MongoConfig, MongoSource};
+use stream_mongo::{MongoConfig, MongoPollingSource, MongoSource};
 use stream_testkit::secantus::Secantus;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -152,4 +152,48 @@ async fn mongo_standalone_server_is_refused_naming_what_change_streams_need() {
         actual.contains("standalone") && actual.contains("MongoPollingSource"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_lost_server_is_retried_for_reconnect_for_then_ends_both_sources_with_an_error() {
+    let mut server = Secantus::start(&[]).expect("own stand-in");
+    let url = server.url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let mut config =
+        MongoConfig::from_url(&format!("{url}{sep}serverSelectionTimeoutMS=300")).expect("url");
+    config.filter = stream_core::NamespaceFilter::parse("shop.orders", "").expect("filter");
+    config.reconnect_for = Duration::from_secs(2);
+    let streamed = MongoSource::new(config.clone())
+        .open(StartFrom::Latest, CancellationToken::new())
+        .await
+        .expect("open the change stream");
+    let polled = MongoPollingSource::new(config, "v")
+        .interval(Duration::from_millis(100))
+        .open(StartFrom::Latest, CancellationToken::new())
+        .await
+        .expect("open the poller");
+    server.kill();
+    let killed = std::time::Instant::now();
+    for (what, mut batches) in [("stream", streamed.batches), ("poller", polled.batches)] {
+        let err = tokio::time::timeout(WAIT, async {
+            loop {
+                match batches.next().await {
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return e,
+                    None => panic!("{what}: the stream ended without an error"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{what}: still retrying after {WAIT:?}"));
+        assert_eq!(
+            err.class(),
+            stream_core::ErrorClass::Transient,
+            "{what}: {err}"
+        );
+        assert!(
+            killed.elapsed() >= Duration::from_secs(2),
+            "{what} gave up before reconnect_for: {err}"
+        );
+    }
 }
