@@ -42,6 +42,7 @@ mod errors;
 mod event;
 mod order;
 mod poll;
+mod probe;
 mod snapshot;
 mod source;
 mod store;
@@ -51,5 +52,6 @@ pub use bson_value::{
 };
 pub use config::{ConfigError, FullDocument, MongoConfig, PreImages};
 pub use poll::MongoPollingSource;
+pub use probe::MongoProbe;
 pub use source::MongoSource;
 pub use store::MongoStore;

@@ -5,4 +5,5 @@ mod support;
 mod mongo_cdc;
 mod mongo_own_server;
 mod mongo_poll;
+mod mongo_probe;
 mod mongo_store;
