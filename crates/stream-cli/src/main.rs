@@ -94,9 +94,10 @@ struct TailArgs {
     /// file positions.
     #[arg(long)]
     gtid: bool,
-    /// MongoDB: `after` of update events: `off`, `update-lookup` (the document as it is when
-    /// read), `when-available` or `required` (post-images recorded at the change).
-    #[arg(long, value_enum, default_value_t = FullDocumentArg::Off)]
+    /// MongoDB: `after` of update events: `update-lookup` (the whole document as it is when
+    /// read; the default), `off` (`null`), `when-available` or `required` (post-images
+    /// recorded at the change).
+    #[arg(long, value_enum, default_value_t = FullDocumentArg::UpdateLookup)]
     full_document: FullDocumentArg,
     /// MongoDB: `before` of updates and deletes from pre-images: `off`, `when-available`,
     /// `required` (the collection needs `changeStreamPreAndPostImages`).

@@ -71,6 +71,41 @@ async fn mongo_tail_prints_only_contract_json_on_stdout_and_honours_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_tail_updates_carry_the_whole_document_by_default() {
+    let client = client().await;
+    let db = unique_name("lookup");
+    let start = now(&client).await;
+    let coll = client.database(&db).collection::<Document>("t");
+    coll.insert_one(doc! {"_id": 1, "v": "a", "n": 1})
+        .await
+        .expect("insert");
+    coll.update_one(doc! {"_id": 1}, doc! {"$set": {"v": "b"}})
+        .await
+        .expect("update");
+    let out = Command::new(USTREAM)
+        .args([
+            "tail",
+            &Server::Mongo.url(),
+            "--include",
+            &format!("{db}.t"),
+        ])
+        .args(["--from", &start, "--limit", "2"])
+        .output()
+        .expect("run ustream");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out.stdout);
+    assert_eq!(lines[1]["op"], "update");
+    assert_eq!(
+        lines[1]["after"],
+        serde_json::json!({"_id": 1, "v": "b", "n": 1})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_tail_errors_are_one_line_and_never_show_the_password() {
     let url = Server::Mongo
         .url()

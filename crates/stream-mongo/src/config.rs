@@ -15,13 +15,17 @@ pub struct ConfigError {
 }
 
 /// Whether update events carry the whole document after the change (`after`).
+///
+/// The default is [`FullDocument::UpdateLookup`], as with Debezium's MongoDB connector: an
+/// update's `after` is the whole document, like an insert's and a replace's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FullDocument {
-    /// Updates carry only the update description (`after` is `null`).
-    #[default]
+    /// Updates carry only the update description (`after` is `null`): the server does no
+    /// lookup per update.
     Off,
     /// The document as it is *when the event is read*, which may be later than the change, or
-    /// `null` if it was deleted since (MongoDB's `updateLookup`).
+    /// `null` if it was deleted since (MongoDB's `updateLookup`). The default.
+    #[default]
     UpdateLookup,
     /// The post-image recorded at the change, where the collection has
     /// `changeStreamPreAndPostImages` enabled; else `null`.
@@ -51,7 +55,7 @@ pub struct MongoConfig {
     /// Which collections to stream; the URI's database alone selects `db.*` unless a filter is
     /// set. Applied to each event's `ns`, never to its document (deletes have none).
     pub filter: NamespaceFilter,
-    /// `after` of update events.
+    /// `after` of update events (default: the whole document, looked up when read).
     pub full_document: FullDocument,
     /// `before` of update, replace and delete events.
     pub pre_images: PreImages,
@@ -117,7 +121,7 @@ impl MongoConfig {
             uri: uri.to_owned(),
             database,
             filter: NamespaceFilter::all(),
-            full_document: FullDocument::Off,
+            full_document: FullDocument::default(),
             pre_images: PreImages::Off,
             split_large_events: false,
             max_await: Duration::from_millis(500),
@@ -260,6 +264,13 @@ mod tests {
         let c = with_filter("mongodb://h", "shop.o?ders", "");
         assert!(c.wants("shop", "orders") && !c.wants("shop", "users"));
         assert!(c.wants("shop", "") && !c.wants("crm", ""));
+    }
+
+    #[test]
+    fn updates_look_up_the_whole_document_by_default() {
+        let c = MongoConfig::from_url("mongodb://h/shop").expect("uri");
+        assert_eq!(c.full_document, FullDocument::UpdateLookup);
+        assert_eq!(c.pre_images, PreImages::Off);
     }
 
     #[test]

@@ -17,7 +17,8 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut config = MongoConfig::from_url("mongodb://app:secret@127.0.0.1:27017/?replicaSet=rs0")?;
 //! config.filter = NamespaceFilter::parse("shop.orders", "")?;
-//! config.full_document = FullDocument::UpdateLookup;
+//! // Updates carry the whole document by default; `Off` sends the changed fields alone.
+//! config.full_document = FullDocument::Off;
 //! let opened = MongoSource::new(config)
 //!     .open(StartFrom::Latest, CancellationToken::new())
 //!     .await?;
