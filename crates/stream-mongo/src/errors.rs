@@ -5,7 +5,9 @@ use mongodb::error::{
     Error as DriverError, ErrorKind, RETRYABLE_ERROR, RETRYABLE_WRITE_ERROR,
     SYSTEM_OVERLOADED_ERROR, TRANSIENT_TRANSACTION_ERROR, WriteFailure,
 };
-use stream_core::ErrorClass;
+use stream_core::{ErrorClass, Namespace, Position, SourceError};
+
+use crate::bson_value::{ConvertError, shown_path};
 
 /// Server error codes after which retrying may succeed: network (6, 7, 89, 9001), elections
 /// and shutdowns (91, 189, 10107, 11600, 11602, 13435, 13436), time limits (50, 262), a lost
@@ -47,6 +49,28 @@ pub(crate) fn classify(e: &DriverError) -> ErrorClass {
         ErrorClass::Transient
     } else {
         ErrorClass::Definite
+    }
+}
+
+/// A document of `ns` that cannot be converted, at `position` (the event's, or the one that
+/// resumes after the document): final, since reading it again fails the same way.
+pub(crate) fn undecodable(
+    ns: &Namespace,
+    position: Option<&Position>,
+    e: &ConvertError,
+) -> SourceError {
+    let (position, hint) = match position {
+        Some(p) => (
+            p.to_string(),
+            "; to skip the document, resume from this position",
+        ),
+        None => ("an unknown position".to_owned(), ""),
+    };
+    SourceError::Decode {
+        table: ns.to_string(),
+        column: shown_path(e.field()),
+        position,
+        reason: format!("{}{hint}", e.reason()),
     }
 }
 

@@ -49,7 +49,8 @@ mod source;
 mod store;
 
 pub use bson_value::{
-    ConvertError, document_to_row, row_to_document, value_from_bson, value_to_bson,
+    ConvertError, MAX_DEPTH, document_to_row, raw_document_to_row, row_to_document,
+    value_from_bson, value_to_bson,
 };
 pub use config::{ConfigError, FullDocument, MongoConfig, PreImages};
 pub use poll::MongoPollingSource;

@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::TryStreamExt as _;
-use mongodb::bson::{Bson, DateTime, Document, Timestamp, doc};
+use mongodb::bson::{Bson, DateTime, Document, RawDocumentBuf, Timestamp, doc};
 use mongodb::error::Error as DriverError;
 use mongodb::{Client, Collection};
 use stream_core::{
@@ -42,8 +42,9 @@ use stream_core::{
 };
 use tokio::sync::mpsc;
 
-use crate::bson_value::{document_to_row, value_from_bson};
+use crate::bson_value::{decode_checked, document_to_row, raw_path, value_from_bson};
 use crate::config::{MongoConfig, Scope};
+use crate::errors::undecodable;
 use crate::order::{after, single};
 use crate::source::{classify, connect};
 
@@ -270,7 +271,8 @@ impl Poller {
         }
     }
 
-    fn collection(&self, db: &str, coll: &str) -> Collection<Document> {
+    /// Raw documents: the nesting is checked before anything recurses through a document.
+    fn collection(&self, db: &str, coll: &str) -> Collection<RawDocumentBuf> {
         self.client.database(db).collection(coll)
     }
 
@@ -325,7 +327,12 @@ impl Poller {
             .projection(projection)
             .await
             .map_err(|e| failed(&self.config, &format!("reading {ns}"), &e))?;
-        found.map(|doc| self.field_and_id(&ns, &doc)).transpose()
+        let Some(raw) = found else {
+            return Ok(None);
+        };
+        let doc =
+            decode_checked(&raw).map_err(|e| undecodable(&Namespace::new(db, coll), None, &e))?;
+        self.field_and_id(&ns, &doc).map(Some)
     }
 
     async fn has_documents(&self, db: &str, coll: &str) -> Result<bool, SourceError> {
@@ -453,7 +460,7 @@ impl Poller {
         let ns = format!("{db}.{coll}");
         let mut sort = single(&self.field, Bson::Int32(1));
         sort.insert("_id", 1);
-        let docs: Vec<Document> = self
+        let docs: Vec<RawDocumentBuf> = self
             .collection(db, coll)
             .find(self.filter(&ns, cutoff))
             .sort(sort)
@@ -468,14 +475,31 @@ impl Poller {
         let namespace = Namespace::new(db, coll);
         let now = stream_core::now_ms();
         let mut events = Vec::with_capacity(docs.len());
-        for doc in docs {
+        for raw in docs {
+            // Where resuming skips this document, for an error about it.
+            let skip_to = || {
+                let at = raw_path(&raw, &self.field)?;
+                let id = raw_path(&raw, "_id")?;
+                let mut cursors = self.progress.clone();
+                let cursor = PollCursor {
+                    at: bson_text(&at),
+                    key: Some(bson_text(&id)),
+                };
+                cursors.insert(ns.clone(), cursor);
+                Some(position(&cursors))
+            };
+            let doc = decode_checked(&raw)
+                .map_err(|e| undecodable(&namespace, skip_to().as_ref(), &e))?;
             let (at, id) = self.field_and_id(&ns, &doc)?;
+            let converted = value_from_bson(&id).and_then(|id| Ok((id, document_to_row(&doc)?)));
+            let (id_value, row) =
+                converted.map_err(|e| undecodable(&namespace, skip_to().as_ref(), &e))?;
             let ts_ms = match &at {
                 Bson::DateTime(t) => t.timestamp_millis(),
                 Bson::Timestamp(t) => i64::from(t.time) * 1000,
                 _ => now,
             };
-            let key: Row = [("_id", value_from_bson(&id))].into_iter().collect();
+            let key: Row = [("_id", id_value)].into_iter().collect();
             self.advance(&ns, at, id);
             events.push(SourceEvent::Change(ChangeEvent {
                 source: SourceKind::MongoDb,
@@ -483,7 +507,7 @@ impl Poller {
                 op: Op::Update,
                 key: Some(key),
                 before: None,
-                after: Some(document_to_row(&doc)),
+                after: Some(row),
                 update: None,
                 position: position(&self.progress),
                 ts_ms,

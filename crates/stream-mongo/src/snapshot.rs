@@ -10,7 +10,7 @@
 //! so a document changed *while its chunk was being read* may be delivered once more
 //! (at-least-once for that instant, never a gap).
 
-use mongodb::bson::{Bson, Document, Timestamp, doc};
+use mongodb::bson::{Bson, Document, RawDocumentBuf, Timestamp, doc};
 use mongodb::options::{CollectionOptions, ReadConcern};
 use mongodb::{ClientSession, Collection};
 use stream_core::{
@@ -19,7 +19,8 @@ use stream_core::{
 };
 use tokio::sync::mpsc;
 
-use crate::bson_value::{document_to_row, value_from_bson};
+use crate::bson_value::{decode_checked, document_to_row, raw_path, value_from_bson};
+use crate::errors::undecodable;
 use crate::source::{Dedupe, Item, Resume, Watcher, batches, id_key, time_position};
 
 /// Opens a snapshot (or continues one from `progress`), then the change stream.
@@ -98,7 +99,8 @@ async fn wanted_collections(watcher: &Watcher) -> Result<Vec<String>, SourceErro
     Ok(out)
 }
 
-fn majority(watcher: &Watcher, ns: &str) -> Collection<Document> {
+/// Raw documents: the nesting is checked before anything recurses through a document.
+fn majority(watcher: &Watcher, ns: &str) -> Collection<RawDocumentBuf> {
     let (db, coll) = ns.split_once('.').unwrap_or((ns, ""));
     watcher.client.database(db).collection_with_options(
         coll,
@@ -233,8 +235,12 @@ async fn scan_collection(
             docs.push(doc.map_err(|e| failed(&format!("reading {ns_text}"), &e))?);
         }
         let full = docs.len() >= chunk as usize;
-        for doc in docs {
-            let Some(id) = doc.get("_id").cloned() else {
+        for raw in docs {
+            let Some(id) = raw_path(&raw, "_id") else {
+                // An `_id` too deep to read (a document without one cannot be stored).
+                if let Err(e) = decode_checked(&raw) {
+                    return Err(undecodable(&namespace, None, &e));
+                }
                 continue;
             };
             let position = Position::MongoDb(MongoPosition::Snapshot(MongoSnapshotProgress {
@@ -243,17 +249,21 @@ async fn scan_collection(
                 collection: ns_text.to_owned(),
                 after: Some(id_text(&id)),
             }));
+            let converted = decode_checked(&raw).and_then(|doc| {
+                let key: Row = [("_id", value_from_bson(&id)?)].into_iter().collect();
+                Ok((key, document_to_row(&doc)?))
+            });
+            let (key, row) = converted.map_err(|e| undecodable(&namespace, Some(&position), &e))?;
             dedupe
                 .seen
                 .insert((namespace.clone(), id_key(&id)), seen_until);
-            let key: Row = [("_id", value_from_bson(&id))].into_iter().collect();
             let event = ChangeEvent {
                 source: SourceKind::MongoDb,
                 namespace: namespace.clone(),
                 op: Op::Insert,
                 key: Some(key),
                 before: None,
-                after: Some(document_to_row(&doc)),
+                after: Some(row),
                 update: None,
                 position,
                 ts_ms: i64::from(t0.time) * 1000,

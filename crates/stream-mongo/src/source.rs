@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use mongodb::bson::{Bson, Document, Timestamp, doc};
+use mongodb::bson::{Bson, Document, RawDocument, RawDocumentBuf, Timestamp, doc};
 use mongodb::change_stream::ChangeStream;
 use mongodb::change_stream::event::ResumeToken;
 use mongodb::error::{Error as DriverError, ErrorKind};
@@ -17,13 +17,19 @@ use stream_core::{
 };
 use tokio::sync::mpsc;
 
+use crate::bson_value::check_depth;
 use crate::config::{FullDocument, MongoConfig, PreImages, Scope, glob_regex};
 pub(crate) use crate::errors::classify;
+use crate::errors::undecodable;
 use crate::event::{self, Converted, Reassembly};
 use crate::snapshot;
 
 /// Events handed over per batch at most.
 const MAX_BATCH: usize = 1024;
+
+/// How much deeper than the document it carries a change document nests:
+/// `updateDescription.updatedFields.<field>`.
+const EVENT_ENVELOPE: usize = 2;
 
 /// A MongoDB change-stream source: a collection, a database or the whole deployment, as the
 /// narrowest scope that covers [`MongoConfig::filter`].
@@ -349,7 +355,7 @@ impl Watcher {
     pub(crate) async fn open_first(
         &self,
         from: Resume,
-    ) -> Result<(ChangeStream<Document>, Position), SourceError> {
+    ) -> Result<(ChangeStream<RawDocumentBuf>, Position), SourceError> {
         let stream = match self.open_stream(&from).await {
             Ok(s) => s,
             Err(e) => return Err(self.failure(&e, &from).await),
@@ -441,7 +447,10 @@ impl Watcher {
         })
     }
 
-    async fn open_stream(&self, from: &Resume) -> Result<ChangeStream<Document>, DriverError> {
+    async fn open_stream(
+        &self,
+        from: &Resume,
+    ) -> Result<ChangeStream<RawDocumentBuf>, DriverError> {
         let stream = match &self.scope {
             Scope::Deployment => self.configure(self.client.watch(), from)?.await?,
             Scope::Database(db) => {
@@ -453,7 +462,8 @@ impl Watcher {
                 self.configure(coll.watch(), from)?.await?
             }
         };
-        Ok(stream.with_type::<Document>())
+        // Raw, so that the nesting is checked before anything recurses through the document.
+        Ok(stream.with_type::<RawDocumentBuf>())
     }
 
     /// The typed error for a failure at `from`: history loss names the oldest position left.
@@ -494,7 +504,7 @@ impl Watcher {
     }
 
     /// Reads until shutdown, the consumer leaving, or a final error.
-    pub(crate) async fn run(mut self, mut stream: ChangeStream<Document>, first: Resume) {
+    pub(crate) async fn run(mut self, mut stream: ChangeStream<RawDocumentBuf>, first: Resume) {
         let mut last: Option<Vec<u8>> = None;
         let resume_from = |last: &Option<Vec<u8>>, fallback: &Resume| match last {
             Some(token) => Resume::After(token.clone()),
@@ -508,7 +518,14 @@ impl Watcher {
                 next = stream.next_if_any() => next,
             };
             match next {
-                Ok(Some(doc)) => {
+                Ok(Some(raw)) => {
+                    let doc = match self.decode(&raw) {
+                        Ok(doc) => doc,
+                        Err(e) => {
+                            let _ = self.send(Err(e)).await;
+                            return;
+                        }
+                    };
                     let Some(token) = event::token_bytes(&doc) else {
                         let _ = self
                             .send(Err(SourceError::Other {
@@ -534,8 +551,12 @@ impl Watcher {
                         }
                     };
                     let invalidated = match self.deliver(&whole, token.clone()).await {
-                        Some(invalidated) => invalidated,
-                        None => return,
+                        Ok(Some(invalidated)) => invalidated,
+                        Ok(None) => return,
+                        Err(e) => {
+                            let _ = self.send(Err(e)).await;
+                            return;
+                        }
                     };
                     last = Some(token.clone());
                     if invalidated {
@@ -594,20 +615,43 @@ impl Watcher {
         }
     }
 
+    /// The change document of a raw event, once its nesting is known to be safe to decode.
+    fn decode(&self, raw: &RawDocument) -> Result<Document, SourceError> {
+        let ns = || {
+            let ns = raw.get_document("ns").ok();
+            let part = |name| ns.and_then(|ns| ns.get_str(name).ok()).unwrap_or_default();
+            Namespace::new(part("db"), part("coll"))
+        };
+        let position = || {
+            raw.get_document("_id")
+                .map(|id| event::token_position(id.as_bytes().to_vec()))
+                .ok()
+        };
+        check_depth(raw, EVENT_ENVELOPE)
+            .and_then(|()| crate::bson_value::decode(raw))
+            .map_err(|e| undecodable(&ns(), position().as_ref(), &e))
+    }
+
     /// Sends one whole event (unless filtered or already delivered by a snapshot). `None`:
     /// the consumer is gone; `Some(true)`: the event was an invalidate.
-    async fn deliver(&mut self, doc: &Document, token: Vec<u8>) -> Option<bool> {
+    async fn deliver(
+        &mut self,
+        doc: &Document,
+        token: Vec<u8>,
+    ) -> Result<Option<bool>, SourceError> {
         let skip = self.already_seen(doc);
-        let (item, invalidated) = match event::convert(doc, token, &self.watched) {
+        let position = event::token_position(token.clone());
+        let converted = event::convert(doc, token, &self.watched).map_err(|e| {
+            let ns = event::namespace_of(doc).unwrap_or_else(|| self.watched.clone());
+            undecodable(&ns, Some(&position), &e)
+        })?;
+        let (item, invalidated) = match converted {
             Converted::Event(ev) if !skip && self.wanted(&ev) => (Item::Event(Box::new(ev)), false),
             Converted::Event(ev) => (Item::Moved(ev.position().clone()), false),
             Converted::Invalidate(ev) => (Item::Event(Box::new(ev)), true),
-            Converted::Skip => match event::token_bytes(doc) {
-                Some(t) => (Item::Moved(event::token_position(t)), false),
-                None => return Some(false),
-            },
+            Converted::Skip => (Item::Moved(position), false),
         };
-        self.send(Ok(item)).await.then_some(invalidated)
+        Ok(self.send(Ok(item)).await.then_some(invalidated))
     }
 
     fn wanted(&self, ev: &SourceEvent) -> bool {
@@ -657,7 +701,7 @@ impl Watcher {
         &mut self,
         error: Option<DriverError>,
         from: &Resume,
-    ) -> Option<ChangeStream<Document>> {
+    ) -> Option<ChangeStream<RawDocumentBuf>> {
         let mut failure = match error {
             Some(e) => Some(self.failure(&e, from).await),
             None => None,

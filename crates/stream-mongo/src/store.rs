@@ -10,11 +10,13 @@ use std::fmt;
 
 use futures::TryStreamExt as _;
 use mongodb::Client;
-use mongodb::bson::{Bson, Document, doc};
+use mongodb::bson::{Bson, Document, RawDocument, RawDocumentBuf, doc};
 use mongodb::error::ErrorKind;
-use stream_core::{Filter, Namespace, Query, Row, Store, StoreError, Value};
+use stream_core::{ErrorClass, Filter, Namespace, Query, Row, Store, StoreError, Value};
 
-use crate::bson_value::{ConvertError, document_to_row, row_to_document, value_to_bson};
+use crate::bson_value::{
+    ConvertError, raw_document_to_row, raw_path, row_to_document, value_to_bson,
+};
 
 /// CRUD and queries on MongoDB collections.
 ///
@@ -153,6 +155,22 @@ fn check_value_names(ns: &Namespace, value: &Bson, path: &str) -> Result<(), Sto
             .try_for_each(|(i, item)| check_value_names(ns, item, &format!("{path}.{i}"))),
         _ => Ok(()),
     }
+}
+
+/// A stored document as a row; one nested too deep (or not well-formed) is an error naming
+/// its `_id`.
+fn stored_row(ns: &Namespace, raw: &RawDocument) -> Result<Row, StoreError> {
+    raw_document_to_row(raw).map_err(|e| {
+        let which = raw_path(raw, "_id").map_or_else(
+            || "a document".to_owned(),
+            |id| format!("the document with _id {}", id.into_relaxed_extjson()),
+        );
+        StoreError::Backend {
+            namespace: ns.to_string(),
+            reason: format!("{which} cannot be read: {e}"),
+            class: ErrorClass::Definite,
+        }
+    })
 }
 
 /// A filter that matches no document (every document has an `_id`).
@@ -390,11 +408,13 @@ impl Store for MongoStore {
     async fn read(&self, ns: &Namespace, key: &Row) -> Result<Option<Row>, StoreError> {
         let coll = self.collection(ns)?;
         let filter = Self::key_filter(&Self::key_fields(ns, key)?);
+        // Raw: the nesting is checked before anything recurses through the document.
         let found = coll
+            .clone_with_type::<RawDocumentBuf>()
             .find_one(filter)
             .await
             .map_err(|e| self.backend(ns, &e))?;
-        Ok(found.as_ref().map(document_to_row))
+        found.map(|raw| stored_row(ns, &raw)).transpose()
     }
 
     async fn write(&self, ns: &Namespace, key: &Row, row: &Row) -> Result<(), StoreError> {
@@ -440,7 +460,8 @@ impl Store for MongoStore {
         let coll = self.collection(ns)?;
         let filter = Self::filter_doc(ns, &query.filter)?;
         let sort = Self::sort_doc(ns, &query.order_by)?;
-        let mut find = coll.find(filter);
+        let raw = coll.clone_with_type::<RawDocumentBuf>();
+        let mut find = raw.find(filter);
         if !sort.is_empty() {
             find = find.sort(sort);
         }
@@ -451,11 +472,11 @@ impl Store for MongoStore {
             None => {}
         }
         let cursor = find.await.map_err(|e| self.backend(ns, &e))?;
-        let docs: Vec<Document> = cursor
+        let docs: Vec<RawDocumentBuf> = cursor
             .try_collect()
             .await
             .map_err(|e| self.backend(ns, &e))?;
-        Ok(docs.iter().map(document_to_row).collect())
+        docs.iter().map(|raw| stored_row(ns, raw)).collect()
     }
 }
 

@@ -5,8 +5,8 @@ use std::str::FromStr as _;
 use mongodb::bson::oid::ObjectId;
 use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{
-    Binary, Bson, DateTime as BsonDateTime, Decimal128, Document, JavaScriptCodeWithScope, Regex,
-    Timestamp as BsonTimestamp, doc,
+    Binary, Bson, DateTime as BsonDateTime, Decimal128, Document, JavaScriptCodeWithScope,
+    RawDocument, RawDocumentBuf, Regex, Timestamp as BsonTimestamp, doc,
 };
 use stream_core::{Date, DateTime, Decimal, Json, Row, Time, Timestamp, Value};
 
@@ -159,7 +159,7 @@ fn every_bson_type() -> Vec<(Bson, Value)> {
 #[test]
 fn every_bson_type_reads_as_its_value_and_writes_back_exactly() {
     for (bson, value) in every_bson_type() {
-        assert_eq!(value_from_bson(&bson), value, "{bson:?}");
+        assert_eq!(value_from_bson(&bson).expect("read"), value, "{bson:?}");
         assert_eq!(value_to_bson(&value).expect("to bson"), bson, "{value:?}");
     }
 }
@@ -167,10 +167,13 @@ fn every_bson_type_reads_as_its_value_and_writes_back_exactly() {
 #[test]
 fn int64_outside_i32_stays_int64_but_small_int64_comes_back_as_int32() {
     let big = Bson::Int64(i64::from(i32::MAX) + 1);
-    assert_eq!(value_to_bson(&value_from_bson(&big)).expect("b"), big);
+    assert_eq!(
+        value_to_bson(&value_from_bson(&big).expect("read")).expect("b"),
+        big
+    );
     let small = Bson::Int64(5);
     assert_eq!(
-        value_to_bson(&value_from_bson(&small)).expect("b"),
+        value_to_bson(&value_from_bson(&small).expect("read")).expect("b"),
         Bson::Int32(5)
     );
     assert_eq!(
@@ -186,7 +189,7 @@ fn regex_options_are_sorted_both_ways() {
         options: "xsmi".into(),
     });
     assert_eq!(
-        value_from_bson(&unsorted),
+        value_from_bson(&unsorted).expect("read"),
         Value::Regex {
             pattern: "x".into(),
             options: "imsx".into()
@@ -217,7 +220,7 @@ fn documents_round_trip_through_bson_bytes_keeping_field_order() {
     let mut bytes = Vec::new();
     doc.to_writer(&mut bytes).expect("encode");
     let decoded = Document::from_reader(bytes.as_slice()).expect("decode");
-    let row = document_to_row(&decoded);
+    let row = document_to_row(&decoded).expect("row");
     let names: Vec<&str> = row.iter().map(|(n, _)| &**n).collect();
     let expected: Vec<&str> = doc.keys().map(String::as_str).collect();
     assert_eq!(names, expected);
@@ -408,7 +411,7 @@ fn converted_documents_print_as_relaxed_extended_json_v2() {
         "p": db_pointer(),
     };
     let mut buf = Vec::new();
-    stream_core::json::write_row(&mut buf, &document_to_row(&d));
+    stream_core::json::write_row(&mut buf, &document_to_row(&d).expect("row"));
     let json = String::from_utf8(buf).expect("utf8");
     assert_eq!(
         json,
@@ -429,4 +432,102 @@ fn converted_documents_print_as_relaxed_extended_json_v2() {
     // millisecond fraction; none here).
     let ours: serde_json::Value = serde_json::from_str(&json).expect("json");
     assert_eq!(ours, Bson::Document(d).into_relaxed_extjson());
+}
+
+/// `{"a": {"a": ... {"leaf": 1}}}` with `nesting` documents inside the top-level one, built
+/// without recursion (so is its drop: the bytes are one buffer).
+fn nested_raw(nesting: usize) -> RawDocumentBuf {
+    let mut inner = RawDocumentBuf::new();
+    inner.append("leaf", 1);
+    for _ in 0..nesting {
+        let mut outer = RawDocumentBuf::new();
+        outer.append("a", inner);
+        inner = outer;
+    }
+    inner
+}
+
+/// Enough for the conversions down to [`MAX_DEPTH`] in a debug build; a recursion through
+/// 1,000 levels needs several times more.
+const STACK: usize = 512 * 1024;
+
+/// Runs `f` on a thread with a small stack: a conversion that recursed once per level of a
+/// 1,000-level document would overflow it (and abort the whole test process).
+fn on_small_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .stack_size(STACK)
+            .spawn_scoped(scope, f)
+            .expect("thread")
+            .join()
+            .expect("no panic")
+    })
+}
+
+#[test]
+fn documents_nested_a_thousand_levels_deep_are_errors_naming_the_field_not_stack_overflows() {
+    let raw = nested_raw(1000);
+    let err = on_small_stack(|| raw_document_to_row(&raw).expect_err("too deep"));
+    assert!(
+        matches!(
+            err,
+            ConvertError::TooDeep {
+                limit: MAX_DEPTH,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.field(), vec!["a"; MAX_DEPTH + 1].join("."));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "field `a.a.a.a.….a ({} levels)`: documents and arrays nest deeper than 100 levels \
+             (MongoDB's limit for stored documents)",
+            MAX_DEPTH + 1
+        )
+    );
+    // The same from a decoded document and from a value tree (both built, and dropped, on
+    // this thread: their drop recurses).
+    let mut doc = doc! {"leaf": 1};
+    let mut value = Value::Int(1);
+    for _ in 0..1000 {
+        doc = doc! {"a": doc};
+        value = Value::Document([("a", value)].into_iter().collect());
+    }
+    let err = on_small_stack(|| document_to_row(&doc).expect_err("too deep"));
+    assert!(matches!(err, ConvertError::TooDeep { .. }), "{err:?}");
+    let bson = Bson::Document(doc.clone());
+    let err = on_small_stack(|| value_from_bson(&bson).expect_err("too deep"));
+    assert!(matches!(err, ConvertError::TooDeep { .. }), "{err:?}");
+    let err = on_small_stack(|| value_to_bson(&value).expect_err("too deep"));
+    assert!(matches!(err, ConvertError::TooDeep { .. }), "{err:?}");
+    let row: Row = [("v", value)].into_iter().collect();
+    let err = on_small_stack(|| row_to_document(&row).expect_err("too deep"));
+    assert!(err.field().starts_with("v.a.a"), "{err}");
+}
+
+#[test]
+fn the_depth_limit_itself_is_allowed_both_ways() {
+    let at_limit = nested_raw(MAX_DEPTH);
+    let row = raw_document_to_row(&at_limit).expect("at the limit");
+    let back = row_to_document(&row).expect("and back");
+    assert_eq!(back, Document::try_from(at_limit.as_ref()).expect("decode"));
+    assert!(raw_document_to_row(&nested_raw(MAX_DEPTH + 1)).is_err());
+    // Arrays count as levels too.
+    let mut arrays = Bson::Int32(1);
+    for _ in 0..=MAX_DEPTH {
+        arrays = Bson::Array(vec![arrays]);
+    }
+    let err = document_to_row(&doc! {"list": arrays}).expect_err("arrays");
+    assert!(err.field().starts_with("list.0.0"), "{err}");
+}
+
+#[test]
+fn malformed_raw_bson_is_an_error_not_a_panic() {
+    // A string element whose length runs past the end of the document.
+    let bytes = [12, 0, 0, 0, 0x02, b'a', 0, 0xff, 0xff, 0xff, 0x7f, 0];
+    let raw = RawDocument::from_bytes(&bytes).expect("the frame is well-formed");
+    let err = raw_document_to_row(raw).expect_err("malformed");
+    assert!(err.to_string().contains("malformed BSON"), "{err}");
 }

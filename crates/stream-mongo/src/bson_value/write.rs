@@ -10,7 +10,7 @@ use mongodb::bson::{
 };
 use stream_core::{Date, Row, Value};
 
-use super::{ConvertError, show, sorted};
+use super::{ConvertError, MAX_DEPTH, deeper, show, sorted};
 
 /// Converts a value to BSON, for writing.
 ///
@@ -27,7 +27,60 @@ use super::{ConvertError, show, sorted};
 /// | `Date`, `DateTime`, `Timestamp` | datetime: UTC (a DATETIME is read as UTC), milliseconds; finer fractions are truncated; zero dates are an error |
 /// | `Time` | an error: BSON has no time-of-day type |
 /// | every BSON variant | the same BSON type |
+///
+/// Documents and arrays nested deeper than [`MAX_DEPTH`] are [`ConvertError::TooDeep`].
 pub fn value_to_bson(v: &Value) -> Result<Bson, ConvertError> {
+    match v {
+        // A document on its own is a top-level document.
+        Value::Document(row) => document_at(row, 0).map(Bson::Document),
+        other => bson_at(other, 0),
+    }
+}
+
+/// A value inside a document or array whose nesting level is `nesting`. Only documents and
+/// arrays recurse here; everything else is converted in functions of its own, so that each
+/// level of a deep document costs a small stack frame.
+fn bson_at(v: &Value, nesting: usize) -> Result<Bson, ConvertError> {
+    match v {
+        Value::Document(row) => document_at(row, deeper(nesting, MAX_DEPTH)?).map(Bson::Document),
+        Value::Array(items) => array_at(items, deeper(nesting, MAX_DEPTH)?).map(Bson::Array),
+        Value::Set(_) | Value::Json(_) | Value::JavaScriptWithScope { .. } => {
+            other_nested_to_bson(v, nesting)
+        }
+        leaf => leaf_to_bson(leaf),
+    }
+}
+
+/// The items of an array whose own nesting level is `nesting`.
+fn array_at(items: &[Value], nesting: usize) -> Result<Vec<Bson>, ConvertError> {
+    let mut values = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        values.push(bson_at(item, nesting).map_err(|e| e.within(&i.to_string()))?);
+    }
+    Ok(values)
+}
+
+/// The values that nest without being a document or an array of values.
+fn other_nested_to_bson(v: &Value, nesting: usize) -> Result<Bson, ConvertError> {
+    Ok(match v {
+        Value::Set(labels) => {
+            deeper(nesting, MAX_DEPTH)?;
+            Bson::Array(labels.iter().cloned().map(Bson::String).collect())
+        }
+        Value::Json(j) => json_to_bson(j.as_str(), nesting)?,
+        Value::JavaScriptWithScope { code, scope } => {
+            Bson::JavaScriptCodeWithScope(JavaScriptCodeWithScope {
+                code: code.clone(),
+                scope: document_at(scope, deeper(nesting, MAX_DEPTH)?)
+                    .map_err(|e| e.within("$scope"))?,
+            })
+        }
+        leaf => leaf_to_bson(leaf)?,
+    })
+}
+
+/// A value that holds no other values.
+fn leaf_to_bson(v: &Value) -> Result<Bson, ConvertError> {
     Ok(match v {
         Value::Null => Bson::Null,
         Value::Bool(b) => Bson::Boolean(*b),
@@ -53,12 +106,10 @@ pub fn value_to_bson(v: &Value) -> Result<Bson, ConvertError> {
         Value::Decimal128(d) => Bson::Decimal128(decimal128(d)?),
         Value::String(s) | Value::Enum(s) => Bson::String(s.clone()),
         Value::Symbol(s) => Bson::Symbol(s.clone()),
-        Value::Set(labels) => Bson::Array(labels.iter().cloned().map(Bson::String).collect()),
         Value::Bytes(bytes) => Bson::Binary(Binary {
             subtype: BinarySubtype::Generic,
             bytes: bytes.clone(),
         }),
-        Value::Json(j) => json_to_bson(j.as_str())?,
         Value::Date(d) => {
             let days = days_of(d).map_err(|reason| temporal("date", v, reason))?;
             Bson::DateTime(BsonDateTime::from_millis(days * MILLIS_PER_DAY))
@@ -111,24 +162,10 @@ pub fn value_to_bson(v: &Value) -> Result<Bson, ConvertError> {
             time: *t,
             increment: *i,
         }),
-        Value::Document(row) => Bson::Document(row_to_document(row)?),
-        Value::Array(items) => Bson::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| value_to_bson(item).map_err(|e| e.within(&i.to_string())))
-                .collect::<Result<_, _>>()?,
-        ),
         Value::MinKey => Bson::MinKey,
         Value::MaxKey => Bson::MaxKey,
         Value::Undefined => Bson::Undefined,
         Value::JavaScript(code) => Bson::JavaScriptCode(code.clone()),
-        Value::JavaScriptWithScope { code, scope } => {
-            Bson::JavaScriptCodeWithScope(JavaScriptCodeWithScope {
-                code: code.clone(),
-                scope: row_to_document(scope).map_err(|e| e.within("$scope"))?,
-            })
-        }
         Value::DbPointer { namespace, id } => db_pointer_to_bson(namespace, id)?,
         other => {
             return Err(ConvertError::Invalid {
@@ -142,24 +179,35 @@ pub fn value_to_bson(v: &Value) -> Result<Bson, ConvertError> {
 /// Converts a row to a document, keeping the field order. Errors name the field at fault by
 /// its dotted path.
 pub fn row_to_document(r: &Row) -> Result<Document, ConvertError> {
+    document_at(r, 0)
+}
+
+/// The fields of a row whose own nesting level is `nesting` (0 for the top level).
+fn document_at(r: &Row, nesting: usize) -> Result<Document, ConvertError> {
     let mut doc = Document::new();
     for (name, value) in r.iter() {
-        if name.contains('\0') {
-            return Err(ConvertError::Invalid {
-                field: name.escape_default().to_string(),
-                reason: "a field name cannot contain a NUL byte".into(),
-            });
-        }
-        if doc.contains_key(&**name) {
-            return Err(ConvertError::Invalid {
-                field: name.to_string(),
-                reason: "the field appears more than once".into(),
-            });
-        }
-        let bson = value_to_bson(value).map_err(|e| e.within(name))?;
+        check_name(&doc, name)?;
+        let bson = bson_at(value, nesting).map_err(|e| e.within(name))?;
         doc.insert(name.to_string(), bson);
     }
     Ok(doc)
+}
+
+/// A field name BSON can hold, not yet in `doc`.
+fn check_name(doc: &Document, name: &str) -> Result<(), ConvertError> {
+    if name.contains('\0') {
+        return Err(ConvertError::Invalid {
+            field: name.escape_default().to_string(),
+            reason: "a field name cannot contain a NUL byte".into(),
+        });
+    }
+    if doc.contains_key(name) {
+        return Err(ConvertError::Invalid {
+            field: name.to_owned(),
+            reason: "the field appears more than once".into(),
+        });
+    }
+    Ok(())
 }
 
 fn invalid(reason: &str) -> ConvertError {
@@ -205,15 +253,15 @@ fn db_pointer_to_bson(namespace: &str, id: &[u8; 12]) -> Result<Bson, ConvertErr
 }
 
 /// Plain JSON (not Extended JSON: `{"$oid": ...}` stays a document) to BSON, keys in order.
-fn json_to_bson(text: &str) -> Result<Bson, ConvertError> {
+fn json_to_bson(text: &str, nesting: usize) -> Result<Bson, ConvertError> {
     let json: serde_json::Value = serde_json::from_str(text).map_err(|e| ConvertError::Json {
         field: String::new(),
         reason: e.to_string(),
     })?;
-    plain_json(&json)
+    plain_json(&json, nesting)
 }
 
-fn plain_json(j: &serde_json::Value) -> Result<Bson, ConvertError> {
+fn plain_json(j: &serde_json::Value, nesting: usize) -> Result<Bson, ConvertError> {
     Ok(match j {
         serde_json::Value::Null => Bson::Null,
         serde_json::Value::Bool(b) => Bson::Boolean(*b),
@@ -226,14 +274,18 @@ fn plain_json(j: &serde_json::Value) -> Result<Bson, ConvertError> {
             None => Bson::Double(n.as_f64().unwrap_or(f64::NAN)),
         },
         serde_json::Value::String(s) => Bson::String(s.clone()),
-        serde_json::Value::Array(items) => Bson::Array(
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| plain_json(item).map_err(|e| e.within(&i.to_string())))
-                .collect::<Result<_, _>>()?,
-        ),
+        serde_json::Value::Array(items) => {
+            let inner = deeper(nesting, MAX_DEPTH)?;
+            Bson::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| plain_json(item, inner).map_err(|e| e.within(&i.to_string())))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
         serde_json::Value::Object(map) => {
+            let inner = deeper(nesting, MAX_DEPTH)?;
             let mut doc = Document::new();
             for (name, value) in map {
                 if name.contains('\0') {
@@ -242,7 +294,10 @@ fn plain_json(j: &serde_json::Value) -> Result<Bson, ConvertError> {
                         reason: "a field name cannot contain a NUL byte".into(),
                     });
                 }
-                doc.insert(name.clone(), plain_json(value).map_err(|e| e.within(name))?);
+                doc.insert(
+                    name.clone(),
+                    plain_json(value, inner).map_err(|e| e.within(name))?,
+                );
             }
             Bson::Document(doc)
         }
