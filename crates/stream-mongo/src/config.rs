@@ -2,13 +2,16 @@
 
 use std::time::Duration;
 
-use stream_core::{NamespaceFilter, redact_url};
+use stream_core::NamespaceFilter;
 
-/// Why a configuration was rejected. Never contains the password.
+use crate::uri::{self, UriParts};
+
+/// Why a configuration was rejected. Never contains the password (nor any part of it) or a
+/// secret option value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid MongoDB URI ({shown}): {reason}")]
 pub struct ConfigError {
-    /// The URI with its password replaced by `***`.
+    /// The URI with its password and secret options replaced by `***`.
     pub shown: String,
     /// What is wrong.
     pub reason: String,
@@ -50,6 +53,8 @@ pub enum PreImages {
 #[derive(Clone)]
 pub struct MongoConfig {
     uri: String,
+    /// Hosts, and the secrets to keep out of messages.
+    parts: UriParts,
     /// The database named in the URI path, if any.
     pub database: Option<String>,
     /// Which collections to stream; the URI's database alone selects `db.*` unless a filter is
@@ -74,7 +79,7 @@ pub struct MongoConfig {
 impl std::fmt::Debug for MongoConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MongoConfig")
-            .field("uri", &redact_url(&self.uri))
+            .field("uri", &self.shown())
             .field("database", &self.database)
             .field("filter", &self.filter)
             .field("full_document", &self.full_document)
@@ -98,28 +103,18 @@ pub(crate) enum Scope {
 
 impl MongoConfig {
     /// Parses `mongodb://[user:password@]host[:port][,host...]/[db][?options]` (also
-    /// `mongodb+srv://`). The driver checks the options when connecting.
+    /// `mongodb+srv://`). The driver checks the options when connecting. A user name or
+    /// password must percent-encode `:/?#[]@`; one that holds them raw is refused (without
+    /// quoting it), since the driver would read part of it as hosts or options.
     pub fn from_url(uri: &str) -> Result<Self, ConfigError> {
-        let err = |reason: &str| ConfigError {
-            shown: redact_url(uri),
-            reason: reason.to_owned(),
-        };
-        let rest = uri
-            .strip_prefix("mongodb://")
-            .or_else(|| uri.strip_prefix("mongodb+srv://"))
-            .ok_or_else(|| err("expected mongodb:// or mongodb+srv://"))?;
-        let hosts_and_path = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-        let (hosts, path) = match hosts_and_path.split_once('/') {
-            Some((h, p)) => (h, p.split('?').next().unwrap_or_default()),
-            None => (hosts_and_path.split('?').next().unwrap_or_default(), ""),
-        };
-        if hosts.is_empty() {
-            return Err(err("no host"));
-        }
-        let database = (!path.is_empty()).then(|| path.to_owned());
+        let parts = uri::parse(uri).map_err(|(reason, parts)| ConfigError {
+            shown: parts.shown(uri),
+            reason,
+        })?;
         Ok(Self {
             uri: uri.to_owned(),
-            database,
+            database: parts.database.clone(),
+            parts,
             filter: NamespaceFilter::all(),
             full_document: FullDocument::default(),
             pre_images: PreImages::Off,
@@ -130,9 +125,9 @@ impl MongoConfig {
         })
     }
 
-    /// The URI with its password replaced by `***`.
+    /// The URI with its password and secret options replaced by `***` (`redact_url`).
     pub fn shown(&self) -> String {
-        redact_url(&self.uri)
+        self.parts.shown(&self.uri)
     }
 
     /// The URI as given (with its password: never print it; see [`MongoConfig::shown`]).
@@ -140,21 +135,14 @@ impl MongoConfig {
         &self.uri
     }
 
-    /// Removes the password from a message built from the URI (the driver may quote it).
-    pub fn scrub(&self, message: &str) -> String {
-        let mut out = message.replace(&self.uri, &self.shown());
-        if let Some(password) = self.password()
-            && !password.is_empty()
-        {
-            out = out.replace(password, "***");
-        }
-        out
+    pub(crate) fn uri_parts(&self) -> &UriParts {
+        &self.parts
     }
 
-    fn password(&self) -> Option<&str> {
-        let rest = self.uri.split_once("://")?.1;
-        let creds = rest.rsplit_once('@')?.0;
-        Some(creds.split_once(':')?.1)
+    /// Removes the password and secret option values from a message (the driver may quote
+    /// them, or the whole URI).
+    pub fn scrub(&self, message: &str) -> String {
+        self.parts.scrub(&message.replace(&self.uri, &self.shown()))
     }
 
     /// Whether events of `db.coll` are wanted (`coll` empty for database-wide events).

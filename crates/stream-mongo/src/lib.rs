@@ -47,6 +47,7 @@ mod probe;
 mod snapshot;
 mod source;
 mod store;
+mod uri;
 
 pub use bson_value::{
     ConvertError, MAX_DEPTH, document_to_row, raw_document_to_row, row_to_document,

@@ -17,6 +17,8 @@ use stream_core::{ErrorClass, Filter, Namespace, Query, Row, Store, StoreError, 
 use crate::bson_value::{
     ConvertError, raw_document_to_row, raw_path, row_to_document, value_to_bson,
 };
+use crate::config::MongoConfig;
+use crate::uri::UriParts;
 
 /// CRUD and queries on MongoDB collections.
 ///
@@ -29,8 +31,8 @@ use crate::bson_value::{
 #[derive(Clone)]
 pub struct MongoStore {
     client: Client,
-    /// Texts that must not appear in error messages (the URI's password).
-    secrets: Vec<String>,
+    /// Scrubs the URI's password and secret options out of messages.
+    secrets: UriParts,
 }
 
 impl fmt::Debug for MongoStore {
@@ -39,67 +41,11 @@ impl fmt::Debug for MongoStore {
     }
 }
 
-/// Removes every secret from a message.
-fn scrub(mut text: String, secrets: &[String]) -> String {
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        if text.contains(secret.as_str()) {
-            text = text.replace(secret.as_str(), "***");
-        }
-    }
-    text
-}
-
 fn invalid(ns: &Namespace, reason: String) -> StoreError {
     StoreError::Invalid {
         namespace: ns.to_string(),
         reason,
     }
-}
-
-/// `scheme://hosts` of a connection string, without user, password, path or options; and the
-/// password (as written and percent-decoded), to scrub from messages.
-fn describe_uri(uri: &str) -> (String, Vec<String>) {
-    let (scheme, rest) = uri.split_once("://").unwrap_or(("mongodb", uri));
-    let before_options = rest.split('?').next().unwrap_or(rest);
-    let (userinfo, hosts) = match before_options.rsplit_once('@') {
-        Some((userinfo, hosts)) => (Some(userinfo), hosts),
-        None => (None, before_options),
-    };
-    let hosts = hosts.split('/').next().unwrap_or(hosts);
-    let mut secrets = Vec::new();
-    if let Some((_, password)) = userinfo.and_then(|u| u.split_once(':')) {
-        let decoded = percent_decode(password);
-        secrets.push(password.to_owned());
-        if decoded != password {
-            secrets.push(decoded);
-        }
-    }
-    // Longest first, so that a secret containing another is scrubbed whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    (format!("{scheme}://{hosts}"), secrets)
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Checks a field name or dotted path given by a caller: no empty segment, no segment starting
@@ -183,20 +129,29 @@ impl MongoStore {
     pub fn new(client: Client) -> Self {
         Self {
             client,
-            secrets: Vec::new(),
+            secrets: UriParts::default(),
         }
     }
 
     /// Connects to the server of a connection string (`mongodb://user:pass@host/?...`) and
     /// checks that it answers (and accepts the credentials) with a `ping`.
     ///
-    /// Error messages name the server as `scheme://hosts` only: never the user's password.
+    /// Error messages show the connection string redacted: never the password.
     pub async fn connect(uri: &str) -> Result<Self, StoreError> {
-        let (server, secrets) = describe_uri(uri);
-        let client = Client::with_uri_str(uri).await.map_err(|e| {
-            let reason = scrub(
-                format!("cannot use the connection string: {}", e.kind),
-                &secrets,
+        let config = MongoConfig::from_url(uri).map_err(|e| StoreError::Invalid {
+            namespace: e.shown.clone(),
+            reason: e.reason,
+        })?;
+        Self::connect_with(&config).await
+    }
+
+    /// Connects to the deployment of `config`, as [`MongoStore::connect`] does.
+    pub async fn connect_with(config: &MongoConfig) -> Result<Self, StoreError> {
+        let server = config.shown();
+        let client = Client::with_uri_str(config.uri()).await.map_err(|e| {
+            let reason = format!(
+                "cannot use the connection string: {}",
+                config.scrub(&e.kind.to_string())
             );
             match &*e.kind {
                 ErrorKind::InvalidArgument { .. } => StoreError::Invalid {
@@ -216,10 +171,13 @@ impl MongoStore {
             .await
             .map_err(|e| StoreError::Backend {
                 namespace: server.clone(),
-                reason: scrub(format!("connecting failed: {}", e.kind), &secrets),
+                reason: format!("connecting failed: {}", config.scrub(&e.kind.to_string())),
                 class: crate::errors::classify(&e),
             })?;
-        Ok(Self { client, secrets })
+        Ok(Self {
+            client,
+            secrets: config.uri_parts().clone(),
+        })
     }
 
     /// The client the store uses.
@@ -230,7 +188,7 @@ impl MongoStore {
     fn backend(&self, ns: &Namespace, e: &mongodb::error::Error) -> StoreError {
         StoreError::Backend {
             namespace: ns.to_string(),
-            reason: scrub(e.kind.to_string(), &self.secrets),
+            reason: self.secrets.scrub(&e.kind.to_string()),
             class: crate::errors::classify(e),
         }
     }
@@ -588,30 +546,5 @@ mod tests {
         )
         .expect("sort");
         assert_eq!(sort, doc! { "b": -1, "a": 1 });
-    }
-
-    #[test]
-    fn connection_strings_are_described_without_credentials() {
-        let (server, secrets) =
-            describe_uri("mongodb://app:s%40cret:x@db1:27017,db2/admin?replicaSet=rs0");
-        assert_eq!(server, "mongodb://db1:27017,db2");
-        assert_eq!(
-            secrets,
-            vec!["s%40cret:x".to_owned(), "s@cret:x".to_owned()]
-        );
-        let (server, secrets) = describe_uri("mongodb+srv://cluster.example.com/?tls=true");
-        assert_eq!(server, "mongodb+srv://cluster.example.com");
-        assert!(secrets.is_empty());
-        assert_eq!(
-            scrub(
-                "auth failed for s@cret:x and s%40cret:x".into(),
-                &secrets_of("s%40cret:x")
-            ),
-            "auth failed for *** and ***"
-        );
-    }
-
-    fn secrets_of(password: &str) -> Vec<String> {
-        describe_uri(&format!("mongodb://u:{password}@h")).1
     }
 }

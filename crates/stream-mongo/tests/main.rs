@@ -7,4 +7,5 @@ mod mongo_deep;
 mod mongo_own_server;
 mod mongo_poll;
 mod mongo_probe;
+mod mongo_secrets;
 mod mongo_store;
