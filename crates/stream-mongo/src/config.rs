@@ -74,6 +74,10 @@ pub struct MongoConfig {
     pub snapshot_chunk: u32,
     /// How long to keep reconnecting after the connection drops before giving up.
     pub reconnect_for: Duration,
+    /// Whether [`MongoStore`](crate::MongoStore) may read and write MongoDB's own namespaces:
+    /// the `local` and `config` databases and `system.*` collections (`admin.system.users`,
+    /// `<db>.system.views`). Off by default: they are refused naming the namespace.
+    pub system_namespaces: bool,
 }
 
 impl std::fmt::Debug for MongoConfig {
@@ -88,6 +92,7 @@ impl std::fmt::Debug for MongoConfig {
             .field("max_await", &self.max_await)
             .field("snapshot_chunk", &self.snapshot_chunk)
             .field("reconnect_for", &self.reconnect_for)
+            .field("system_namespaces", &self.system_namespaces)
             .finish()
     }
 }
@@ -122,6 +127,7 @@ impl MongoConfig {
             max_await: Duration::from_millis(500),
             snapshot_chunk: 1000,
             reconnect_for: Duration::from_secs(60),
+            system_namespaces: false,
         })
     }
 

@@ -22,6 +22,9 @@ use crate::uri::UriParts;
 
 /// CRUD and queries on MongoDB collections.
 ///
+/// MongoDB's own namespaces (the `local` and `config` databases, `system.*` collections such
+/// as `admin.system.users`) are refused unless [`MongoConfig::system_namespaces`] allows them.
+///
 /// A key row becomes an equality filter on each of its fields (`{_id: ...}` for the usual
 /// key); `write` replaces the whole document matching the key, inserting it if there is none.
 /// Filters follow [`Filter::matches`]: comparisons never match a null or missing field, and
@@ -33,6 +36,8 @@ pub struct MongoStore {
     client: Client,
     /// Scrubs the URI's password and secret options out of messages.
     secrets: UriParts,
+    /// Whether MongoDB's own namespaces may be read and written.
+    system_namespaces: bool,
 }
 
 impl fmt::Debug for MongoStore {
@@ -103,6 +108,12 @@ fn check_value_names(ns: &Namespace, value: &Bson, path: &str) -> Result<(), Sto
     }
 }
 
+/// One of MongoDB's own namespaces: the `local` (oplog, replication) and `config` (sessions,
+/// sharding) databases, and `system.*` collections (users, roles, views, profiles).
+fn is_system(ns: &Namespace) -> bool {
+    matches!(&*ns.db, "local" | "config") || ns.table.starts_with("system.")
+}
+
 /// A stored document as a row; one nested too deep (or not well-formed) is an error naming
 /// its `_id`.
 fn stored_row(ns: &Namespace, raw: &RawDocument) -> Result<Row, StoreError> {
@@ -130,7 +141,15 @@ impl MongoStore {
         Self {
             client,
             secrets: UriParts::default(),
+            system_namespaces: false,
         }
+    }
+
+    /// Lets the store read and write MongoDB's own namespaces (see
+    /// [`MongoConfig::system_namespaces`]).
+    pub fn with_system_namespaces(mut self, allowed: bool) -> Self {
+        self.system_namespaces = allowed;
+        self
     }
 
     /// Connects to the server of a connection string (`mongodb://user:pass@host/?...`) and
@@ -177,6 +196,7 @@ impl MongoStore {
         Ok(Self {
             client,
             secrets: config.uri_parts().clone(),
+            system_namespaces: config.system_namespaces,
         })
     }
 
@@ -194,6 +214,15 @@ impl MongoStore {
     }
 
     fn collection(&self, ns: &Namespace) -> Result<mongodb::Collection<Document>, StoreError> {
+        if !self.system_namespaces && is_system(ns) {
+            return Err(invalid(
+                ns,
+                "a MongoDB system namespace (the `local` and `config` databases and `system.*` \
+                 collections hold the server's own data); set `MongoConfig::system_namespaces` \
+                 to reach it"
+                    .into(),
+            ));
+        }
         if ns.db.is_empty() || ns.db.contains(['/', '\\', '.', ' ', '"', '$', '\0']) {
             return Err(invalid(
                 ns,

@@ -86,7 +86,9 @@ pub(crate) fn parse(uri: &str) -> Result<UriParts, (String, UriParts)> {
         problem = problem.or_else(|| reserved_in("user name", user));
     }
     // Longest first, so that a secret containing another is scrubbed whole.
-    parts.secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    parts
+        .secrets
+        .sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
     parts.secrets.dedup();
     if let Some(problem) = problem {
         return Err((problem, parts));
