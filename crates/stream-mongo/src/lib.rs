@@ -39,6 +39,7 @@
 
 mod bson_value;
 mod config;
+mod connect;
 mod errors;
 mod event;
 mod order;

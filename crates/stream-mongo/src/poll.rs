@@ -44,9 +44,10 @@ use tokio::sync::mpsc;
 
 use crate::bson_value::{decode_checked, document_to_row, raw_path, value_from_bson};
 use crate::config::{MongoConfig, Scope};
+use crate::connect::{SELECTION_TIMEOUT, connect, selection_timeout, warn_if_empty_database};
 use crate::errors::undecodable;
+use crate::errors::{Purpose, classify, describe};
 use crate::order::{after, single};
-use crate::source::{classify, connect};
 
 /// Documents per query unless [`MongoPollingSource::chunk`] says otherwise.
 const DEFAULT_CHUNK: u32 = 1000;
@@ -134,7 +135,9 @@ fn parse_cursor(ns: &str, cursor: &PollCursor) -> Result<Cursor, SourceError> {
 }
 
 fn failed(config: &MongoConfig, what: &str, e: &DriverError) -> SourceError {
-    let reason = format!("polling: {what}: {}", config.scrub(&e.to_string()));
+    let selection = Some(selection_timeout(config, SELECTION_TIMEOUT));
+    let described = describe(e, config.uri_parts(), selection, Purpose::Other, false);
+    let reason = format!("polling: {what}: {described}");
     match classify(e) {
         ErrorClass::Transient => SourceError::ConnectionLost { reason },
         ErrorClass::Definite => SourceError::Other {
@@ -181,7 +184,8 @@ impl Source for MongoPollingSource {
         for (ns, cursor) in &progress {
             cursors.insert(ns.clone(), parse_cursor(ns, cursor)?);
         }
-        let client = connect(&self.config).await?;
+        let client = connect(&self.config, Purpose::Other).await?;
+        warn_if_empty_database(&client, &self.config).await;
         let (tx, rx) = mpsc::channel(4);
         let mut poller = Poller {
             client,

@@ -3,12 +3,17 @@
 use std::time::Duration;
 
 use mongodb::bson::doc;
-use mongodb::options::ClientOptions;
+use mongodb::error::Error as DriverError;
 use mongodb::{Client, Database};
 use stream_core::{MongoPosition, Position, Probe};
 use tokio::sync::OnceCell;
 
 use crate::config::MongoConfig;
+use crate::connect::{client, selection_timeout};
+use crate::errors::{Purpose, describe};
+
+/// A probe answers within its own timeout, not the driver's 30 s.
+const PROBE_SELECTION: Duration = Duration::from_secs(2);
 
 /// [`Probe`] for a MongoDB deployment, over a client of its own (connected at the first probe,
 /// so a server that is down at start is probed again at the next beat).
@@ -38,20 +43,31 @@ impl MongoProbe {
     }
 
     async fn admin(&self) -> Result<Database, String> {
+        let selection = selection_timeout(&self.config, PROBE_SELECTION);
         let client = self
             .client
-            .get_or_try_init(|| async {
-                let mut options = ClientOptions::parse(self.config.uri())
-                    .await
-                    .map_err(|e| self.config.scrub(&e.to_string()))?;
-                // A probe answers within its own timeout, not the driver's 30 s.
-                options
-                    .server_selection_timeout
-                    .get_or_insert(Duration::from_secs(2));
-                Client::with_options(options).map_err(|e| self.config.scrub(&e.to_string()))
-            })
+            .get_or_try_init(|| client(&self.config, selection))
             .await?;
         Ok(client.database("admin"))
+    }
+
+    fn failed(&self, e: &DriverError) -> String {
+        let selection = selection_timeout(&self.config, PROBE_SELECTION);
+        describe(
+            e,
+            self.config.uri_parts(),
+            Some(selection),
+            Purpose::Other,
+            false,
+        )
+    }
+
+    /// Closes the probe's connections (they also close when it is dropped, in the background;
+    /// this waits for that, while the runtime still runs).
+    pub async fn close(&self) {
+        if let Some(client) = self.client.get() {
+            crate::connect::close(client.clone()).await;
+        }
     }
 }
 
@@ -63,7 +79,7 @@ impl Probe for MongoProbe {
             .run_command(doc! {"ping": 1})
             .await
             .map(|_| ())
-            .map_err(|e| self.config.scrub(&e.to_string()))
+            .map_err(|e| self.failed(&e))
     }
 
     async fn server_position(&self) -> Result<Option<Position>, String> {
@@ -72,7 +88,7 @@ impl Probe for MongoProbe {
             .await?
             .run_command(doc! {"hello": 1})
             .await
-            .map_err(|e| self.config.scrub(&e.to_string()))?;
+            .map_err(|e| self.failed(&e))?;
         let ts = hello
             .get_document("lastWrite")
             .ok()

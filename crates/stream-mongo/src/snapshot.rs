@@ -20,7 +20,9 @@ use stream_core::{
 use tokio::sync::mpsc;
 
 use crate::bson_value::{decode_checked, document_to_row, raw_path, value_from_bson};
-use crate::errors::undecodable;
+use crate::config::MongoConfig;
+use crate::connect::{SELECTION_TIMEOUT, selection_timeout};
+use crate::errors::{Purpose, classify, describe, undecodable};
 use crate::source::{Dedupe, Item, Resume, Watcher, batches, id_key, time_position};
 
 /// Opens a snapshot (or continues one from `progress`), then the change stream.
@@ -34,7 +36,7 @@ pub(crate) async fn start(
         .client
         .start_session()
         .await
-        .map_err(|e| failed("starting a session", &e))?;
+        .map_err(|e| failed(&watcher.config, "starting a session", &e))?;
     let progress = match progress {
         Some(p) => p,
         None => {
@@ -61,10 +63,18 @@ pub(crate) async fn start(
     })
 }
 
-fn failed(what: &str, e: &mongodb::error::Error) -> SourceError {
+fn failed(config: &MongoConfig, what: &str, e: &mongodb::error::Error) -> SourceError {
+    let selection = Some(selection_timeout(config, SELECTION_TIMEOUT));
+    let described = describe(
+        e,
+        config.uri_parts(),
+        selection,
+        Purpose::ChangeStream,
+        false,
+    );
     SourceError::Other {
-        reason: format!("snapshot: {what}: {e}"),
-        class: crate::source::classify(e),
+        reason: format!("snapshot: {what}: {described}"),
+        class: classify(e),
     }
 }
 
@@ -76,7 +86,7 @@ async fn wanted_collections(watcher: &Watcher) -> Result<Vec<String>, SourceErro
         .client
         .list_database_names()
         .await
-        .map_err(|e| failed("listing databases", &e))?;
+        .map_err(|e| failed(&watcher.config, "listing databases", &e))?;
     for db in dbs {
         if matches!(db.as_str(), "admin" | "local" | "config") || !watcher.config.wants(&db, "") {
             continue;
@@ -87,7 +97,7 @@ async fn wanted_collections(watcher: &Watcher) -> Result<Vec<String>, SourceErro
             .list_collection_names()
             .filter(doc! {"type": "collection"})
             .await
-            .map_err(|e| failed(&format!("listing collections of {db}"), &e))?;
+            .map_err(|e| failed(&watcher.config, &format!("listing collections of {db}"), &e))?;
         out.extend(
             names
                 .into_iter()
@@ -122,7 +132,7 @@ async fn start_time(
             .find_one(doc! {})
             .session(&mut *session)
             .await
-            .map_err(|e| failed(&format!("reading {ns}"), &e))?;
+            .map_err(|e| failed(&watcher.config, &format!("reading {ns}"), &e))?;
         if let Some(t) = session.operation_time() {
             return Ok(t);
         }
@@ -229,10 +239,10 @@ async fn scan_collection(
             .batch_size(chunk)
             .session(&mut *session)
             .await
-            .map_err(|e| failed(&format!("reading {ns_text}"), &e))?;
+            .map_err(|e| failed(&watcher.config, &format!("reading {ns_text}"), &e))?;
         let mut docs = Vec::new();
         while let Some(doc) = cursor.next(&mut *session).await {
-            docs.push(doc.map_err(|e| failed(&format!("reading {ns_text}"), &e))?);
+            docs.push(doc.map_err(|e| failed(&watcher.config, &format!("reading {ns_text}"), &e))?);
         }
         let full = docs.len() >= chunk as usize;
         for raw in docs {

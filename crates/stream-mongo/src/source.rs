@@ -1,14 +1,12 @@
 //! The change-stream source: opening, batching, automatic resume, invalidate and history loss.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use futures::StreamExt as _;
 use mongodb::bson::{Bson, Document, RawDocument, RawDocumentBuf, Timestamp, doc};
 use mongodb::change_stream::ChangeStream;
 use mongodb::change_stream::event::ResumeToken;
 use mongodb::error::{Error as DriverError, ErrorKind};
-use mongodb::options::ClientOptions;
 use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
 use mongodb::{Client, action::Watch};
 use stream_core::{
@@ -19,8 +17,12 @@ use tokio::sync::mpsc;
 
 use crate::bson_value::check_depth;
 use crate::config::{FullDocument, MongoConfig, PreImages, Scope, glob_regex};
+use crate::connect::{
+    SELECTION_TIMEOUT, connect, connect_error, oldest_oplog_time, require_change_streams,
+    selection_timeout, warn_if_empty_database,
+};
 pub(crate) use crate::errors::classify;
-use crate::errors::undecodable;
+use crate::errors::{POSITION_KINDS, Purpose, bad_position, describe, undecodable};
 use crate::event::{self, Converted, Reassembly};
 use crate::snapshot;
 
@@ -108,8 +110,9 @@ impl Source for MongoSource {
         from: StartFrom,
         shutdown: CancellationToken,
     ) -> Result<Opened, SourceError> {
-        let client = connect(&self.config).await?;
+        let client = connect(&self.config, Purpose::ChangeStream).await?;
         require_change_streams(&client, &self.config).await?;
+        warn_if_empty_database(&client, &self.config).await;
         let (tx, rx) = mpsc::channel(MAX_BATCH);
         let watcher = Watcher::new(client, self.config.clone(), tx, shutdown);
         let start = match from {
@@ -118,16 +121,16 @@ impl Source for MongoSource {
                 return snapshot::start(watcher, Some(progress), rx).await;
             }
             StartFrom::Latest => Resume::Now,
-            StartFrom::Earliest => {
-                Resume::At(oldest_oplog_time(&watcher.client).await.map_err(|reason| {
-                    SourceError::Unsupported {
+            StartFrom::Earliest => Resume::At(
+                oldest_oplog_time(&watcher.client, &self.config)
+                    .await
+                    .map_err(|reason| SourceError::Unsupported {
                         what: format!(
                             "starting at the oldest change needs read access to local.oplog.rs \
                          ({reason}); start from `end` or a saved position instead"
                         ),
-                    }
-                })?)
-            }
+                    })?,
+            ),
             StartFrom::Position(Position::MongoDb(MongoPosition::ResumeToken(token))) => {
                 Resume::After(token)
             }
@@ -139,7 +142,9 @@ impl Source for MongoSource {
             }
             StartFrom::Position(other) => {
                 return Err(SourceError::Unsupported {
-                    what: format!("position {other} is not a MongoDB change-stream position"),
+                    what: format!(
+                        "position {other} is not a MongoDB change-stream position: {POSITION_KINDS}"
+                    ),
                 });
             }
         };
@@ -149,84 +154,6 @@ impl Source for MongoSource {
             start,
             batches: batches(rx),
         })
-    }
-}
-
-/// Connects and checks that the server answers and the credentials are accepted.
-pub(crate) async fn connect(config: &MongoConfig) -> Result<Client, SourceError> {
-    let definite = |reason: String| SourceError::Connect {
-        target: config.shown(),
-        reason,
-        class: ErrorClass::Definite,
-    };
-    let mut options = ClientOptions::parse(config.uri())
-        .await
-        .map_err(|e| definite(config.scrub(&e.to_string())))?;
-    options
-        .app_name
-        .get_or_insert_with(|| "ultimate-stream".to_owned());
-    options
-        .server_selection_timeout
-        .get_or_insert(Duration::from_secs(10));
-    let client =
-        Client::with_options(options).map_err(|e| definite(config.scrub(&e.to_string())))?;
-    client
-        .database("admin")
-        .run_command(doc! {"ping": 1})
-        .await
-        .map_err(|e| connect_error(config, &e))?;
-    Ok(client)
-}
-
-fn connect_error(config: &MongoConfig, e: &DriverError) -> SourceError {
-    let reason = match e.kind.as_ref() {
-        ErrorKind::Authentication { .. } => {
-            "authentication failed (check user, password and authSource)".to_owned()
-        }
-        ErrorKind::Command(c) if c.code == 18 => {
-            "authentication failed (check user, password and authSource)".to_owned()
-        }
-        _ => config.scrub(&e.to_string()),
-    };
-    SourceError::Connect {
-        target: config.shown(),
-        reason,
-        class: classify(e),
-    }
-}
-
-/// Change streams need the oplog: a replica set or a sharded cluster.
-async fn require_change_streams(client: &Client, config: &MongoConfig) -> Result<(), SourceError> {
-    let hello = client
-        .database("admin")
-        .run_command(doc! {"hello": 1})
-        .await
-        .map_err(|e| connect_error(config, &e))?;
-    let replicated = hello.contains_key("setName") || hello.get_str("msg") == Ok("isdbgrid");
-    if replicated {
-        Ok(())
-    } else {
-        Err(SourceError::Prerequisite {
-            setting: "replication".into(),
-            expected: "a replica set or sharded cluster (change streams read the oplog)".into(),
-            actual: "a standalone server (use MongoPollingSource, which cannot see deletes)".into(),
-        })
-    }
-}
-
-/// The cluster time of the oldest oplog entry.
-pub(crate) async fn oldest_oplog_time(client: &Client) -> Result<Timestamp, String> {
-    let first = client
-        .database("local")
-        .collection::<Document>("oplog.rs")
-        .find_one(doc! {})
-        .sort(doc! {"$natural": 1})
-        .projection(doc! {"ts": 1})
-        .await
-        .map_err(|e| e.to_string())?;
-    match first.as_ref().and_then(|d| d.get("ts")) {
-        Some(Bson::Timestamp(ts)) => Ok(*ts),
-        _ => Err("the oplog is empty or has no `ts`".to_owned()),
     }
 }
 
@@ -378,7 +305,7 @@ impl Watcher {
             .database("admin")
             .run_command(doc! {"hello": 1})
             .await
-            .map_err(|e| connect_error(&self.config, &e))?;
+            .map_err(|e| connect_error(&self.config, &e, Purpose::ChangeStream))?;
         let from_cluster = hello
             .get_document("$clusterTime")
             .ok()
@@ -469,7 +396,7 @@ impl Watcher {
     /// The typed error for a failure at `from`: history loss names the oldest position left.
     async fn failure(&self, e: &DriverError, from: &Resume) -> SourceError {
         if command_code(e) == Some(HISTORY_LOST) {
-            let oldest = match oldest_oplog_time(&self.client).await {
+            let oldest = match oldest_oplog_time(&self.client, &self.config).await {
                 Ok(ts) => time_position(ts).to_string(),
                 Err(_) => "unknown (local.oplog.rs is not readable)".to_owned(),
             };
@@ -478,11 +405,28 @@ impl Watcher {
                 oldest,
             };
         }
+        if !matches!(from, Resume::Now)
+            && let Some(why) = bad_position(e)
+        {
+            return SourceError::Other {
+                reason: format!(
+                    "position {} cannot be resumed from: {why}; {POSITION_KINDS}",
+                    from.shown()
+                ),
+                class: ErrorClass::Definite,
+            };
+        }
         let class = classify(e);
-        let reason = self.config.scrub(&e.to_string());
+        let reason = describe(
+            e,
+            self.config.uri_parts(),
+            Some(selection_timeout(&self.config, SELECTION_TIMEOUT)),
+            Purpose::ChangeStream,
+            false,
+        );
         match e.kind.as_ref() {
             ErrorKind::Authentication { .. } | ErrorKind::ServerSelection { .. } => {
-                connect_error(&self.config, e)
+                connect_error(&self.config, e, Purpose::ChangeStream)
             }
             _ if class == ErrorClass::Transient => SourceError::ConnectionLost { reason },
             _ => SourceError::Other {

@@ -7,17 +7,19 @@
 //! operator.
 
 use std::fmt;
+use std::time::Duration;
 
 use futures::TryStreamExt as _;
 use mongodb::Client;
 use mongodb::bson::{Bson, Document, RawDocument, RawDocumentBuf, doc};
-use mongodb::error::ErrorKind;
 use stream_core::{ErrorClass, Filter, Namespace, Query, Row, Store, StoreError, Value};
 
 use crate::bson_value::{
     ConvertError, raw_document_to_row, raw_path, row_to_document, value_to_bson,
 };
 use crate::config::MongoConfig;
+use crate::connect::{self, SELECTION_TIMEOUT, selection_timeout};
+use crate::errors::{Purpose, classify, describe};
 use crate::uri::UriParts;
 
 /// CRUD and queries on MongoDB collections.
@@ -36,6 +38,8 @@ pub struct MongoStore {
     client: Client,
     /// Scrubs the URI's password and secret options out of messages.
     secrets: UriParts,
+    /// The server selection timeout, where known.
+    selection: Option<Duration>,
     /// Whether MongoDB's own namespaces may be read and written.
     system_namespaces: bool,
 }
@@ -141,6 +145,7 @@ impl MongoStore {
         Self {
             client,
             secrets: UriParts::default(),
+            selection: None,
             system_namespaces: false,
         }
     }
@@ -166,36 +171,37 @@ impl MongoStore {
 
     /// Connects to the deployment of `config`, as [`MongoStore::connect`] does.
     pub async fn connect_with(config: &MongoConfig) -> Result<Self, StoreError> {
-        let server = config.shown();
-        let client = Client::with_uri_str(config.uri()).await.map_err(|e| {
-            let reason = format!(
-                "cannot use the connection string: {}",
-                config.scrub(&e.kind.to_string())
-            );
-            match &*e.kind {
-                ErrorKind::InvalidArgument { .. } => StoreError::Invalid {
+        let server = config.uri_parts().hosts.clone();
+        let selection = selection_timeout(config, SELECTION_TIMEOUT);
+        let client =
+            connect::client(config, selection)
+                .await
+                .map_err(|reason| StoreError::Invalid {
                     namespace: server.clone(),
                     reason,
-                },
-                _ => StoreError::Backend {
-                    namespace: server.clone(),
-                    reason,
-                    class: crate::errors::classify(&e),
-                },
-            }
-        })?;
-        client
+                })?;
+        let pinged = client
             .database("admin")
             .run_command(doc! { "ping": 1 })
-            .await
-            .map_err(|e| StoreError::Backend {
-                namespace: server.clone(),
-                reason: format!("connecting failed: {}", config.scrub(&e.kind.to_string())),
-                class: crate::errors::classify(&e),
-            })?;
+            .await;
+        if let Err(e) = pinged {
+            connect::close(client).await;
+            return Err(StoreError::Backend {
+                namespace: server,
+                reason: describe(
+                    &e,
+                    config.uri_parts(),
+                    Some(selection),
+                    Purpose::Other,
+                    true,
+                ),
+                class: classify(&e),
+            });
+        }
         Ok(Self {
             client,
             secrets: config.uri_parts().clone(),
+            selection: Some(selection),
             system_namespaces: config.system_namespaces,
         })
     }
@@ -208,8 +214,8 @@ impl MongoStore {
     fn backend(&self, ns: &Namespace, e: &mongodb::error::Error) -> StoreError {
         StoreError::Backend {
             namespace: ns.to_string(),
-            reason: self.secrets.scrub(&e.kind.to_string()),
-            class: crate::errors::classify(e),
+            reason: describe(e, &self.secrets, self.selection, Purpose::Other, false),
+            class: classify(e),
         }
     }
 

@@ -20,6 +20,8 @@ pub(crate) struct UriParts {
     pub(crate) database: Option<String>,
     /// Texts no message may contain, longest first.
     pub(crate) secrets: Vec<String>,
+    /// `serverSelectionTimeoutMS`, when the URI sets it.
+    pub(crate) selection_timeout: Option<std::time::Duration>,
 }
 
 impl UriParts {
@@ -67,6 +69,11 @@ pub(crate) fn parse(uri: &str) -> Result<UriParts, (String, UriParts)> {
     parts.hosts = hosts.to_owned();
     for option in options.split('&') {
         secret_option(option, &mut parts.secrets);
+        if let Some((name, value)) = option.split_once('=')
+            && name.eq_ignore_ascii_case("serverSelectionTimeoutMS")
+        {
+            parts.selection_timeout = value.parse().ok().map(std::time::Duration::from_millis);
+        }
     }
     let mut problem = None;
     if let Some(userinfo) = userinfo {
@@ -236,8 +243,12 @@ mod tests {
             ("cluster.example.com", None)
         );
         assert!(p.secrets.is_empty());
-        let p = ok("mongodb://h?replicaSet=rs0");
+        let p = ok("mongodb://h?replicaSet=rs0&serverSelectionTimeoutMS=500");
         assert_eq!((p.hosts.as_str(), p.database), ("h", None));
+        assert_eq!(
+            p.selection_timeout,
+            Some(std::time::Duration::from_millis(500))
+        );
     }
 
     #[test]
