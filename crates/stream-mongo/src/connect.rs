@@ -7,7 +7,8 @@ use mongodb::Client;
 use mongodb::bson::{Bson, Document, Timestamp, doc};
 use mongodb::error::Error as DriverError;
 use mongodb::options::ClientOptions;
-use stream_core::{ErrorClass, SourceError};
+use stream_core::{CancellationToken, ErrorClass, SourceError};
+use tokio::sync::mpsc;
 
 use crate::config::MongoConfig;
 use crate::errors::{Purpose, classify, describe};
@@ -90,6 +91,28 @@ pub(crate) async fn close(client: Client) {
         tracing::debug!("MongoDB clean-up took too long; closing without it");
         client.shutdown().immediate(true).await;
     }
+}
+
+/// Runs a source's reader task: `work` until it ends, shutdown begins or the consumer drops
+/// the stream; then drops `work` (its cursors and sessions) and closes `client`. The stream
+/// ends only after that (`keep_open` holds its channel open until then), so a caller that
+/// cancels and reads the stream to its end (as the `Source` contract has it) knows that no
+/// driver task outlives it.
+pub(crate) fn spawn_reader<T: Send + 'static>(
+    client: Client,
+    keep_open: mpsc::Sender<T>,
+    shutdown: CancellationToken,
+    work: impl Future<Output = ()> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = keep_open.closed() => {}
+            () = work => {}
+        }
+        close(client).await;
+        drop(keep_open);
+    });
 }
 
 /// Change streams need the oplog: a replica set or a sharded cluster.

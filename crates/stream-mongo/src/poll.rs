@@ -31,7 +31,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use mongodb::bson::{Bson, DateTime, Document, RawDocumentBuf, Timestamp, doc};
 use mongodb::error::Error as DriverError;
 use mongodb::{Client, Collection};
@@ -44,7 +44,9 @@ use tokio::sync::mpsc;
 
 use crate::bson_value::{decode_checked, document_to_row, raw_path, value_from_bson};
 use crate::config::{MongoConfig, Scope};
-use crate::connect::{SELECTION_TIMEOUT, connect, selection_timeout, warn_if_empty_database};
+use crate::connect::{
+    SELECTION_TIMEOUT, close, connect, selection_timeout, spawn_reader, warn_if_empty_database,
+};
 use crate::errors::undecodable;
 use crate::errors::{Purpose, classify, describe};
 use crate::order::{after, single};
@@ -185,10 +187,30 @@ impl Source for MongoPollingSource {
             cursors.insert(ns.clone(), parse_cursor(ns, cursor)?);
         }
         let client = connect(&self.config, Purpose::Other).await?;
+        let opened = self
+            .open_with(client.clone(), latest_start, cursors, progress, shutdown)
+            .await;
+        if opened.is_err() {
+            close(client).await;
+        }
+        opened
+    }
+}
+
+impl MongoPollingSource {
+    /// `open` once connected; the caller closes `client` on an error.
+    async fn open_with(
+        &self,
+        client: Client,
+        latest_start: bool,
+        cursors: BTreeMap<String, Cursor>,
+        progress: BTreeMap<String, PollCursor>,
+        shutdown: CancellationToken,
+    ) -> Result<Opened, SourceError> {
         warn_if_empty_database(&client, &self.config).await;
         let (tx, rx) = mpsc::channel(4);
         let mut poller = Poller {
-            client,
+            client: client.clone(),
             config: self.config.clone(),
             field: self.field.clone(),
             interval: self.interval,
@@ -220,20 +242,17 @@ impl Source for MongoPollingSource {
             }
         }
         let start = position(&poller.progress);
-        let alive = poller.tx.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = alive.closed() => {}
-                () = poller.run(&shutdown) => {}
-            }
-        });
+        let keep_open = poller.tx.clone();
+        let stop = shutdown.clone();
+        let work = async move { poller.run(&stop).await };
+        spawn_reader(client, keep_open, shutdown, work);
         let batches = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
         Ok(Opened {
             start,
-            batches: Box::pin(batches),
+            // Polling after the end is harmless (callers drain the stream at exit).
+            batches: Box::pin(batches.fuse()),
         })
     }
 }

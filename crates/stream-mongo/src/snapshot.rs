@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::bson_value::{decode_checked, document_to_row, raw_path, value_from_bson};
 use crate::config::MongoConfig;
-use crate::connect::{SELECTION_TIMEOUT, selection_timeout};
+use crate::connect::{SELECTION_TIMEOUT, selection_timeout, spawn_reader};
 use crate::errors::{Purpose, classify, describe, undecodable};
 use crate::source::{Dedupe, Item, Resume, Watcher, batches, id_key, time_position};
 
@@ -50,13 +50,11 @@ pub(crate) async fn start(
         }
     };
     let start = Position::MongoDb(MongoPosition::Snapshot(progress.clone()));
-    tokio::spawn(async move {
-        let shutdown = watcher.shutdown.clone();
-        tokio::select! {
-            () = shutdown.cancelled() => {}
-            () = scan_then_stream(watcher, session, collections, progress) => {}
-        }
-    });
+    let client = watcher.client.clone();
+    let keep_open = watcher.tx.clone();
+    let shutdown = watcher.shutdown.clone();
+    let work = scan_then_stream(watcher, session, collections, progress);
+    spawn_reader(client, keep_open, shutdown, work);
     Ok(Opened {
         start,
         batches: batches(rx),

@@ -18,8 +18,8 @@ use tokio::sync::mpsc;
 use crate::bson_value::check_depth;
 use crate::config::{FullDocument, MongoConfig, PreImages, Scope, glob_regex};
 use crate::connect::{
-    SELECTION_TIMEOUT, connect, connect_error, oldest_oplog_time, require_change_streams,
-    selection_timeout, warn_if_empty_database,
+    SELECTION_TIMEOUT, close, connect, connect_error, oldest_oplog_time, require_change_streams,
+    selection_timeout, spawn_reader, warn_if_empty_database,
 };
 pub(crate) use crate::errors::classify;
 use crate::errors::{POSITION_KINDS, Purpose, bad_position, describe, undecodable};
@@ -111,10 +111,26 @@ impl Source for MongoSource {
         shutdown: CancellationToken,
     ) -> Result<Opened, SourceError> {
         let client = connect(&self.config, Purpose::ChangeStream).await?;
+        let opened = self.open_with(client.clone(), from, shutdown).await;
+        if opened.is_err() {
+            close(client).await;
+        }
+        opened
+    }
+}
+
+impl MongoSource {
+    /// `open` once connected; the caller closes `client` on an error.
+    async fn open_with(
+        &self,
+        client: Client,
+        from: StartFrom,
+        shutdown: CancellationToken,
+    ) -> Result<Opened, SourceError> {
         require_change_streams(&client, &self.config).await?;
         warn_if_empty_database(&client, &self.config).await;
         let (tx, rx) = mpsc::channel(MAX_BATCH);
-        let watcher = Watcher::new(client, self.config.clone(), tx, shutdown);
+        let watcher = Watcher::new(client.clone(), self.config.clone(), tx, shutdown);
         let start = match from {
             StartFrom::Snapshot => return snapshot::start(watcher, None, rx).await,
             StartFrom::Position(Position::MongoDb(MongoPosition::Snapshot(progress))) => {
@@ -149,7 +165,10 @@ impl Source for MongoSource {
             }
         };
         let (stream, start) = watcher.open_first(start).await?;
-        tokio::spawn(watcher.run(stream, Resume::from_position(&start)));
+        let keep_open = watcher.tx.clone();
+        let shutdown = watcher.shutdown.clone();
+        let resume = Resume::from_position(&start);
+        spawn_reader(client, keep_open, shutdown, watcher.run(stream, resume));
         Ok(Opened {
             start,
             batches: batches(rx),
@@ -206,6 +225,8 @@ pub(crate) fn batches(rx: mpsc::Receiver<Result<Item, SourceError>>) -> stream_c
             state,
         ))
     })
+    // Polling after the end is harmless (callers drain the stream at exit).
+    .fuse()
     .boxed()
 }
 

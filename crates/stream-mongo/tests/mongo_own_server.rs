@@ -197,3 +197,76 @@ async fn mongo_lost_server_is_retried_for_reconnect_for_then_ends_both_sources_w
         );
     }
 }
+
+/// Connections the server has open now, by `serverStatus`.
+async fn open_connections(admin: &mongodb::Database) -> i64 {
+    let status = admin
+        .run_command(doc! {"serverStatus": 1})
+        .await
+        .expect("serverStatus");
+    let current = status
+        .get_document("connections")
+        .expect("connections")
+        .get("current")
+        .expect("current");
+    match current {
+        mongodb::bson::Bson::Int32(n) => i64::from(*n),
+        mongodb::bson::Bson::Int64(n) => *n,
+        other => panic!("connections.current is {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_streams_end_after_shutdown_only_once_their_connections_are_closed() {
+    let server = Secantus::start(&[]).expect("own stand-in");
+    let url = server.url();
+    let observer = mongodb::Client::with_uri_str(&url).await.expect("client");
+    let admin = observer.database("admin");
+    observer
+        .database("shop")
+        .collection::<Document>("orders")
+        .insert_one(doc! {"_id": 1, "v": 1})
+        .await
+        .expect("insert");
+    let before = open_connections(&admin).await;
+    let mut config = MongoConfig::from_url(&url).expect("url");
+    config.filter = stream_core::NamespaceFilter::parse("shop.orders", "").expect("filter");
+    for (what, from) in [
+        ("stream", StartFrom::Latest),
+        ("snapshot", StartFrom::Snapshot),
+    ] {
+        let shutdown = CancellationToken::new();
+        let mut source = MongoSource::new(config.clone());
+        let mut batches = source
+            .open(from, shutdown.clone())
+            .await
+            .expect("open")
+            .batches;
+        assert!(open_connections(&admin).await > before, "{what} connected");
+        shutdown.cancel();
+        let ended = tokio::time::timeout(WAIT, async { while batches.next().await.is_some() {} });
+        ended.await.expect("the stream ends after shutdown");
+        assert_eq!(
+            open_connections(&admin).await,
+            before,
+            "{what} left connections open"
+        );
+    }
+    let shutdown = CancellationToken::new();
+    let mut poller = MongoPollingSource::new(config, "v");
+    let mut batches = poller
+        .open(StartFrom::Latest, shutdown.clone())
+        .await
+        .expect("open")
+        .batches;
+    shutdown.cancel();
+    let ended = tokio::time::timeout(WAIT, async { while batches.next().await.is_some() {} });
+    ended
+        .await
+        .expect("the poller's stream ends after shutdown");
+    assert_eq!(
+        open_connections(&admin).await,
+        before,
+        "the poller left connections open"
+    );
+}

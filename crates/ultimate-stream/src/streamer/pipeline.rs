@@ -142,7 +142,10 @@ impl Pipeline {
                 .pump(&mut batches, &mut position, &mut state, &pending_tx)
                 .await;
             match ended {
-                Ended::Shutdown => break,
+                Ended::Shutdown => {
+                    drain(&mut batches).await;
+                    break;
+                }
                 Ended::Failed(e) => {
                     tracing::error!(source = %name, error = %e, "source stopped");
                     if let Ok(mut failures) = self.inner.failures.lock() {
@@ -259,6 +262,14 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// Reads a source's stream to its end after shutdown (5 s at most): a source closes its
+/// cursors and connections before its stream ends, so `Streamer::stop` returns after that
+/// (the MongoDB driver's tasks panic when the runtime ends under them).
+async fn drain(batches: &mut BatchStream) {
+    let drained = async { while batches.next().await.is_some() {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drained).await;
 }
 
 /// Saves each batch's position once all its acknowledgements came, in order. The last saved
