@@ -10,7 +10,7 @@ use mongodb::options::ClientOptions;
 use stream_core::{CancellationToken, ErrorClass, SourceError};
 use tokio::sync::mpsc;
 
-use crate::config::MongoConfig;
+use crate::config::{MongoConfig, Scope};
 use crate::errors::{Purpose, classify, describe};
 
 /// How long server selection waits unless the URI says otherwise (`serverSelectionTimeoutMS`):
@@ -113,6 +113,42 @@ pub(crate) fn spawn_reader<T: Send + 'static>(
         close(client).await;
         drop(keep_open);
     });
+}
+
+/// Wanted `(db, collection)` pairs in name order: views, `system.*` collections and the
+/// admin, local and config databases left out (they have no change events of their own).
+/// An error says what was being listed.
+pub(crate) async fn wanted_collections(
+    client: &Client,
+    config: &MongoConfig,
+) -> Result<Vec<(String, String)>, (String, DriverError)> {
+    let dbs = match config.scope() {
+        Scope::Database(db) | Scope::Collection(db, _) => vec![db],
+        Scope::Deployment => client
+            .list_database_names()
+            .await
+            .map_err(|e| ("listing databases".to_owned(), e))?,
+    };
+    let mut out = Vec::new();
+    for db in dbs {
+        if matches!(db.as_str(), "admin" | "local" | "config") || !config.wants(&db, "") {
+            continue;
+        }
+        let names = client
+            .database(&db)
+            .list_collection_names()
+            .filter(doc! {"type": "collection"})
+            .await
+            .map_err(|e| (format!("listing collections of {db}"), e))?;
+        out.extend(
+            names
+                .into_iter()
+                .filter(|c| !c.starts_with("system.") && config.wants(&db, c))
+                .map(|c| (db.clone(), c)),
+        );
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// Change streams need the oplog: a replica set or a sharded cluster.

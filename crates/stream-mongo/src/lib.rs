@@ -34,8 +34,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! To stop, cancel the token and read the stream to its end: it ends once the source has closed
+//! its cursors and connections.
+//!
 //! Also here: an initial snapshot handed over to the stream (`StartFrom::Snapshot`),
-//! [`MongoStore`] (CRUD and queries), and the BSON conversions. See `docs/mongodb.md`.
+//! [`MongoPollingSource`] for servers without change streams, [`MongoStore`] (CRUD and
+//! queries), [`MongoProbe`] (health), and the BSON conversions (nesting capped at
+//! [`MAX_DEPTH`]). See `docs/mongodb.md`.
 
 mod bson_value;
 mod config;
@@ -59,3 +64,8 @@ pub use poll::MongoPollingSource;
 pub use probe::MongoProbe;
 pub use source::MongoSource;
 pub use store::MongoStore;
+
+/// The README's example, compiled with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

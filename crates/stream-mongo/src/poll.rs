@@ -43,9 +43,10 @@ use stream_core::{
 use tokio::sync::mpsc;
 
 use crate::bson_value::{decode_checked, document_to_row, raw_path, value_from_bson};
-use crate::config::{MongoConfig, Scope};
+use crate::config::MongoConfig;
 use crate::connect::{
-    SELECTION_TIMEOUT, close, connect, selection_timeout, spawn_reader, warn_if_empty_database,
+    SELECTION_TIMEOUT, close, connect, selection_timeout, spawn_reader, wanted_collections,
+    warn_if_empty_database,
 };
 use crate::errors::undecodable;
 use crate::errors::{Purpose, classify, describe};
@@ -299,38 +300,11 @@ impl Poller {
         self.client.database(db).collection(coll)
     }
 
-    /// Wanted `(db, collection)` pairs in name order (views, system collections and the
-    /// admin, local and config databases left out).
+    /// Wanted `(db, collection)` pairs in name order.
     async fn collections(&self) -> Result<Vec<(String, String)>, SourceError> {
-        let dbs = match self.config.scope() {
-            Scope::Database(db) | Scope::Collection(db, _) => vec![db],
-            Scope::Deployment => self
-                .client
-                .list_database_names()
-                .await
-                .map_err(|e| failed(&self.config, "listing databases", &e))?,
-        };
-        let mut out = Vec::new();
-        for db in dbs {
-            if matches!(db.as_str(), "admin" | "local" | "config") || !self.config.wants(&db, "") {
-                continue;
-            }
-            let names = self
-                .client
-                .database(&db)
-                .list_collection_names()
-                .filter(doc! {"type": "collection"})
-                .await
-                .map_err(|e| failed(&self.config, &format!("listing collections of {db}"), &e))?;
-            out.extend(
-                names
-                    .into_iter()
-                    .filter(|c| !c.starts_with("system.") && self.config.wants(&db, c))
-                    .map(|c| (db.clone(), c)),
-            );
-        }
-        out.sort();
-        Ok(out)
+        wanted_collections(&self.client, &self.config)
+            .await
+            .map_err(|(what, e)| failed(&self.config, &what, &e))
     }
 
     /// The greatest (field, `_id`) of a collection, if any document has the field.

@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::bson_value::{decode_checked, document_to_row, raw_path, value_from_bson};
 use crate::config::MongoConfig;
-use crate::connect::{SELECTION_TIMEOUT, selection_timeout, spawn_reader};
+use crate::connect::{SELECTION_TIMEOUT, selection_timeout, spawn_reader, wanted_collections};
 use crate::errors::{Purpose, classify, describe, undecodable};
 use crate::source::{Dedupe, Item, Resume, Watcher, batches, id_key, time_position};
 
@@ -31,7 +31,7 @@ pub(crate) async fn start(
     progress: Option<MongoSnapshotProgress>,
     rx: mpsc::Receiver<Result<Item, SourceError>>,
 ) -> Result<Opened, SourceError> {
-    let collections = wanted_collections(&watcher).await?;
+    let collections = wanted(&watcher).await?;
     let mut session = watcher
         .client
         .start_session()
@@ -76,35 +76,18 @@ fn failed(config: &MongoConfig, what: &str, e: &mongodb::error::Error) -> Source
     }
 }
 
-/// `db.collection` names the filter wants, in name order (views and system collections left
-/// out: they have no change events of their own).
-async fn wanted_collections(watcher: &Watcher) -> Result<Vec<String>, SourceError> {
-    let mut out = Vec::new();
-    let dbs = watcher
-        .client
-        .list_database_names()
+/// `db.collection` names the filter wants, in name order.
+async fn wanted(watcher: &Watcher) -> Result<Vec<String>, SourceError> {
+    let pairs = wanted_collections(&watcher.client, &watcher.config)
         .await
-        .map_err(|e| failed(&watcher.config, "listing databases", &e))?;
-    for db in dbs {
-        if matches!(db.as_str(), "admin" | "local" | "config") || !watcher.config.wants(&db, "") {
-            continue;
-        }
-        let names = watcher
-            .client
-            .database(&db)
-            .list_collection_names()
-            .filter(doc! {"type": "collection"})
-            .await
-            .map_err(|e| failed(&watcher.config, &format!("listing collections of {db}"), &e))?;
-        out.extend(
-            names
-                .into_iter()
-                .filter(|c| !c.starts_with("system.") && watcher.config.wants(&db, c))
-                .map(|c| format!("{db}.{c}")),
-        );
-    }
-    out.sort();
-    Ok(out)
+        .map_err(|(what, e)| failed(&watcher.config, &what, &e))?;
+    let mut names: Vec<String> = pairs
+        .into_iter()
+        .map(|(db, coll)| format!("{db}.{coll}"))
+        .collect();
+    // In the order of the names as text: a resumed snapshot compares them so.
+    names.sort();
+    Ok(names)
 }
 
 /// Raw documents: the nesting is checked before anything recurses through a document.
