@@ -101,9 +101,10 @@ struct TailArgs {
     /// file positions.
     #[arg(long)]
     gtid: bool,
-    /// MongoDB: `after` of update events: `off`, `update-lookup` (the document as it is when
-    /// read), `when-available` or `required` (post-images recorded at the change).
-    #[arg(long, value_enum, default_value_t = FullDocumentArg::Off)]
+    /// MongoDB: `after` of update events: `update-lookup` (the whole document as it is when
+    /// read; the default), `off` (`null`), `when-available` or `required` (post-images
+    /// recorded at the change).
+    #[arg(long, value_enum, default_value_t = FullDocumentArg::UpdateLookup)]
     full_document: FullDocumentArg,
     /// MongoDB: `before` of updates and deletes from pre-images: `off`, `when-available`,
     /// `required` (the collection needs `changeStreamPreAndPostImages`).
@@ -293,7 +294,8 @@ async fn tail(args: TailArgs) -> Result<()> {
     }
     let opened = source.open(from, shutdown.clone()).await?;
     eprintln!("streaming from {}", opened.start);
-    let mut batches = opened.batches;
+    // Fused: read once more to its end at exit, whether or not it had ended.
+    let mut batches = opened.batches.fuse();
 
     let stdout = std::io::stdout();
     let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -316,7 +318,13 @@ async fn tail(args: TailArgs) -> Result<()> {
             None => batches.next().await,
         };
         let Some(batch) = next else { break };
-        let batch = batch?;
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                close(batches).await;
+                return Err(e.into());
+            }
+        };
         if batch.state.is_some() {
             state.clone_from(&batch.state);
         }
@@ -366,5 +374,14 @@ async fn tail(args: TailArgs) -> Result<()> {
     }
     out.flush().context("writing to stdout")?;
     shutdown.cancel();
+    close(batches).await;
     Ok(())
+}
+
+/// Reads the stream to its end after shutdown (5 s at most): a source ends its stream once it
+/// has closed its cursors and connections, which must happen before the runtime ends (the
+/// MongoDB driver's tasks panic when the runtime ends under them).
+async fn close(mut batches: impl futures::Stream + Unpin) {
+    let drained = async { while batches.next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drained).await;
 }

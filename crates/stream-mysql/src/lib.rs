@@ -64,5 +64,6 @@ mod values;
 pub use config::{ConfigError, MySqlConfig, SslMode, redact_url};
 pub use poll::MySqlPollingSource;
 pub use probe::MySqlProbe;
+pub use server::list_tables;
 pub use source::MySqlSource;
 pub use store::MySqlStore;

@@ -3,7 +3,7 @@
 
 use mysql_async::Conn;
 use mysql_async::prelude::*;
-use stream_core::{ErrorClass, MariaDbGtidList, SourceError};
+use stream_core::{ErrorClass, MariaDbGtidList, Namespace, SourceError};
 
 use crate::MySqlConfig;
 
@@ -325,6 +325,26 @@ pub(crate) fn unique_server_id() -> u32 {
         .map_or(0, |d| d.subsec_nanos());
     let mixed = (std::process::id().wrapping_mul(0x9e37_79b9)) ^ nanos.rotate_left(13);
     0x4000_0000 | (mixed & 0x3fff_ffff)
+}
+
+/// The tables of the server this config would stream (user schemas only, filtered by the
+/// config's include/exclude), in name order: what a pattern can match today.
+pub async fn list_tables(config: &MySqlConfig) -> Result<Vec<Namespace>, SourceError> {
+    let mut conn = connect(config).await?;
+    let tables: Vec<(String, String)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') \
+             ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        )
+        .await
+        .map_err(|e| map_err(config, e))?;
+    let _ = conn.disconnect().await;
+    Ok(tables
+        .into_iter()
+        .filter(|(db, table)| config.wants(db, table))
+        .map(|(db, table)| Namespace::new(db, table))
+        .collect())
 }
 
 #[cfg(test)]

@@ -114,52 +114,16 @@ async fn list(spec: &SourceSpec) -> Result<Vec<Namespace>, String> {
 
 #[cfg(feature = "mysql")]
 async fn mysql_tables(config: &stream_mysql::MySqlConfig) -> Result<Vec<Namespace>, String> {
-    use mysql_async::prelude::Queryable as _;
-    let mut conn = mysql_async::Conn::new(config.opts())
+    stream_mysql::list_tables(config)
         .await
-        .map_err(|e| e.to_string())?;
-    let tables: Vec<(String, String)> = conn
-        .query(
-            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
-             WHERE TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')",
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let _ = conn.disconnect().await;
-    Ok(tables
-        .into_iter()
-        .filter(|(db, table)| config.wants(db, table))
-        .map(|(db, table)| Namespace::new(db, table))
-        .collect())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(feature = "mongo")]
 async fn mongo_collections(config: &stream_mongo::MongoConfig) -> Result<Vec<Namespace>, String> {
-    let scrub = |e: mongodb::error::Error| config.scrub(&e.to_string());
-    let client = mongodb::Client::with_uri_str(config.uri())
+    stream_mongo::list_collections(config)
         .await
-        .map_err(scrub)?;
-    let databases = match &config.database {
-        Some(db) if config.filter.includes().is_empty() => vec![db.clone()],
-        _ => client.list_database_names().await.map_err(scrub)?,
-    };
-    let mut found = Vec::new();
-    for db in databases {
-        if matches!(db.as_str(), "admin" | "local" | "config") {
-            continue;
-        }
-        for collection in client
-            .database(&db)
-            .list_collection_names()
-            .await
-            .map_err(scrub)?
-        {
-            if config.wants(&db, &collection) {
-                found.push(Namespace::new(db.as_str(), collection));
-            }
-        }
-    }
-    Ok(found)
+        .map_err(|e| e.to_string())
 }
 
 /// Reads a pattern as the streamer takes them: `db.table`, `db.*`, `*.audit`, or `*` for

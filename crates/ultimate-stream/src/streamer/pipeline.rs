@@ -56,7 +56,10 @@ impl Pipeline {
                 .pump(&mut batches, &mut position, &mut state, &pending_tx)
                 .await;
             let lost = match ended {
-                Ended::Stopped => break,
+                Ended::Stopped => {
+                    drain(&mut batches).await;
+                    break;
+                }
                 Ended::Failed(e) => {
                     self.failed(&name, e.to_string());
                     break;
@@ -189,4 +192,12 @@ impl Pipeline {
         }
         events
     }
+}
+
+/// Reads a source's stream to its end after stop (5 s at most): a source closes its cursors
+/// and connections before its stream ends, so `Streamer::stop` returns after that (the MongoDB
+/// driver's tasks panic when the runtime ends under them).
+async fn drain(batches: &mut BatchStream) {
+    let drained = async { while batches.next().await.is_some() {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drained).await;
 }

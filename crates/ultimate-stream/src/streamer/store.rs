@@ -32,7 +32,7 @@ impl Router {
                 #[cfg(feature = "mongo")]
                 SourceSpec::Mongo(config) => {
                     let wanted = config.clone();
-                    let store = stream_mongo::MongoStore::connect(&config_uri(config))
+                    let store = stream_mongo::MongoStore::connect_with(config)
                         .await
                         .map_err(StreamerError::Store)?;
                     routes.push(Route {
@@ -55,11 +55,6 @@ impl Router {
                 namespace: ns.to_string(),
             })
     }
-}
-
-#[cfg(feature = "mongo")]
-fn config_uri(config: &stream_mongo::MongoConfig) -> String {
-    config.uri().to_owned()
 }
 
 #[async_trait::async_trait]
