@@ -44,11 +44,12 @@
 //! | [`position`] | typed [`Position`]s: binlog file/offset, MariaDB and MySQL GTIDs, MongoDB tokens |
 //! | [`json`] | the canonical JSON encoding (`docs/event-json.md`) |
 //! | [`hub`] | fan-out with backpressure or lag reporting |
-//! | [`backoff`] | [`Backoff`]: capped exponential delays with jitter, for retries and reconnects |
+//! | [`Backoff`] | capped exponential delays with jitter, for retries and reconnects |
+//! | [`redact_url`], [`UrlParts`] | connection URLs in messages, without their secrets |
 //! | [`batch`] | batching by count, bytes and time |
 //! | [`source`], [`sink`], [`checkpoint`], [`store`] | the traits connectors implement |
 
-pub mod backoff;
+mod backoff;
 pub mod batch;
 pub mod checkpoint;
 pub mod event;
@@ -58,7 +59,7 @@ pub mod pattern;
 pub mod position;
 pub mod probe;
 pub mod reconnect;
-pub mod redact;
+mod redact;
 pub mod sink;
 pub mod source;
 pub mod store;
@@ -81,7 +82,7 @@ pub use position::{
 };
 pub use probe::Probe;
 pub use reconnect::{Reconnect, Retry};
-pub use redact::redact_url;
+pub use redact::{UrlParts, redact_url};
 pub use sink::{JsonLinesSink, Sink, SinkError};
 pub use source::{BatchStream, ErrorClass, Opened, Source, SourceError, StartFrom};
 pub use store::{Filter, MemoryStore, Query, Store, StoreError};

@@ -47,7 +47,7 @@ mod store;
 mod tablemap;
 mod values;
 
-pub use config::{ConfigError, MySqlConfig, SslMode, redact_url};
+pub use config::{ConfigError, MySqlConfig, SslMode};
 pub use poll::MySqlPollingSource;
 pub use source::MySqlSource;
 pub use store::MySqlStore;
