@@ -328,7 +328,10 @@ mod tests {
         let saved = cp("binlog:b.000001:4+0");
         store.save("p", &saved).await.expect("save");
 
-        assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "precious");
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "precious"
+        );
         assert_eq!(std::fs::read_link(&planted).expect("still a link"), victim);
         assert!(
             !std::fs::symlink_metadata(store.path_of("p"))
