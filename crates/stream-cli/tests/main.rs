@@ -5,3 +5,4 @@ mod support;
 mod dead_letters;
 mod mariadb_tail;
 mod mongo_tail;
+mod tail_arguments;
