@@ -45,11 +45,12 @@
 //! | [`json`] | the canonical JSON encoding (`docs/event-json.md`) |
 //! | [`hub`] | fan-out with backpressure or lag reporting |
 //! | [`cow_list`] | [`CowList`]: the copy-on-write list of subscribers and consumers |
-//! | [`backoff`] | [`Backoff`]: capped exponential delays with jitter, for retries and reconnects |
+//! | [`Backoff`] | capped exponential delays with jitter, for retries and reconnects |
+//! | [`redact_url`], [`UrlParts`] | connection URLs in messages, without their secrets |
 //! | [`batch`] | batching by count, bytes and time |
 //! | [`source`], [`sink`], [`checkpoint`], [`store`] | the traits connectors implement |
 
-pub mod backoff;
+mod backoff;
 pub mod batch;
 pub mod checkpoint;
 pub mod cow_list;
@@ -60,7 +61,7 @@ pub mod pattern;
 pub mod position;
 pub mod probe;
 pub mod reconnect;
-pub mod redact;
+mod redact;
 pub mod sink;
 pub mod source;
 pub mod store;
@@ -84,7 +85,7 @@ pub use position::{
 };
 pub use probe::Probe;
 pub use reconnect::{Reconnect, Retry};
-pub use redact::redact_url;
+pub use redact::{UrlParts, redact_url};
 pub use sink::{JsonLinesSink, Sink, SinkError};
 pub use source::{BatchStream, ErrorClass, Opened, Source, SourceError, StartFrom};
 pub use store::{Filter, MemoryStore, Query, Store, StoreError};

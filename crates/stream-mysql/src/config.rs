@@ -1,7 +1,6 @@
 //! Connection and stream settings, parsed from a `mysql://` URL.
 
-use stream_core::NamespaceFilter;
-pub use stream_core::redact_url;
+use stream_core::{NamespaceFilter, UrlParts, redact_url};
 
 /// Why a configuration was rejected. Never contains the password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,31 +105,18 @@ impl MySqlConfig {
             shown: shown.clone(),
             reason: reason.to_owned(),
         };
-        let (scheme, rest) = url
-            .split_once("://")
+        // Credentials first: a password may hold `?`, `/` or `@` (see `UrlParts`).
+        let parts = UrlParts::parse(url)
             .ok_or_else(|| err("expected mysql://user:password@host:port/db"))?;
-        if !matches!(scheme.to_ascii_lowercase().as_str(), "mysql" | "mariadb") {
+        if !matches!(
+            parts.scheme.to_ascii_lowercase().as_str(),
+            "mysql" | "mariadb"
+        ) {
             return Err(err("the scheme must be mysql:// or mariadb://"));
         }
-        // Credentials first, up to the last `@`: a password may hold `?`, `#`, `/`, `:` and
-        // `@` unencoded, and none of it may be taken for an option (`@` in the path or the
-        // options must be written `%40`).
-        let (creds, location) = rest
-            .rsplit_once('@')
-            .ok_or_else(|| err("missing user: expected mysql://user:password@host:port/db"))?;
-        let (user, password) = creds.split_once(':').unwrap_or((creds, ""));
-        let user = percent_decode(user).ok_or_else(|| err("bad percent-encoding in the user"))?;
-        let password =
-            percent_decode(password).ok_or_else(|| err("bad percent-encoding in the password"))?;
-        if user.is_empty() {
-            return Err(err("empty user name"));
-        }
-        let location = location.split('#').next().unwrap_or(location);
-        let (hostpath, query) = location.split_once('?').unwrap_or((location, ""));
         let mut ssl_mode = SslMode::Disabled;
         let mut ssl_ca = None;
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        for (k, v) in parts.options() {
             let v =
                 percent_decode(v).ok_or_else(|| err(&format!("bad percent-encoding in `{k}`")))?;
             match k.to_ascii_lowercase().replace('_', "-").as_str() {
@@ -155,7 +141,17 @@ impl MySqlConfig {
                 }
             }
         }
-        let (hostport, path) = hostpath.split_once('/').unwrap_or((hostpath, ""));
+        let user = parts
+            .user
+            .ok_or_else(|| err("missing user: expected mysql://user:password@host:port/db"))?;
+        let password = parts.password.unwrap_or_default();
+        let user = percent_decode(user).ok_or_else(|| err("bad percent-encoding in the user"))?;
+        let password =
+            percent_decode(password).ok_or_else(|| err("bad percent-encoding in the password"))?;
+        if user.is_empty() {
+            return Err(err("empty user name"));
+        }
+        let (hostport, path) = (parts.hosts, parts.path.unwrap_or_default());
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
                 let port = p
@@ -306,6 +302,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_password_with_a_question_mark_is_the_password_not_options() {
+        let c = MySqlConfig::from_url("mysql://u:abc?Hunter2@h/db?ssl-mode=required").expect("url");
+        assert_eq!((c.password.as_str(), c.host.as_str()), ("abc?Hunter2", "h"));
+        assert_eq!(
+            (c.database.as_deref(), c.ssl_mode),
+            (Some("db"), SslMode::Required)
+        );
+        let e = MySqlConfig::from_url("mysql://u:abc?Hunter2@h:x/db").expect_err("port");
+        assert!(!e.to_string().to_lowercase().contains("hunter2"), "{e}");
     }
 
     #[test]

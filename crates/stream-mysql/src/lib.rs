@@ -61,7 +61,7 @@ mod tablemap;
 mod tracker;
 mod values;
 
-pub use config::{ConfigError, MySqlConfig, SslMode, redact_url};
+pub use config::{ConfigError, MySqlConfig, SslMode};
 pub use poll::MySqlPollingSource;
 pub use probe::MySqlProbe;
 pub use server::list_tables;

@@ -12,13 +12,12 @@ pub use crate::streamer::{
     StreamerError, Subscription,
 };
 pub use stream_core::{
-    BatchConfig, ChangeEvent, CheckpointStore, Delivery, FileCheckpointStore, Filter,
+    Backoff, BatchConfig, ChangeEvent, CheckpointStore, Delivery, FileCheckpointStore, Filter,
     MemoryCheckpointStore, Namespace, Op, Query, Row, Sink, SinkError, StartFrom, SubscribeOptions,
     Value,
 };
 pub use stream_edge::{
-    Backoff, DeadLetter, DeadLetterQueue, Decision, FileDeadLetterQueue, MemoryDeadLetterQueue,
-    RetryPolicy,
+    DeadLetter, DeadLetterQueue, Decision, FileDeadLetterQueue, MemoryDeadLetterQueue, RetryPolicy,
 };
 pub use stream_heartbeat::{Health, HealthEvent, HealthEventKind, HeartbeatConfig};
 

@@ -178,7 +178,7 @@ async fn mariadb_streamer_stops_when_a_checkpoint_cannot_be_saved_and_a_restart_
         })
         .retry_policy(
             ultimate_stream::edge::RetryPolicy::default()
-                .with_backoff(ultimate_stream::edge::Backoff::none()),
+                .with_backoff(ultimate_stream::core::Backoff::none()),
         )
         .start()
         .await

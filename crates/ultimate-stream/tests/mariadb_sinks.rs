@@ -12,9 +12,8 @@ use stream_core::{
 };
 use stream_testkit::Server;
 use tokio::sync::Notify;
-use ultimate_stream::edge::{
-    Backoff, DeadLetterQueue, Decision, MemoryDeadLetterQueue, RetryPolicy,
-};
+use ultimate_stream::core::Backoff;
+use ultimate_stream::edge::{DeadLetterQueue, Decision, MemoryDeadLetterQueue, RetryPolicy};
 use ultimate_stream::{SourceHealth, Streamer};
 
 use crate::support::{WAIT, eventually, fresh, id_of, insert};
