@@ -40,7 +40,7 @@ pub(crate) fn shown_path(path: &str) -> String {
 
 use stream_core::Value;
 
-/// Why a [`Value`] or [`Row`] cannot be written as BSON, or BSON cannot be read.
+/// Why a [`Value`] or [`Row`](stream_core::Row) cannot be written as BSON, or BSON cannot be read.
 ///
 /// Every variant carries the dotted path of the field at fault (`a.b`, `tags.2` inside arrays);
 /// it is empty when [`value_to_bson`] fails on a top-level value, and [`row_to_document`] fills
