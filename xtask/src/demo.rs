@@ -73,10 +73,14 @@ pub fn run(args: &[&str]) -> Result<()> {
     eprintln!(
         "\x1b[1multimate-stream demo\x1b[0m: a throwaway MariaDB shop, and every change to it, live.\n"
     );
-    eprintln!("building ustream...");
+    // The first build compiles a few hundred crates in release mode (minutes): cargo's own
+    // progress, on the inherited stderr, shows that it is moving.
+    eprintln!(
+        "building ustream (release; the first time this takes several minutes, later runs seconds)..."
+    );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(&cargo)
-        .args(["build", "--quiet", "--release", "-p", "stream-cli"])
+        .args(["build", "--release", "-p", "stream-cli"])
         .current_dir(workspace_root())
         .status()
         .context("running cargo build")?;

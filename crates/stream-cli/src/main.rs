@@ -2,8 +2,11 @@
 //!
 //! stdout carries only the JSON lines of the event contract; everything else goes to stderr.
 
+mod escape;
+mod from;
 mod pretty;
 mod run;
+mod schema_note;
 
 /// Events are allocated on the reader thread and freed on the writer thread: mimalloc keeps
 /// that cheap where glibc's allocator contends on its arena locks.
@@ -11,15 +14,19 @@ mod run;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::io::{IsTerminal as _, Write as _};
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use stream_core::{
-    CancellationToken, Checkpoint, CheckpointStore, FileCheckpointStore, NamespaceFilter, Source,
-    SourceEvent, StartFrom,
+    CancellationToken, Checkpoint, CheckpointStore, FileCheckpointStore, JsonLinesSink,
+    NamespaceFilter, Sink, Source, SourceEvent, StartFrom,
 };
+
+use crate::escape::escaped;
+use crate::from::{UrlKind, parse_from};
 
 /// The checkpoint name `ustream tail --checkpoint DIR` uses.
 const PIPELINE: &str = "tail";
@@ -38,6 +45,11 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Print every row change of a MySQL/MariaDB binlog or MongoDB change stream.
+    ///
+    /// stdout carries one contract JSON object per row change (docs/event-json.md), or with
+    /// `--format pretty` one line per change for people. Everything else goes to stderr:
+    /// `streaming from POSITION`, schema changes (`schema change: table shop.orders altered`;
+    /// the event contract has no JSON form for them, so they never reach stdout), errors.
     Tail(TailArgs),
     /// Inspect or replay a dead-letter file (events a streamer's callbacks rejected).
     #[command(subcommand)]
@@ -73,9 +85,20 @@ enum DeadLettersCommand {
 struct TailArgs {
     /// `mysql://user:pass@host:port/db` (MariaDB too) or `mongodb://...`
     url: String,
-    /// `start` (oldest history on the server), `end` (from now on), or a position printed
-    /// in an event's `position` field (resumes exactly after that event).
-    #[arg(long, default_value = "end")]
+    /// Where to start: `start` (the oldest change the server still has), `end` (changes
+    /// from now on), `snapshot` (the selected tables' rows as inserts, then every change
+    /// after them, no gap, no duplicate), or an event's `position` (resumes exactly after it).
+    ///
+    /// MySQL/MariaDB positions: `binlog:FILE:OFFSET+SKIP` (`binlog:mysql-bin.000003:1234+0`),
+    /// `mariadb-gtid:DOMAIN-SERVER-SEQ,...+SKIP` (`mariadb-gtid:0-1-100+0`). MongoDB:
+    /// `mongodb:TOKEN` (a resume token), `mongodb-time:SECONDS.INCREMENT` (a cluster time,
+    /// `mongodb-time:1732272000.1`). The `mysql-snapshot:...` and `mongodb-snapshot:...`
+    /// positions printed during a snapshot resume it. See docs/positions.md.
+    #[arg(
+        long,
+        default_value = "end",
+        value_name = "start|end|snapshot|POSITION"
+    )]
     from: String,
     /// Only these `db.table` patterns, comma separated; `*` and `?` allowed.
     #[arg(long, default_value = "")]
@@ -101,9 +124,10 @@ struct TailArgs {
     /// file positions.
     #[arg(long)]
     gtid: bool,
-    /// MongoDB: `after` of update events: `off`, `update-lookup` (the document as it is when
-    /// read), `when-available` or `required` (post-images recorded at the change).
-    #[arg(long, value_enum, default_value_t = FullDocumentArg::Off)]
+    /// MongoDB: `after` of update events: `update-lookup` (the whole document as it is when
+    /// read; the default), `off` (`null`), `when-available` or `required` (post-images
+    /// recorded at the change).
+    #[arg(long, value_enum, default_value_t = FullDocumentArg::UpdateLookup)]
     full_document: FullDocumentArg,
     /// MongoDB: `before` of updates and deletes from pre-images: `off`, `when-available`,
     /// `required` (the collection needs `changeStreamPreAndPostImages`).
@@ -171,9 +195,10 @@ fn main() {
         if let Some(code) = run::report(&e) {
             std::process::exit(code);
         }
-        // One line, never the URL's password (errors are built from redacted parts).
+        // One line, never the URL's password (errors are built from redacted parts), and no
+        // terminal controls from names in the message.
         let msg = format!("{e:#}").replace('\n', " ");
-        eprintln!("ustream: error: {msg}");
+        eprintln!("ustream: error: {}", escaped(&msg));
         std::process::exit(1);
     }
 }
@@ -210,7 +235,7 @@ async fn dead_letters(command: DeadLettersCommand) -> Result<()> {
                 report.replayed,
                 report.failed,
                 report.remaining,
-                file.display()
+                escaped(&file.display().to_string())
             );
         }
     }
@@ -219,13 +244,13 @@ async fn dead_letters(command: DeadLettersCommand) -> Result<()> {
 
 fn source_for(
     url: &str,
+    kind: UrlKind,
     args: &TailArgs,
     filter: &NamespaceFilter,
     state: Option<serde_json::Value>,
 ) -> Result<Box<dyn Source>> {
-    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-    match scheme.as_deref() {
-        Some("mysql" | "mariadb") => {
+    match kind {
+        UrlKind::MySql => {
             let mut config = stream_mysql::MySqlConfig::from_url(url)?;
             config.filter = filter.clone();
             if let Some(id) = args.server_id {
@@ -235,7 +260,7 @@ fn source_for(
             config.schema_state = state;
             Ok(Box::new(stream_mysql::MySqlSource::new(config)))
         }
-        Some("mongodb" | "mongodb+srv") => {
+        UrlKind::MongoDb => {
             use stream_mongo::{FullDocument, PreImages};
             let mut config = stream_mongo::MongoConfig::from_url(url)?;
             config.filter = filter.clone();
@@ -253,23 +278,26 @@ fn source_for(
             config.split_large_events = args.split_large_events;
             Ok(Box::new(stream_mongo::MongoSource::new(config)))
         }
-        _ => bail!("unsupported URL scheme: expected mysql://, mariadb:// or mongodb://"),
     }
 }
 
 async fn tail(args: TailArgs) -> Result<()> {
-    let mut from: StartFrom = args.from.parse().context("--from")?;
+    let kind = UrlKind::of(&args.url)?;
+    let mut from = parse_from(&args.from, kind)?;
     let filter = NamespaceFilter::parse(&args.include, &args.exclude)?;
     let checkpoints = args.checkpoint.as_ref().map(FileCheckpointStore::new);
     let mut state = None;
     if let Some(store) = &checkpoints
         && let Some(saved) = store.load(PIPELINE).await?
     {
-        eprintln!("resuming from checkpoint {}", saved.position);
+        eprintln!(
+            "resuming from checkpoint {}",
+            escaped(&saved.position.to_string())
+        );
         from = StartFrom::Position(saved.position);
         state = saved.state;
     }
-    let mut source = source_for(&args.url, &args, &filter, state.clone())?;
+    let mut source = source_for(&args.url, kind, &args, &filter, state.clone())?;
     let shutdown = CancellationToken::new();
     {
         let on_ctrl_c = shutdown.clone();
@@ -292,13 +320,20 @@ async fn tail(args: TailArgs) -> Result<()> {
         }
     }
     let opened = source.open(from, shutdown.clone()).await?;
-    eprintln!("streaming from {}", opened.start);
-    let mut batches = opened.batches;
+    eprintln!("streaming from {}", escaped(&opened.start.to_string()));
+    // Fused: read once more to its end at exit, whether or not it had ended.
+    let mut batches = opened.batches.fuse();
 
-    let stdout = std::io::stdout();
-    let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
-    let mut buf: Vec<u8> = Vec::with_capacity(256 * 1024);
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut sink: Box<dyn Sink> = match args.format {
+        Format::Jsonl => Box::new(JsonLinesSink::new("stdout", tokio::io::stdout())),
+        Format::Pretty => Box::new(pretty::PrettySink::new(
+            "stdout",
+            tokio::io::stdout(),
+            colour,
+        )),
+    };
+    let mut ready: Vec<Arc<stream_core::ChangeEvent>> = Vec::new();
     let mut printed: u64 = 0;
     let limit = args.limit.unwrap_or(u64::MAX);
     let idle = args.idle_exit_ms.map(Duration::from_millis);
@@ -316,21 +351,25 @@ async fn tail(args: TailArgs) -> Result<()> {
             None => batches.next().await,
         };
         let Some(batch) = next else { break };
-        let batch = batch?;
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                close(batches).await;
+                return Err(e.into());
+            }
+        };
         if batch.state.is_some() {
             state.clone_from(&batch.state);
         }
-        let mut reached = batch.position.clone();
-        buf.clear();
-        for event in &batch.events {
+        let mut reached = batch.position;
+        ready.clear();
+        for event in batch.events {
             let change = match event {
                 SourceEvent::Change(change) => change,
                 SourceEvent::Schema(schema) => {
-                    // Not a row change: a note for the human, never on stdout.
-                    eprintln!(
-                        "schema change: {} {:?} at {}",
-                        schema.namespace, schema.kind, schema.position
-                    );
+                    if schema_note::concerns(&filter, &schema) {
+                        eprintln!("{}", schema_note::schema_change_line(&schema));
+                    }
                     continue;
                 }
                 _ => continue,
@@ -338,23 +377,19 @@ async fn tail(args: TailArgs) -> Result<()> {
             if !filter.matches(&change.namespace) {
                 continue;
             }
-            match args.format {
-                Format::Jsonl => {
-                    change.write_json(&mut buf);
-                    buf.push(b'\n');
-                }
-                Format::Pretty => pretty::write_line(&mut buf, change, colour),
-            }
             printed += 1;
             last_event = tokio::time::Instant::now();
-            if printed >= limit {
+            let at_limit = printed >= limit;
+            if at_limit {
                 reached = change.position.clone();
+            }
+            ready.push(Arc::new(change));
+            if at_limit {
                 break;
             }
         }
-        if !buf.is_empty() {
-            out.write_all(&buf).context("writing to stdout")?;
-            out.flush().context("writing to stdout")?;
+        if !ready.is_empty() {
+            sink.write(&ready).await?;
         }
         if let Some(store) = &checkpoints {
             let checkpoint = Checkpoint {
@@ -364,7 +399,16 @@ async fn tail(args: TailArgs) -> Result<()> {
             store.save(PIPELINE, &checkpoint).await?;
         }
     }
-    out.flush().context("writing to stdout")?;
+    sink.shutdown().await?;
     shutdown.cancel();
+    close(batches).await;
     Ok(())
+}
+
+/// Reads the stream to its end after shutdown (5 s at most): a source ends its stream once it
+/// has closed its cursors and connections, which must happen before the runtime ends (the
+/// MongoDB driver's tasks panic when the runtime ends under them).
+async fn close(mut batches: impl futures::Stream + Unpin) {
+    let drained = async { while batches.next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(5), drained).await;
 }

@@ -6,3 +6,4 @@ mod dead_letters;
 mod mariadb_tail;
 mod mongo_tail;
 mod run_config;
+mod tail_arguments;

@@ -209,3 +209,117 @@ async fn mariadb_tail_checkpoint_resumes_where_the_last_run_stopped() {
     assert!(String::from_utf8_lossy(&second.stderr).contains("resuming from checkpoint"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_tail_never_shows_a_password_holding_a_question_mark_slash_or_at_sign() {
+    for password in ["abc?Hunter2", "abc/Hunter2#x", "abc@Hunter2"] {
+        let url = Server::MySql
+            .url()
+            .replacen(":ustream@", &format!(":{password}@"), 1);
+        let out = Command::new(USTREAM)
+            .args(["tail", &url])
+            .output()
+            .expect("run ustream");
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            !stderr.to_ascii_lowercase().contains("hunter2"),
+            "{password}: {stderr}"
+        );
+        assert!(stderr.contains("Access denied"), "{password}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_tail_escapes_a_table_named_with_a_terminal_escape_in_pretty_and_on_stderr() {
+    let (mut c, db, start) = setup("esc").await;
+    c.query_drop(format!(
+        "CREATE TABLE `{db}`.`t\x1b[2J` (id INT PRIMARY KEY, `c\x1b[31m` VARCHAR(10)); \
+         INSERT INTO `{db}`.`t\x1b[2J` VALUES (1, 'v\u{9b}2J\u{202e}')"
+    ))
+    .await
+    .expect("writes");
+    let out = Command::new(USTREAM)
+        .args(["tail", &format!("{}/{db}", Server::MySql.url())])
+        .args(["--from", &start, "--format", "pretty", "--limit", "1"])
+        .output()
+        .expect("run ustream");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{name}: {text:?}"
+        );
+        assert!(!text.contains('\u{202e}'), "{name}: {text:?}");
+    }
+    assert!(
+        stdout.contains(&format!(
+            "INSERT  {db}.t\\u{{1b}}[2J {{\"id\":1}}  id=1 c\\u{{1b}}[31m=\"v\\u009b2J\\u202e\""
+        )),
+        "{stdout:?}"
+    );
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l == format!("schema change: table {db}.t\\u{{1b}}[2J created")),
+        "{stderr:?}"
+    );
+    c.query_drop(format!("DROP DATABASE `{db}`"))
+        .await
+        .expect("drop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_tail_tells_renames_and_dropped_databases_in_words_on_stderr_only() {
+    let (mut c, db, start) = setup("ddl").await;
+    c.query_drop(format!(
+        "CREATE TABLE `{db}`.torename (id INT PRIMARY KEY); \
+         INSERT INTO `{db}`.torename VALUES (1); \
+         RENAME TABLE `{db}`.torename TO `{db}`.renamed; \
+         DROP DATABASE `{db}`; \
+         CREATE DATABASE `{db}_end`; CREATE TABLE `{db}_end`.t (id INT PRIMARY KEY); \
+         INSERT INTO `{db}_end`.t VALUES (2)"
+    ))
+    .await
+    .expect("writes");
+    // Tables created after `start` are decoded with the definitions their CREATE gave (the
+    // database is gone when ustream starts). The row in `{db}_end` comes after every schema
+    // change: the second line ends the run.
+    let out = Command::new(USTREAM)
+        .args([
+            "tail",
+            &Server::MySql.url(),
+            "--from",
+            &start,
+            "--limit",
+            "2",
+        ])
+        .args(["--include", &format!("{db}.*,{db}_end.*")])
+        .output()
+        .expect("run ustream");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines = json_lines(&out.stdout);
+    let tables: Vec<_> = lines.iter().map(|l| l["table"].clone()).collect();
+    assert_eq!(tables, ["torename", "t"], "only row changes on stdout");
+    let notes: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("schema change"))
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            format!("schema change: table {db}.torename created"),
+            format!("schema change: table {db}.torename renamed to {db}.renamed"),
+            format!("schema change: database {db} dropped"),
+            format!("schema change: table {db}_end.t created"),
+        ],
+        "{stderr}"
+    );
+    c.query_drop(format!("DROP DATABASE `{db}_end`"))
+        .await
+        .expect("drop");
+}

@@ -71,6 +71,41 @@ async fn mongo_tail_prints_only_contract_json_on_stdout_and_honours_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_tail_updates_carry_the_whole_document_by_default() {
+    let client = client().await;
+    let db = unique_name("lookup");
+    let start = now(&client).await;
+    let coll = client.database(&db).collection::<Document>("t");
+    coll.insert_one(doc! {"_id": 1, "v": "a", "n": 1})
+        .await
+        .expect("insert");
+    coll.update_one(doc! {"_id": 1}, doc! {"$set": {"v": "b"}})
+        .await
+        .expect("update");
+    let out = Command::new(USTREAM)
+        .args([
+            "tail",
+            &Server::Mongo.url(),
+            "--include",
+            &format!("{db}.t"),
+        ])
+        .args(["--from", &start, "--limit", "2"])
+        .output()
+        .expect("run ustream");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out.stdout);
+    assert_eq!(lines[1]["op"], "update");
+    assert_eq!(
+        lines[1]["after"],
+        serde_json::json!({"_id": 1, "v": "b", "n": 1})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_tail_errors_are_one_line_and_never_show_the_password() {
     let url = Server::Mongo
         .url()
@@ -183,4 +218,107 @@ async fn mongo_tail_checkpoint_resumes_where_the_last_run_stopped() {
         "the second run continues after the third document"
     );
     assert!(String::from_utf8_lossy(&second.stderr).contains("resuming from checkpoint"));
+}
+
+/// How one run of `ustream tail` is ended.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    Interrupt,
+    Terminate,
+    Idle,
+}
+
+/// Runs `ustream tail <url> --from end`, ends it as `ending` says once it streams (`delay`
+/// after it said so: exits then land in different phases of the source's reads), and returns
+/// the exit status and everything it wrote to stderr.
+fn tail_and_end(url: &str, ending: Ending, delay: Duration) -> (std::process::ExitStatus, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut command = Command::new(USTREAM);
+    command.args(["tail", url, "--from", "end"]);
+    if let Ending::Idle = ending {
+        let idle = 100 + delay.as_millis();
+        command.args(["--idle-exit-ms", &idle.to_string()]);
+    }
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ustream");
+    let pid = child.id().to_string();
+    // A run that hangs is killed (and fails by its status); the watchdog only acts before
+    // the child is reaped, so the pid cannot have been reused.
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = {
+        let pid = pid.clone();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                finished.recv_timeout(Duration::from_secs(60))
+            {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            }
+        })
+    };
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut stderr = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("stderr line");
+        stderr.push_str(&line);
+        stderr.push('\n');
+        if line.starts_with("streaming from") {
+            break;
+        }
+    }
+    let signal = match ending {
+        Ending::Interrupt => Some("-INT"),
+        Ending::Terminate => Some("-TERM"),
+        Ending::Idle => None,
+    };
+    if let Some(signal) = signal {
+        std::thread::sleep(delay);
+        Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill");
+    }
+    for line in lines {
+        stderr.push_str(&line.expect("stderr line"));
+        stderr.push('\n');
+    }
+    // stderr is closed: the run is ending; the watchdog stands down before it is reaped.
+    drop(done);
+    watchdog.join().expect("watchdog");
+    (child.wait().expect("wait"), stderr)
+}
+
+#[test]
+fn mongo_tail_ends_cleanly_a_hundred_times_on_sigint_sigterm_and_idle() {
+    let url = Server::Mongo.url();
+    let endings = [Ending::Interrupt, Ending::Terminate, Ending::Idle];
+    let mut failures = Vec::new();
+    for batch in 0..10 {
+        std::thread::scope(|scope| {
+            let runs: Vec<_> = (0..10)
+                .map(|i| {
+                    let run = batch * 10 + i;
+                    let ending = endings[run % endings.len()];
+                    let delay = Duration::from_millis(50 * (run as u64 % 10));
+                    let url = &url;
+                    scope.spawn(move || (run, ending, tail_and_end(url, ending, delay)))
+                })
+                .collect();
+            for run in runs {
+                let (run, ending, (status, stderr)) = run.join().expect("run");
+                if !status.success() || stderr.contains("panicked") {
+                    failures.push(format!("run {run} ({ending:?}): {status}\n{stderr}"));
+                }
+            }
+        });
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of 100 runs did not end cleanly:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

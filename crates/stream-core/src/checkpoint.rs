@@ -150,7 +150,8 @@ impl CheckpointStore for MemoryCheckpointStore {
 
 /// One JSON file per pipeline in a directory, replaced atomically: write a temporary file,
 /// fsync it, rename it over the old one, fsync the directory. A crash at any moment leaves
-/// either the old or the new checkpoint, never a torn one.
+/// either the old or the new checkpoint, never a torn one. Files are readable by their owner
+/// only (mode 0600 on Unix): checkpoints may hold key values.
 #[derive(Debug)]
 pub struct FileCheckpointStore {
     dir: PathBuf,
@@ -194,14 +195,20 @@ fn read_file(path: &Path) -> Result<Option<Checkpoint>, CheckpointError> {
         })
 }
 
+/// Writes `bytes` to a new temporary file in `dir` (created exclusively under a random name,
+/// mode 0600: checkpoints hold key values), fsyncs it, renames it over `path` and fsyncs `dir`.
+/// The exclusive create never follows a link planted where the temporary file goes, and the
+/// rename replaces a link at `path` instead of writing through it.
 fn write_file_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    file.write_all(bytes).map_err(io_err(&tmp))?;
-    file.sync_all().map_err(io_err(&tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io_err(path))?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!("{name}.tmp-"))
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
+    tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
     // The rename itself is durable only once the directory entry is.
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
@@ -304,6 +311,57 @@ mod tests {
         )
         .expect("write");
         assert_eq!(store.load("p").await.expect("load"), Some(saved));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_symlink_planted_at_the_old_temporary_path_is_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").expect("victim");
+        let store = FileCheckpointStore::new(dir.path());
+        let planted = dir
+            .path()
+            .join(format!("p.checkpoint.json.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).expect("plant");
+
+        let saved = cp("binlog:b.000001:4+0");
+        store.save("p", &saved).await.expect("save");
+
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "precious"
+        );
+        assert_eq!(std::fs::read_link(&planted).expect("still a link"), victim);
+        assert!(
+            !std::fs::symlink_metadata(store.path_of("p"))
+                .expect("checkpoint")
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(store.load("p").await.expect("load"), Some(saved));
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn checkpoint_files_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileCheckpointStore::new(dir.path());
+        // A file an older version left readable by everyone becomes private on the next save.
+        std::fs::write(store.path_of("p"), br#"{"position":"binlog:b.000001:4+0"}"#)
+            .expect("old file");
+        std::fs::set_permissions(store.path_of("p"), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        store
+            .save("p", &cp("binlog:b.000001:8+0"))
+            .await
+            .expect("save");
+        let mode = std::fs::metadata(store.path_of("p"))
+            .expect("checkpoint")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
 
     #[tokio::test]

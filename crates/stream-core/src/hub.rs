@@ -3,18 +3,20 @@
 //! Every subscriber has its own bounded channel. By default a full channel makes
 //! [`Hub::publish`] wait (backpressure reaches the source). A subscriber that opts into
 //! [`SubscribeOptions::lag_mode`] is never waited for: events that do not fit are counted and
-//! the subscriber receives [`Delivery::Lagged`] with the exact number it missed, in place, before
-//! the next event it does get (or before its stream ends). Nothing is dropped silently.
+//! the subscriber receives [`Delivery::Lagged`] with the exact number it missed, in place: before
+//! the next event it does get, or as soon as it has read everything queued (so a lag is
+//! reported even when no further event comes). Nothing is dropped silently.
 //! Dropping a [`Subscription`] unsubscribes it.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 
 use futures::Stream;
 use tokio::sync::mpsc;
 
+use crate::cow_list::CowList;
 use crate::event::ChangeEvent;
 use crate::pattern::{NamespacePattern, PatternError};
 
@@ -63,45 +65,53 @@ struct Sequenced {
     event: Arc<ChangeEvent>,
 }
 
+/// Lag mode: the number of matching events offered so far (delivered or missed). Publishers
+/// number and enqueue under this lock, and the subscriber looks at its channel and the count
+/// under it too, so the two always agree: every number below the count is either in the
+/// channel or missed.
+type Offered = Arc<Mutex<u64>>;
+
+fn lock(offered: &Mutex<u64>) -> std::sync::MutexGuard<'_, u64> {
+    offered
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 struct Slot {
     id: u64,
     pattern: NamespacePattern,
     lag_mode: bool,
     tx: mpsc::Sender<Sequenced>,
-    /// Matching events offered to this subscriber so far (delivered or missed).
-    offered: Arc<AtomicU64>,
-    /// Lag mode: numbering and enqueueing happen together, so concurrent publishers
-    /// cannot enqueue sequence numbers out of order.
-    enqueue: std::sync::Mutex<()>,
+    offered: Offered,
 }
 
 #[derive(Default)]
 struct HubInner {
-    // Copy-on-write: publishers clone the Arc and send without holding the lock.
-    slots: RwLock<Arc<Vec<Arc<Slot>>>>,
+    slots: CowList<Arc<Slot>>,
     next_id: AtomicU64,
+    /// Publishers waiting for room in a full channel right now.
+    waiting: AtomicUsize,
 }
 
 impl HubInner {
-    fn snapshot(&self) -> Arc<Vec<Arc<Slot>>> {
-        match self.slots.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    fn update(&self, f: impl FnOnce(&mut Vec<Arc<Slot>>)) {
-        let mut guard = match self.slots.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let mut next = (**guard).clone();
-        f(&mut next);
-        *guard = Arc::new(next);
-    }
-
     fn remove(&self, id: u64) {
-        self.update(|slots| slots.retain(|s| s.id != id));
+        self.slots.retain(|s| s.id != id);
+    }
+}
+
+/// Counts a publisher as waiting while it lives (also when the publish is cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -134,16 +144,14 @@ impl Hub {
         let pattern: NamespacePattern = pattern.parse()?;
         let (tx, rx) = mpsc::channel(options.capacity);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let offered = Arc::new(AtomicU64::new(0));
-        let slot = Arc::new(Slot {
+        let offered = Offered::default();
+        self.inner.slots.push(Arc::new(Slot {
             id,
             pattern,
             lag_mode: options.lag_mode,
             tx,
             offered: offered.clone(),
-            enqueue: std::sync::Mutex::new(()),
-        });
-        self.inner.update(|slots| slots.push(slot));
+        }));
         Ok(Subscription {
             id,
             lag_mode: options.lag_mode,
@@ -159,13 +167,13 @@ impl Hub {
     /// Delivers one event to every matching subscriber, waiting for room in the channels of
     /// subscribers without lag mode. Returns how many subscribers received it.
     pub async fn publish(&self, event: Arc<ChangeEvent>) -> usize {
-        self.publish_to(&self.inner.snapshot(), event).await
+        self.publish_to(&self.inner.slots.snapshot(), event).await
     }
 
     /// Delivers events in order; equivalent to `publish` for each, with one snapshot of the
     /// subscriber list.
     pub async fn publish_all(&self, events: impl IntoIterator<Item = Arc<ChangeEvent>>) -> usize {
-        let slots = self.inner.snapshot();
+        let slots = self.inner.slots.snapshot();
         let mut delivered = 0;
         for event in events {
             delivered += self.publish_to(&slots, event).await;
@@ -176,59 +184,71 @@ impl Hub {
     async fn publish_to(&self, slots: &[Arc<Slot>], event: Arc<ChangeEvent>) -> usize {
         let mut delivered = 0;
         for slot in slots.iter().filter(|s| s.pattern.matches(&event.namespace)) {
-            if slot.tx.is_closed() {
-                self.inner.remove(slot.id);
-                continue;
-            }
             let sent = if slot.lag_mode {
-                let _order = slot.enqueue.lock().unwrap_or_else(|p| p.into_inner());
-                let seq = slot.offered.fetch_add(1, Ordering::AcqRel);
-                let item = Sequenced {
-                    seq,
-                    event: event.clone(),
-                };
-                match slot.tx.try_send(item) {
-                    Ok(()) => true,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        tracing::debug!(subscriber = slot.id, pattern = %slot.pattern, "subscriber lagging");
-                        false
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        self.inner.remove(slot.id);
-                        false
-                    }
-                }
-            } else if slot
-                .tx
-                .send(Sequenced {
-                    seq: 0,
-                    event: event.clone(),
-                })
-                .await
-                .is_ok()
-            {
-                true
+                self.offer(slot, event.clone())
             } else {
-                self.inner.remove(slot.id);
-                false
+                self.send(slot, event.clone()).await
             };
             delivered += usize::from(sent);
         }
         delivered
     }
 
+    /// Lag mode: enqueue if there is room, else count the event as missed.
+    fn offer(&self, slot: &Slot, event: Arc<ChangeEvent>) -> bool {
+        let mut offered = lock(&slot.offered);
+        let seq = *offered;
+        *offered += 1;
+        match slot.tx.try_send(Sequenced { seq, event }) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::debug!(subscriber = slot.id, pattern = %slot.pattern, "subscriber lagging");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                drop(offered);
+                self.inner.remove(slot.id);
+                false
+            }
+        }
+    }
+
+    /// Backpressure: wait for room (counted in [`Hub::publishers_waiting`] meanwhile).
+    async fn send(&self, slot: &Slot, event: Arc<ChangeEvent>) -> bool {
+        let item = Sequenced { seq: 0, event };
+        let sent = match slot.tx.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(item)) => {
+                let _waiting = Waiting::enter(&self.inner.waiting);
+                slot.tx.send(item).await.is_ok()
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        };
+        if !sent {
+            self.inner.remove(slot.id);
+        }
+        sent
+    }
+
     /// Number of live subscriptions.
     pub fn subscriber_count(&self) -> usize {
         self.inner
+            .slots
             .snapshot()
             .iter()
             .filter(|s| !s.tx.is_closed())
             .count()
     }
 
+    /// How many publishers are waiting right now for a subscriber without lag mode to make
+    /// room in its full channel: non-zero while a slow subscriber holds its sources back.
+    pub fn publishers_waiting(&self) -> usize {
+        self.inner.waiting.load(Ordering::Acquire)
+    }
+
     /// Ends every subscription: their streams finish after the events already queued.
     pub fn close(&self) {
-        self.inner.update(Vec::clear);
+        self.inner.slots.clear();
     }
 }
 
@@ -237,8 +257,9 @@ pub struct Subscription {
     id: u64,
     lag_mode: bool,
     rx: mpsc::Receiver<Sequenced>,
+    /// Lag mode: the number of the next event this subscriber has not been told about.
     next_seq: u64,
-    offered: Arc<AtomicU64>,
+    offered: Offered,
     held: Option<Arc<ChangeEvent>>,
     hub: Weak<HubInner>,
     closed: bool,
@@ -257,6 +278,49 @@ impl Subscription {
     pub fn id(&self) -> u64 {
         self.id
     }
+
+    /// Lag mode: an event numbered `seq` arrived; report the events missed before it first.
+    fn sequenced(&mut self, seq: u64, event: Arc<ChangeEvent>) -> Delivery {
+        let gap = seq.saturating_sub(self.next_seq);
+        self.next_seq = seq + 1;
+        if gap > 0 {
+            self.held = Some(event);
+            Delivery::Lagged(gap)
+        } else {
+            Delivery::Event(event)
+        }
+    }
+
+    /// Lag mode: events offered but neither queued nor reported yet (all of them missed once
+    /// the channel is empty), now reported.
+    fn missed_since_last(&mut self, offered: u64) -> Option<Delivery> {
+        let gap = offered.saturating_sub(self.next_seq);
+        self.next_seq = self.next_seq.max(offered);
+        (gap > 0).then_some(Delivery::Lagged(gap))
+    }
+
+    /// Lag mode, without waiting: the next queued event, or what was missed when nothing is
+    /// queued, so a subscriber learns of its lag even when no further event comes.
+    fn poll_lagging(&mut self) -> Option<Delivery> {
+        let offered = lock(&self.offered);
+        match self.rx.try_recv() {
+            Ok(Sequenced { seq, event }) => {
+                drop(offered);
+                Some(self.sequenced(seq, event))
+            }
+            Err(mpsc::error::TryRecvError::Empty) => {
+                let count = *offered;
+                drop(offered);
+                self.missed_since_last(count)
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                let count = *offered;
+                drop(offered);
+                self.closed = true;
+                self.missed_since_last(count)
+            }
+        }
+    }
 }
 
 impl Stream for Subscription {
@@ -270,33 +334,27 @@ impl Stream for Subscription {
         if this.closed {
             return Poll::Ready(None);
         }
+        if !this.lag_mode {
+            return this
+                .rx
+                .poll_recv(cx)
+                .map(|item| item.map(|Sequenced { event, .. }| Delivery::Event(event)));
+        }
+        if let Some(delivery) = this.poll_lagging() {
+            return Poll::Ready(Some(delivery));
+        }
+        if this.closed {
+            return Poll::Ready(None);
+        }
+        // Nothing queued and nothing missed: wait (an event may have come in between).
         match this.rx.poll_recv(cx) {
-            Poll::Ready(Some(Sequenced { event, .. })) if !this.lag_mode => {
-                Poll::Ready(Some(Delivery::Event(event)))
-            }
             Poll::Ready(Some(Sequenced { seq, event })) => {
-                let gap = seq.saturating_sub(this.next_seq);
-                this.next_seq = seq + 1;
-                if gap > 0 {
-                    this.held = Some(event);
-                    Poll::Ready(Some(Delivery::Lagged(gap)))
-                } else {
-                    Poll::Ready(Some(Delivery::Event(event)))
-                }
+                Poll::Ready(Some(this.sequenced(seq, event)))
             }
             Poll::Ready(None) => {
                 this.closed = true;
-                if !this.lag_mode {
-                    return Poll::Ready(None);
-                }
-                let offered = this.offered.load(Ordering::Acquire);
-                let gap = offered.saturating_sub(this.next_seq);
-                this.next_seq = offered;
-                if gap > 0 {
-                    Poll::Ready(Some(Delivery::Lagged(gap)))
-                } else {
-                    Poll::Ready(None)
-                }
+                let count = *lock(&this.offered);
+                Poll::Ready(this.missed_since_last(count))
             }
             Poll::Pending => Poll::Pending,
         }
@@ -317,7 +375,7 @@ mod tests {
     use crate::event::{Namespace, Op, SourceKind};
     use crate::position::Position;
     use crate::value::{Row, Value};
-    use futures::StreamExt;
+    use futures::{FutureExt, StreamExt};
     use std::time::Duration;
 
     fn event(db: &str, table: &str, n: i64) -> Arc<ChangeEvent> {
@@ -374,33 +432,57 @@ mod tests {
         assert!(other.next().await.is_none());
     }
 
+    /// Yields until `done` holds (the publisher runs in between on this single-threaded
+    /// runtime); panics after a few seconds.
+    async fn until(what: &str, mut done: impl FnMut() -> bool) {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !done() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+    }
+
     #[tokio::test]
     async fn a_slow_subscriber_holds_back_the_publisher_without_losing_events() {
         let hub = Hub::new();
         let mut slow = hub
             .subscribe("*", SubscribeOptions::default().capacity(2))
             .expect("sub");
+        let published = Arc::new(AtomicUsize::new(0));
         let publisher = {
-            let hub = hub.clone();
+            let (hub, published) = (hub.clone(), published.clone());
             tokio::spawn(async move {
                 for i in 0..10 {
                     hub.publish(event("a", "b", i)).await;
+                    published.fetch_add(1, Ordering::SeqCst);
                 }
                 hub.close();
             })
         };
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(
-            !publisher.is_finished(),
-            "publisher must wait for the slow subscriber"
-        );
         let mut got = Vec::new();
-        while let Some(d) = slow.next().await {
-            got.push(n_of(&d));
-            tokio::time::sleep(Duration::from_millis(2)).await;
+        while got.len() < 10 {
+            // Two fit in the channel; the third publish waits until the subscriber reads.
+            let room = (got.len() + 2).min(10);
+            until("the publisher to fill the channel", || {
+                published.load(Ordering::SeqCst) >= room
+            })
+            .await;
+            assert_eq!(
+                published.load(Ordering::SeqCst),
+                room,
+                "never past the channel"
+            );
+            if room < 10 {
+                until("the publisher to wait", || hub.publishers_waiting() == 1).await;
+            }
+            got.push(n_of(&slow.next().await.expect("an event")));
         }
+        assert!(slow.next().await.is_none());
         publisher.await.expect("publisher");
         assert_eq!(got, (0..10).collect::<Vec<_>>());
+        assert_eq!(hub.publishers_waiting(), 0);
     }
 
     #[tokio::test]
@@ -430,6 +512,30 @@ mod tests {
         let rest: Vec<Delivery> = lagging.collect().await;
         assert_eq!(rest.len(), 4);
         assert_eq!(rest[3], Delivery::Lagged(2));
+    }
+
+    #[tokio::test]
+    async fn lag_mode_reports_missed_events_when_no_further_event_comes() {
+        let hub = Hub::new();
+        let mut lagging = hub
+            .subscribe("*", SubscribeOptions::default().capacity(16).lag_mode())
+            .expect("sub");
+        for i in 0..1000 {
+            hub.publish(event("a", "b", i)).await;
+        }
+        for i in 0..16 {
+            assert_eq!(n_of(&lagging.next().await.expect("e")), i);
+        }
+        // The stream is idle now: the subscriber learns of its lag on its next read anyway.
+        let next = tokio::time::timeout(Duration::from_secs(5), lagging.next()).await;
+        assert_eq!(next.expect("told at once"), Some(Delivery::Lagged(984)));
+        hub.publish(event("a", "b", 1000)).await;
+        assert_eq!(n_of(&lagging.next().await.expect("e")), 1000);
+        assert_eq!(
+            lagging.next().now_or_never(),
+            None,
+            "nothing more to report"
+        );
     }
 
     #[tokio::test]

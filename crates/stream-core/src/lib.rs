@@ -44,13 +44,16 @@
 //! | [`position`] | typed [`Position`]s: binlog file/offset, MariaDB and MySQL GTIDs, MongoDB tokens |
 //! | [`json`] | the canonical JSON encoding (`docs/event-json.md`) |
 //! | [`hub`] | fan-out with backpressure or lag reporting |
-//! | [`backoff`] | [`Backoff`]: capped exponential delays with jitter, for retries and reconnects |
+//! | [`cow_list`] | [`CowList`]: the copy-on-write list of subscribers and consumers |
+//! | [`Backoff`] | capped exponential delays with jitter, for retries and reconnects |
+//! | [`redact_url`], [`UrlParts`] | connection URLs in messages, without their secrets |
 //! | [`batch`] | batching by count, bytes and time |
 //! | [`source`], [`sink`], [`checkpoint`], [`store`] | the traits connectors implement |
 
-pub mod backoff;
+mod backoff;
 pub mod batch;
 pub mod checkpoint;
+pub mod cow_list;
 pub mod event;
 pub mod hub;
 pub mod json;
@@ -58,7 +61,7 @@ pub mod pattern;
 pub mod position;
 pub mod probe;
 pub mod reconnect;
-pub mod redact;
+mod redact;
 pub mod sink;
 pub mod source;
 pub mod store;
@@ -69,6 +72,7 @@ pub use batch::{BatchConfig, ByteSize, batched};
 pub use checkpoint::{
     Checkpoint, CheckpointError, CheckpointStore, FileCheckpointStore, MemoryCheckpointStore,
 };
+pub use cow_list::CowList;
 pub use event::{
     Batch, ChangeEvent, Namespace, Op, SchemaChange, SchemaChangeKind, SourceEvent, SourceKind,
     UpdateDescription, now_ms,
@@ -81,7 +85,7 @@ pub use position::{
 };
 pub use probe::Probe;
 pub use reconnect::{Reconnect, Retry};
-pub use redact::redact_url;
+pub use redact::{UrlParts, redact_url};
 pub use sink::{JsonLinesSink, Sink, SinkError};
 pub use source::{BatchStream, ErrorClass, Opened, Source, SourceError, StartFrom};
 pub use store::{Filter, MemoryStore, Query, Store, StoreError};

@@ -4,7 +4,7 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | [`retry`](mod@retry) | [`RetryPolicy`]: one table from [`ErrorClass`](stream_core::ErrorClass) to [`Decision`], [`Backoff`], the [`retry()`] helper |
+//! | [`retry`](mod@retry) | [`RetryPolicy`]: one table from [`ErrorClass`](stream_core::ErrorClass) to [`Decision`], [`Backoff`](stream_core::Backoff), the [`retry()`] helper |
 //! | [`validate`] | [`namespace`](validate::namespace), [`key`](validate::key) and [`DocumentSchema`] checks with errors naming the field and value |
 //! | [`dead_letter`] | [`DeadLetter`]s in a file or a table ([`FileDeadLetterQueue`], [`TableDeadLetterQueue`]) and [`replay`] |
 //! | [`dedup`] | [`DedupWindow`]: drop events whose id was seen recently, with counters |
@@ -13,9 +13,9 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use stream_core::ErrorClass;
+//! use stream_core::{Backoff, ErrorClass};
 //! use stream_edge::{
-//!     retry, Backoff, DeadLetter, DeadLetterQueue, DedupWindow, MemoryDeadLetterQueue,
+//!     retry, DeadLetter, DeadLetterQueue, DedupWindow, MemoryDeadLetterQueue,
 //!     RetryPolicy, replay,
 //! };
 //!
@@ -69,7 +69,5 @@ pub use dead_letter::{
     replay_matching,
 };
 pub use dedup::{DedupStats, DedupWindow, event_id};
-pub use retry::{
-    Action, Backoff, Decision, Exhausted, GiveUp, PolicyParseError, RetryPolicy, retry,
-};
+pub use retry::{Action, Decision, Exhausted, GiveUp, PolicyParseError, RetryPolicy, retry};
 pub use validate::{DocumentSchema, ValidationError, Violation};

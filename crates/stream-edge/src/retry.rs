@@ -1,5 +1,5 @@
 //! The retry policy: one table from [`ErrorClass`] to [`Decision`], and a capped exponential
-//! [`Backoff`] with jitter (the one of `stream-core`, re-exported here).
+//! [`Backoff`] with jitter ([`stream_core::Backoff`]).
 //!
 //! Attempts are counted from 1: attempt 1 is the first try. A rule
 //! `Retry { max_attempts: 5 }` allows five tries in all (the first and four retries); when the
@@ -8,8 +8,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use stream_core::ErrorClass;
-//! use stream_edge::retry::{Action, Backoff, Decision, RetryPolicy};
+//! use stream_core::{Backoff, ErrorClass};
+//! use stream_edge::retry::{Action, Decision, RetryPolicy};
 //!
 //! let policy = RetryPolicy::from_table([
 //!     (ErrorClass::Transient, Decision::Retry { max_attempts: 3 }),
@@ -27,8 +27,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use stream_core::Backoff;
-use stream_core::ErrorClass;
+use stream_core::{Backoff, ErrorClass};
 
 /// What to do about an error of one class: one cell of the policy table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -337,8 +336,8 @@ impl<E: std::error::Error + 'static> std::error::Error for Exhausted<E> {
 ///
 /// ```
 /// use std::sync::atomic::{AtomicU32, Ordering};
-/// use stream_core::ErrorClass;
-/// use stream_edge::retry::{retry, Action, Backoff, RetryPolicy};
+/// use stream_core::{Backoff, ErrorClass};
+/// use stream_edge::retry::{retry, Action, RetryPolicy};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use stream_core::{
-    ChangeEvent, ErrorClass, MemoryStore, Namespace, Op, Position, Row, SourceKind, Value,
+    Backoff, ChangeEvent, ErrorClass, MemoryStore, Namespace, Op, Position, Row, SourceKind, Value,
 };
 use stream_edge::{
-    Action, Backoff, DeadLetter, DeadLetterQueue, Decision, DedupWindow, FileDeadLetterQueue,
-    RetryPolicy, TableDeadLetterQueue, replay, retry, validate,
+    Action, DeadLetter, DeadLetterQueue, Decision, DedupWindow, FileDeadLetterQueue, RetryPolicy,
+    TableDeadLetterQueue, replay, retry, validate,
 };
 
 #[derive(Debug)]

@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-pub use stream_core::Backoff;
-use stream_core::BackoffField;
+use stream_core::{Backoff, BackoffField};
 
 /// A configuration value that cannot work.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,7 +6,7 @@
 //! what it delivered and when its connection dropped or came back. Subscribers receive a
 //! [`HealthEvent`] whenever [`Health`] changes (`healthy`, `degraded`, `unhealthy`) and when the
 //! connection is lost or restored. [`reconnect()`] reopens a source from its last checkpoint,
-//! retrying transient errors with [`Backoff`] through the [`CircuitBreaker`] and giving up on
+//! retrying transient errors with [`Backoff`](stream_core::Backoff) through the [`CircuitBreaker`] and giving up on
 //! definite ones.
 //!
 //! ```
@@ -72,7 +72,7 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | [`config`] | [`HeartbeatConfig`], [`Backoff`], [`HeartbeatError`] |
+//! | [`config`] | [`HeartbeatConfig`] (its backoff is a [`stream_core::Backoff`]), [`HeartbeatError`] |
 //! | [`breaker`] | [`CircuitBreaker`]: closed, open, half-open |
 //! | [`health`] | [`Health`], [`HealthEvent`], [`HealthEventKind`] |
 //! | [`Probe`] | what a monitor asks a server (defined in `stream-core`, so each connector implements it for its own server) |
@@ -89,7 +89,7 @@ pub mod reconnect;
 mod testing;
 
 pub use breaker::{BreakerState, CircuitBreaker};
-pub use config::{Backoff, HeartbeatConfig, HeartbeatError};
+pub use config::{HeartbeatConfig, HeartbeatError};
 pub use health::{Health, HealthEvent, HealthEventKind};
 pub use monitor::{EVENT_CAPACITY, HealthEvents, Monitor};
 pub use reconnect::{Resumed, reconnect};

@@ -179,9 +179,9 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
-    use crate::config::Backoff;
     use crate::health::HealthEventKind;
     use crate::testing::{FakeProbe, pos};
+    use stream_core::Backoff;
 
     fn transient() -> SourceError {
         SourceError::Connect {

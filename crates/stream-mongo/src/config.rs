@@ -2,26 +2,33 @@
 
 use std::time::Duration;
 
-use stream_core::{NamespaceFilter, redact_url};
+use stream_core::NamespaceFilter;
 
-/// Why a configuration was rejected. Never contains the password.
+use crate::uri::{self, UriParts};
+
+/// Why a configuration was rejected. Never contains the password (nor any part of it) or a
+/// secret option value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid MongoDB URI ({shown}): {reason}")]
 pub struct ConfigError {
-    /// The URI with its password replaced by `***`.
+    /// The URI with its password and secret options replaced by `***`.
     pub shown: String,
     /// What is wrong.
     pub reason: String,
 }
 
 /// Whether update events carry the whole document after the change (`after`).
+///
+/// The default is [`FullDocument::UpdateLookup`], as with Debezium's MongoDB connector: an
+/// update's `after` is the whole document, like an insert's and a replace's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FullDocument {
-    /// Updates carry only the update description (`after` is `null`).
-    #[default]
+    /// Updates carry only the update description (`after` is `null`): the server does no
+    /// lookup per update.
     Off,
     /// The document as it is *when the event is read*, which may be later than the change, or
-    /// `null` if it was deleted since (MongoDB's `updateLookup`).
+    /// `null` if it was deleted since (MongoDB's `updateLookup`). The default.
+    #[default]
     UpdateLookup,
     /// The post-image recorded at the change, where the collection has
     /// `changeStreamPreAndPostImages` enabled; else `null`.
@@ -46,12 +53,14 @@ pub enum PreImages {
 #[derive(Clone)]
 pub struct MongoConfig {
     uri: String,
+    /// Hosts, and the secrets to keep out of messages.
+    parts: UriParts,
     /// The database named in the URI path, if any.
     pub database: Option<String>,
     /// Which collections to stream; the URI's database alone selects `db.*` unless a filter is
     /// set. Applied to each event's `ns`, never to its document (deletes have none).
     pub filter: NamespaceFilter,
-    /// `after` of update events.
+    /// `after` of update events (default: the whole document, looked up when read).
     pub full_document: FullDocument,
     /// `before` of update, replace and delete events.
     pub pre_images: PreImages,
@@ -65,12 +74,16 @@ pub struct MongoConfig {
     pub snapshot_chunk: u32,
     /// How long to keep reconnecting after the connection drops before giving up.
     pub reconnect_for: Duration,
+    /// Whether [`MongoStore`](crate::MongoStore) may read and write MongoDB's own namespaces:
+    /// the `local` and `config` databases and `system.*` collections (`admin.system.users`,
+    /// `<db>.system.views`). Off by default: they are refused naming the namespace.
+    pub system_namespaces: bool,
 }
 
 impl std::fmt::Debug for MongoConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MongoConfig")
-            .field("uri", &redact_url(&self.uri))
+            .field("uri", &self.shown())
             .field("database", &self.database)
             .field("filter", &self.filter)
             .field("full_document", &self.full_document)
@@ -79,6 +92,7 @@ impl std::fmt::Debug for MongoConfig {
             .field("max_await", &self.max_await)
             .field("snapshot_chunk", &self.snapshot_chunk)
             .field("reconnect_for", &self.reconnect_for)
+            .field("system_namespaces", &self.system_namespaces)
             .finish()
     }
 }
@@ -94,41 +108,32 @@ pub(crate) enum Scope {
 
 impl MongoConfig {
     /// Parses `mongodb://[user:password@]host[:port][,host...]/[db][?options]` (also
-    /// `mongodb+srv://`). The driver checks the options when connecting.
+    /// `mongodb+srv://`). The driver checks the options when connecting. A user name or
+    /// password must percent-encode `:/?#[]@`; one that holds them raw is refused (without
+    /// quoting it), since the driver would read part of it as hosts or options.
     pub fn from_url(uri: &str) -> Result<Self, ConfigError> {
-        let err = |reason: &str| ConfigError {
-            shown: redact_url(uri),
-            reason: reason.to_owned(),
-        };
-        let rest = uri
-            .strip_prefix("mongodb://")
-            .or_else(|| uri.strip_prefix("mongodb+srv://"))
-            .ok_or_else(|| err("expected mongodb:// or mongodb+srv://"))?;
-        let hosts_and_path = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-        let (hosts, path) = match hosts_and_path.split_once('/') {
-            Some((h, p)) => (h, p.split('?').next().unwrap_or_default()),
-            None => (hosts_and_path.split('?').next().unwrap_or_default(), ""),
-        };
-        if hosts.is_empty() {
-            return Err(err("no host"));
-        }
-        let database = (!path.is_empty()).then(|| path.to_owned());
+        let parts = uri::parse(uri).map_err(|(reason, parts)| ConfigError {
+            shown: parts.shown(uri),
+            reason,
+        })?;
         Ok(Self {
             uri: uri.to_owned(),
-            database,
+            database: parts.database.clone(),
+            parts,
             filter: NamespaceFilter::all(),
-            full_document: FullDocument::Off,
+            full_document: FullDocument::default(),
             pre_images: PreImages::Off,
             split_large_events: false,
             max_await: Duration::from_millis(500),
             snapshot_chunk: 1000,
             reconnect_for: Duration::from_secs(60),
+            system_namespaces: false,
         })
     }
 
-    /// The URI with its password replaced by `***`.
+    /// The URI with its password and secret options replaced by `***` (`redact_url`).
     pub fn shown(&self) -> String {
-        redact_url(&self.uri)
+        self.parts.shown(&self.uri)
     }
 
     /// The URI as given (with its password: never print it; see [`MongoConfig::shown`]).
@@ -136,21 +141,14 @@ impl MongoConfig {
         &self.uri
     }
 
-    /// Removes the password from a message built from the URI (the driver may quote it).
-    pub fn scrub(&self, message: &str) -> String {
-        let mut out = message.replace(&self.uri, &self.shown());
-        if let Some(password) = self.password()
-            && !password.is_empty()
-        {
-            out = out.replace(password, "***");
-        }
-        out
+    pub(crate) fn uri_parts(&self) -> &UriParts {
+        &self.parts
     }
 
-    fn password(&self) -> Option<&str> {
-        let rest = self.uri.split_once("://")?.1;
-        let creds = rest.rsplit_once('@')?.0;
-        Some(creds.split_once(':')?.1)
+    /// Removes the password and secret option values from a message (the driver may quote
+    /// them, or the whole URI).
+    pub fn scrub(&self, message: &str) -> String {
+        self.parts.scrub(&message.replace(&self.uri, &self.shown()))
     }
 
     /// Whether events of `db.coll` are wanted (`coll` empty for database-wide events).
@@ -260,6 +258,13 @@ mod tests {
         let c = with_filter("mongodb://h", "shop.o?ders", "");
         assert!(c.wants("shop", "orders") && !c.wants("shop", "users"));
         assert!(c.wants("shop", "") && !c.wants("crm", ""));
+    }
+
+    #[test]
+    fn updates_look_up_the_whole_document_by_default() {
+        let c = MongoConfig::from_url("mongodb://h/shop").expect("uri");
+        assert_eq!(c.full_document, FullDocument::UpdateLookup);
+        assert_eq!(c.pre_images, PreImages::Off);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use stream_core::{
     SourceEvent, SourceKind, UpdateDescription,
 };
 
-use crate::bson_value::document_to_row;
+use crate::bson_value::{ConvertError, document_to_row};
 
 /// The raw BSON of a change document's `_id`: its resume token.
 pub(crate) fn token_bytes(doc: &Document) -> Option<Vec<u8>> {
@@ -41,8 +41,13 @@ pub(crate) enum Converted {
 }
 
 /// Converts one (whole, reassembled) change document. `watched` names the namespace of the
-/// stream, for `invalidate`, which has none.
-pub(crate) fn convert(doc: &Document, token: Vec<u8>, watched: &Namespace) -> Converted {
+/// stream, for `invalidate`, which has none. Errors name the field of the change document
+/// (`fullDocument.a.b`) that cannot be converted.
+pub(crate) fn convert(
+    doc: &Document,
+    token: Vec<u8>,
+    watched: &Namespace,
+) -> Result<Converted, ConvertError> {
     let op = doc.get_str("operationType").unwrap_or_default();
     let namespace = namespace_of(doc).unwrap_or_else(|| watched.clone());
     let position = token_position(token);
@@ -58,38 +63,41 @@ pub(crate) fn convert(doc: &Document, token: Vec<u8>, watched: &Namespace) -> Co
         _ => None,
     };
     if let Some(op) = row_op {
-        let document = |field: &str| doc.get_document(field).ok().map(document_to_row);
-        let update = (op == Op::Update).then(|| update_description(doc));
-        return Converted::Event(SourceEvent::Change(ChangeEvent {
+        let update = if op == Op::Update {
+            Some(update_description(doc)?)
+        } else {
+            None
+        };
+        return Ok(Converted::Event(SourceEvent::Change(ChangeEvent {
             source: SourceKind::MongoDb,
             namespace,
             op,
-            key: document("documentKey"),
-            before: document("fullDocumentBeforeChange"),
+            key: row_of(doc, "documentKey")?,
+            before: row_of(doc, "fullDocumentBeforeChange")?,
             after: if op == Op::Delete {
                 None
             } else {
-                document("fullDocument")
+                row_of(doc, "fullDocument")?
             },
             update,
             position,
             ts_ms,
             txn: txn_id(doc),
-        }));
+        })));
     }
     let kind = match op {
         "drop" => SchemaChangeKind::Drop,
         "dropDatabase" => SchemaChangeKind::DropDatabase,
         "rename" => match doc.get_document("to").ok().and_then(ns_from) {
             Some(to) => SchemaChangeKind::Rename { to },
-            None => return Converted::Skip,
+            None => return Ok(Converted::Skip),
         },
         "create" => SchemaChangeKind::Create,
         "modify" => SchemaChangeKind::Alter,
         "invalidate" => SchemaChangeKind::Invalidate,
         other => {
             tracing::debug!(operation = other, "change-stream event not surfaced");
-            return Converted::Skip;
+            return Ok(Converted::Skip);
         }
     };
     let event = SourceEvent::Schema(SchemaChange {
@@ -100,11 +108,19 @@ pub(crate) fn convert(doc: &Document, token: Vec<u8>, watched: &Namespace) -> Co
         position,
         ts_ms,
     });
-    if op == "invalidate" {
+    Ok(if op == "invalidate" {
         Converted::Invalidate(event)
     } else {
         Converted::Event(event)
-    }
+    })
+}
+
+/// The document in `field` as a row, if there is one.
+fn row_of(doc: &Document, field: &str) -> Result<Option<Row>, ConvertError> {
+    doc.get_document(field)
+        .ok()
+        .map(|d| document_to_row(d).map_err(|e| e.within(field)))
+        .transpose()
 }
 
 fn ns_from(ns: &Document) -> Option<Namespace> {
@@ -117,16 +133,15 @@ pub(crate) fn namespace_of(doc: &Document) -> Option<Namespace> {
     doc.get_document("ns").ok().and_then(ns_from)
 }
 
-fn update_description(doc: &Document) -> UpdateDescription {
+fn update_description(doc: &Document) -> Result<UpdateDescription, ConvertError> {
     let Ok(desc) = doc.get_document("updateDescription") else {
-        return UpdateDescription {
+        return Ok(UpdateDescription {
             set: Row::new(),
             unset: Vec::new(),
-        };
+        });
     };
-    let set = desc
-        .get_document("updatedFields")
-        .map(document_to_row)
+    let set = row_of(desc, "updatedFields")
+        .map_err(|e| e.within("updateDescription"))?
         .unwrap_or_default();
     let unset = desc
         .get_array("removedFields")
@@ -137,7 +152,7 @@ fn update_description(doc: &Document) -> UpdateDescription {
                 .collect()
         })
         .unwrap_or_default();
-    UpdateDescription { set, unset }
+    Ok(UpdateDescription { set, unset })
 }
 
 /// `lsid:txnNumber` for events of a multi-document transaction; the session id's UUID in its
@@ -247,7 +262,7 @@ mod tests {
             "txnNumber": 5_i64,
         };
         let token = token_bytes(&d).expect("token");
-        let Converted::Event(SourceEvent::Change(ev)) = convert(&d, token, &watched()) else {
+        let Ok(Converted::Event(SourceEvent::Change(ev))) = convert(&d, token, &watched()) else {
             panic!("not a change")
         };
         assert_eq!(
@@ -266,8 +281,8 @@ mod tests {
     fn ddl_like_events_are_typed() {
         let base = |op: &str| doc! {"_id": {"_data": "01"}, "operationType": op, "ns": {"db": "shop", "coll": "orders"}};
         let kind = |d: &Document| match convert(d, vec![1], &watched()) {
-            Converted::Event(SourceEvent::Schema(s))
-            | Converted::Invalidate(SourceEvent::Schema(s)) => s.kind,
+            Ok(Converted::Event(SourceEvent::Schema(s)))
+            | Ok(Converted::Invalidate(SourceEvent::Schema(s))) => s.kind,
             other => panic!("{other:?}"),
         };
         assert_eq!(kind(&base("drop")), SchemaChangeKind::Drop);
@@ -283,11 +298,11 @@ mod tests {
         let invalidate = doc! {"_id": {"_data": "02"}, "operationType": "invalidate"};
         assert!(matches!(
             convert(&invalidate, vec![2], &watched()),
-            Converted::Invalidate(SourceEvent::Schema(SchemaChange { ref namespace, .. })) if *namespace == watched()
+            Ok(Converted::Invalidate(SourceEvent::Schema(SchemaChange { ref namespace, .. }))) if *namespace == watched()
         ));
         assert!(matches!(
             convert(&base("createIndexes"), vec![3], &watched()),
-            Converted::Skip
+            Ok(Converted::Skip)
         ));
     }
 

@@ -17,7 +17,8 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut config = MongoConfig::from_url("mongodb://app:secret@127.0.0.1:27017/?replicaSet=rs0")?;
 //! config.filter = NamespaceFilter::parse("shop.orders", "")?;
-//! config.full_document = FullDocument::UpdateLookup;
+//! // Updates carry the whole document by default; `Off` sends the changed fields alone.
+//! config.full_document = FullDocument::Off;
 //! let opened = MongoSource::new(config)
 //!     .open(StartFrom::Latest, CancellationToken::new())
 //!     .await?;
@@ -33,23 +34,39 @@
 //! # Ok(()) }
 //! ```
 //!
+//! To stop, cancel the token and read the stream to its end: it ends once the source has closed
+//! its cursors and connections.
+//!
 //! Also here: an initial snapshot handed over to the stream (`StartFrom::Snapshot`),
-//! [`MongoStore`] (CRUD and queries), and the BSON conversions. See `docs/mongodb.md`.
+//! [`MongoPollingSource`] for servers without change streams, [`MongoStore`] (CRUD and
+//! queries), [`MongoProbe`] (health), and the BSON conversions (nesting capped at
+//! [`MAX_DEPTH`]). See `docs/mongodb.md`.
 
 mod bson_value;
 mod config;
+mod connect;
 mod errors;
 mod event;
 mod order;
 mod poll;
+mod probe;
 mod snapshot;
 mod source;
 mod store;
+mod uri;
 
 pub use bson_value::{
-    ConvertError, document_to_row, row_to_document, value_from_bson, value_to_bson,
+    ConvertError, MAX_DEPTH, document_to_row, raw_document_to_row, row_to_document,
+    value_from_bson, value_to_bson,
 };
 pub use config::{ConfigError, FullDocument, MongoConfig, PreImages};
+pub use connect::list_collections;
 pub use poll::MongoPollingSource;
+pub use probe::MongoProbe;
 pub use source::MongoSource;
 pub use store::MongoStore;
+
+/// The README's example, compiled with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

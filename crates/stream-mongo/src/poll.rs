@@ -31,21 +31,26 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::TryStreamExt as _;
-use mongodb::bson::{Bson, DateTime, Document, Timestamp, doc};
+use futures::{StreamExt as _, TryStreamExt as _};
+use mongodb::bson::{Bson, DateTime, Document, RawDocumentBuf, Timestamp, doc};
 use mongodb::error::Error as DriverError;
 use mongodb::{Client, Collection};
 use stream_core::{
-    Batch, CancellationToken, ChangeEvent, ErrorClass, MongoPosition, Namespace, Op, Opened,
-    PollCursor, PollProgress, Position, Row, Source, SourceError, SourceEvent, SourceKind,
-    StartFrom,
+    Backoff, Batch, CancellationToken, ChangeEvent, ErrorClass, MongoPosition, Namespace, Op,
+    Opened, PollCursor, PollProgress, Position, Reconnect, Retry, Row, Source, SourceError,
+    SourceEvent, SourceKind, StartFrom,
 };
 use tokio::sync::mpsc;
 
-use crate::bson_value::{document_to_row, value_from_bson};
-use crate::config::{MongoConfig, Scope};
+use crate::bson_value::{decode_checked, document_to_row, raw_path, value_from_bson};
+use crate::config::MongoConfig;
+use crate::connect::{
+    SELECTION_TIMEOUT, close, connect, selection_timeout, spawn_reader, wanted_collections,
+    warn_if_empty_database,
+};
+use crate::errors::undecodable;
+use crate::errors::{Purpose, classify, describe};
 use crate::order::{after, single};
-use crate::source::{classify, connect};
 
 /// Documents per query unless [`MongoPollingSource::chunk`] says otherwise.
 const DEFAULT_CHUNK: u32 = 1000;
@@ -133,7 +138,9 @@ fn parse_cursor(ns: &str, cursor: &PollCursor) -> Result<Cursor, SourceError> {
 }
 
 fn failed(config: &MongoConfig, what: &str, e: &DriverError) -> SourceError {
-    let reason = format!("polling: {what}: {}", config.scrub(&e.to_string()));
+    let selection = Some(selection_timeout(config, SELECTION_TIMEOUT));
+    let described = describe(e, config.uri_parts(), selection, Purpose::Other, false);
+    let reason = format!("polling: {what}: {described}");
     match classify(e) {
         ErrorClass::Transient => SourceError::ConnectionLost { reason },
         ErrorClass::Definite => SourceError::Other {
@@ -180,10 +187,31 @@ impl Source for MongoPollingSource {
         for (ns, cursor) in &progress {
             cursors.insert(ns.clone(), parse_cursor(ns, cursor)?);
         }
-        let client = connect(&self.config).await?;
+        let client = connect(&self.config, Purpose::Other).await?;
+        let opened = self
+            .open_with(client.clone(), latest_start, cursors, progress, shutdown)
+            .await;
+        if opened.is_err() {
+            close(client).await;
+        }
+        opened
+    }
+}
+
+impl MongoPollingSource {
+    /// `open` once connected; the caller closes `client` on an error.
+    async fn open_with(
+        &self,
+        client: Client,
+        latest_start: bool,
+        cursors: BTreeMap<String, Cursor>,
+        progress: BTreeMap<String, PollCursor>,
+        shutdown: CancellationToken,
+    ) -> Result<Opened, SourceError> {
+        warn_if_empty_database(&client, &self.config).await;
         let (tx, rx) = mpsc::channel(4);
         let mut poller = Poller {
-            client,
+            client: client.clone(),
             config: self.config.clone(),
             field: self.field.clone(),
             interval: self.interval,
@@ -215,20 +243,17 @@ impl Source for MongoPollingSource {
             }
         }
         let start = position(&poller.progress);
-        let alive = poller.tx.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = alive.closed() => {}
-                () = poller.run() => {}
-            }
-        });
+        let keep_open = poller.tx.clone();
+        let stop = shutdown.clone();
+        let work = async move { poller.run(&stop).await };
+        spawn_reader(client, keep_open, shutdown, work);
         let batches = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
         Ok(Opened {
             start,
-            batches: Box::pin(batches),
+            // Polling after the end is harmless (callers drain the stream at exit).
+            batches: Box::pin(batches.fuse()),
         })
     }
 }
@@ -247,67 +272,39 @@ struct Poller {
 }
 
 impl Poller {
-    /// Polls until a final error (sent) or the consumer leaving; transient errors are retried
-    /// every interval for `reconnect_for`.
-    async fn run(mut self) {
-        let mut failing_since: Option<tokio::time::Instant> = None;
+    /// Polls until a final error (sent) or the consumer leaving; failed rounds are retried
+    /// every interval as [`Reconnect`] decides (for `reconnect_for` without a good round).
+    async fn run(mut self, shutdown: &CancellationToken) {
+        let mut reconnect =
+            Reconnect::new(self.config.reconnect_for).delays(Backoff::constant(self.interval));
         loop {
             match self.poll_once().await {
-                Ok(true) => failing_since = None,
+                Ok(true) => reconnect.progressed(),
                 Ok(false) => return,
-                Err(e) if e.class() == ErrorClass::Transient => {
-                    let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
-                    if since.elapsed() > self.config.reconnect_for {
+                Err(e) => match reconnect.failed(e, shutdown, "MongoDB polling").await {
+                    // The delay was the interval: poll again at once.
+                    Retry::Again => continue,
+                    Retry::GiveUp(e) => {
                         let _ = self.tx.send(Err(e)).await;
                         return;
                     }
-                    tracing::warn!(error = %e, "poll failed; retrying");
-                }
-                Err(e) => {
-                    let _ = self.tx.send(Err(e)).await;
-                    return;
-                }
+                    Retry::Shutdown => return,
+                },
             }
             tokio::time::sleep(self.interval).await;
         }
     }
 
-    fn collection(&self, db: &str, coll: &str) -> Collection<Document> {
+    /// Raw documents: the nesting is checked before anything recurses through a document.
+    fn collection(&self, db: &str, coll: &str) -> Collection<RawDocumentBuf> {
         self.client.database(db).collection(coll)
     }
 
-    /// Wanted `(db, collection)` pairs in name order (views, system collections and the
-    /// admin, local and config databases left out).
+    /// Wanted `(db, collection)` pairs in name order.
     async fn collections(&self) -> Result<Vec<(String, String)>, SourceError> {
-        let dbs = match self.config.scope() {
-            Scope::Database(db) | Scope::Collection(db, _) => vec![db],
-            Scope::Deployment => self
-                .client
-                .list_database_names()
-                .await
-                .map_err(|e| failed(&self.config, "listing databases", &e))?,
-        };
-        let mut out = Vec::new();
-        for db in dbs {
-            if matches!(db.as_str(), "admin" | "local" | "config") || !self.config.wants(&db, "") {
-                continue;
-            }
-            let names = self
-                .client
-                .database(&db)
-                .list_collection_names()
-                .filter(doc! {"type": "collection"})
-                .await
-                .map_err(|e| failed(&self.config, &format!("listing collections of {db}"), &e))?;
-            out.extend(
-                names
-                    .into_iter()
-                    .filter(|c| !c.starts_with("system.") && self.config.wants(&db, c))
-                    .map(|c| (db.clone(), c)),
-            );
-        }
-        out.sort();
-        Ok(out)
+        wanted_collections(&self.client, &self.config)
+            .await
+            .map_err(|(what, e)| failed(&self.config, &what, &e))
     }
 
     /// The greatest (field, `_id`) of a collection, if any document has the field.
@@ -327,7 +324,12 @@ impl Poller {
             .projection(projection)
             .await
             .map_err(|e| failed(&self.config, &format!("reading {ns}"), &e))?;
-        found.map(|doc| self.field_and_id(&ns, &doc)).transpose()
+        let Some(raw) = found else {
+            return Ok(None);
+        };
+        let doc =
+            decode_checked(&raw).map_err(|e| undecodable(&Namespace::new(db, coll), None, &e))?;
+        self.field_and_id(&ns, &doc).map(Some)
     }
 
     async fn has_documents(&self, db: &str, coll: &str) -> Result<bool, SourceError> {
@@ -455,7 +457,7 @@ impl Poller {
         let ns = format!("{db}.{coll}");
         let mut sort = single(&self.field, Bson::Int32(1));
         sort.insert("_id", 1);
-        let docs: Vec<Document> = self
+        let docs: Vec<RawDocumentBuf> = self
             .collection(db, coll)
             .find(self.filter(&ns, cutoff))
             .sort(sort)
@@ -470,14 +472,31 @@ impl Poller {
         let namespace = Namespace::new(db, coll);
         let now = stream_core::now_ms();
         let mut events = Vec::with_capacity(docs.len());
-        for doc in docs {
+        for raw in docs {
+            // Where resuming skips this document, for an error about it.
+            let skip_to = || {
+                let at = raw_path(&raw, &self.field)?;
+                let id = raw_path(&raw, "_id")?;
+                let mut cursors = self.progress.clone();
+                let cursor = PollCursor {
+                    at: bson_text(&at),
+                    key: Some(bson_text(&id)),
+                };
+                cursors.insert(ns.clone(), cursor);
+                Some(position(&cursors))
+            };
+            let doc = decode_checked(&raw)
+                .map_err(|e| undecodable(&namespace, skip_to().as_ref(), &e))?;
             let (at, id) = self.field_and_id(&ns, &doc)?;
+            let converted = value_from_bson(&id).and_then(|id| Ok((id, document_to_row(&doc)?)));
+            let (id_value, row) =
+                converted.map_err(|e| undecodable(&namespace, skip_to().as_ref(), &e))?;
             let ts_ms = match &at {
                 Bson::DateTime(t) => t.timestamp_millis(),
                 Bson::Timestamp(t) => i64::from(t.time) * 1000,
                 _ => now,
             };
-            let key: Row = [("_id", value_from_bson(&id))].into_iter().collect();
+            let key: Row = [("_id", id_value)].into_iter().collect();
             self.advance(&ns, at, id);
             events.push(SourceEvent::Change(ChangeEvent {
                 source: SourceKind::MongoDb,
@@ -485,7 +504,7 @@ impl Poller {
                 op: Op::Update,
                 key: Some(key),
                 before: None,
-                after: Some(document_to_row(&doc)),
+                after: Some(row),
                 update: None,
                 position: position(&self.progress),
                 ts_ms,

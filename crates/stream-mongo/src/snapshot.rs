@@ -10,7 +10,7 @@
 //! so a document changed *while its chunk was being read* may be delivered once more
 //! (at-least-once for that instant, never a gap).
 
-use mongodb::bson::{Bson, Document, Timestamp, doc};
+use mongodb::bson::{Bson, Document, RawDocumentBuf, Timestamp, doc};
 use mongodb::options::{CollectionOptions, ReadConcern};
 use mongodb::{ClientSession, Collection};
 use stream_core::{
@@ -19,7 +19,10 @@ use stream_core::{
 };
 use tokio::sync::mpsc;
 
-use crate::bson_value::{document_to_row, value_from_bson};
+use crate::bson_value::{decode_checked, document_to_row, raw_path, value_from_bson};
+use crate::config::MongoConfig;
+use crate::connect::{SELECTION_TIMEOUT, selection_timeout, spawn_reader, wanted_collections};
+use crate::errors::{Purpose, classify, describe, undecodable};
 use crate::source::{Dedupe, Item, Resume, Watcher, batches, id_key, time_position};
 
 /// Opens a snapshot (or continues one from `progress`), then the change stream.
@@ -28,12 +31,12 @@ pub(crate) async fn start(
     progress: Option<MongoSnapshotProgress>,
     rx: mpsc::Receiver<Result<Item, SourceError>>,
 ) -> Result<Opened, SourceError> {
-    let collections = wanted_collections(&watcher).await?;
+    let collections = wanted(&watcher).await?;
     let mut session = watcher
         .client
         .start_session()
         .await
-        .map_err(|e| failed("starting a session", &e))?;
+        .map_err(|e| failed(&watcher.config, "starting a session", &e))?;
     let progress = match progress {
         Some(p) => p,
         None => {
@@ -47,58 +50,48 @@ pub(crate) async fn start(
         }
     };
     let start = Position::MongoDb(MongoPosition::Snapshot(progress.clone()));
-    tokio::spawn(async move {
-        let shutdown = watcher.shutdown.clone();
-        tokio::select! {
-            () = shutdown.cancelled() => {}
-            () = scan_then_stream(watcher, session, collections, progress) => {}
-        }
-    });
+    let client = watcher.client.clone();
+    let keep_open = watcher.tx.clone();
+    let shutdown = watcher.shutdown.clone();
+    let work = scan_then_stream(watcher, session, collections, progress);
+    spawn_reader(client, keep_open, shutdown, work);
     Ok(Opened {
         start,
         batches: batches(rx),
     })
 }
 
-fn failed(what: &str, e: &mongodb::error::Error) -> SourceError {
+fn failed(config: &MongoConfig, what: &str, e: &mongodb::error::Error) -> SourceError {
+    let selection = Some(selection_timeout(config, SELECTION_TIMEOUT));
+    let described = describe(
+        e,
+        config.uri_parts(),
+        selection,
+        Purpose::ChangeStream,
+        false,
+    );
     SourceError::Other {
-        reason: format!("snapshot: {what}: {e}"),
-        class: crate::source::classify(e),
+        reason: format!("snapshot: {what}: {described}"),
+        class: classify(e),
     }
 }
 
-/// `db.collection` names the filter wants, in name order (views and system collections left
-/// out: they have no change events of their own).
-async fn wanted_collections(watcher: &Watcher) -> Result<Vec<String>, SourceError> {
-    let mut out = Vec::new();
-    let dbs = watcher
-        .client
-        .list_database_names()
+/// `db.collection` names the filter wants, in name order.
+async fn wanted(watcher: &Watcher) -> Result<Vec<String>, SourceError> {
+    let pairs = wanted_collections(&watcher.client, &watcher.config)
         .await
-        .map_err(|e| failed("listing databases", &e))?;
-    for db in dbs {
-        if matches!(db.as_str(), "admin" | "local" | "config") || !watcher.config.wants(&db, "") {
-            continue;
-        }
-        let names = watcher
-            .client
-            .database(&db)
-            .list_collection_names()
-            .filter(doc! {"type": "collection"})
-            .await
-            .map_err(|e| failed(&format!("listing collections of {db}"), &e))?;
-        out.extend(
-            names
-                .into_iter()
-                .filter(|c| !c.starts_with("system.") && watcher.config.wants(&db, c))
-                .map(|c| format!("{db}.{c}")),
-        );
-    }
-    out.sort();
-    Ok(out)
+        .map_err(|(what, e)| failed(&watcher.config, &what, &e))?;
+    let mut names: Vec<String> = pairs
+        .into_iter()
+        .map(|(db, coll)| format!("{db}.{coll}"))
+        .collect();
+    // In the order of the names as text: a resumed snapshot compares them so.
+    names.sort();
+    Ok(names)
 }
 
-fn majority(watcher: &Watcher, ns: &str) -> Collection<Document> {
+/// Raw documents: the nesting is checked before anything recurses through a document.
+fn majority(watcher: &Watcher, ns: &str) -> Collection<RawDocumentBuf> {
     let (db, coll) = ns.split_once('.').unwrap_or((ns, ""));
     watcher.client.database(db).collection_with_options(
         coll,
@@ -120,7 +113,7 @@ async fn start_time(
             .find_one(doc! {})
             .session(&mut *session)
             .await
-            .map_err(|e| failed(&format!("reading {ns}"), &e))?;
+            .map_err(|e| failed(&watcher.config, &format!("reading {ns}"), &e))?;
         if let Some(t) = session.operation_time() {
             return Ok(t);
         }
@@ -227,14 +220,18 @@ async fn scan_collection(
             .batch_size(chunk)
             .session(&mut *session)
             .await
-            .map_err(|e| failed(&format!("reading {ns_text}"), &e))?;
+            .map_err(|e| failed(&watcher.config, &format!("reading {ns_text}"), &e))?;
         let mut docs = Vec::new();
         while let Some(doc) = cursor.next(&mut *session).await {
-            docs.push(doc.map_err(|e| failed(&format!("reading {ns_text}"), &e))?);
+            docs.push(doc.map_err(|e| failed(&watcher.config, &format!("reading {ns_text}"), &e))?);
         }
         let full = docs.len() >= chunk as usize;
-        for doc in docs {
-            let Some(id) = doc.get("_id").cloned() else {
+        for raw in docs {
+            let Some(id) = raw_path(&raw, "_id") else {
+                // An `_id` too deep to read (a document without one cannot be stored).
+                if let Err(e) = decode_checked(&raw) {
+                    return Err(undecodable(&namespace, None, &e));
+                }
                 continue;
             };
             let position = Position::MongoDb(MongoPosition::Snapshot(MongoSnapshotProgress {
@@ -243,17 +240,21 @@ async fn scan_collection(
                 collection: ns_text.to_owned(),
                 after: Some(id_text(&id)),
             }));
+            let converted = decode_checked(&raw).and_then(|doc| {
+                let key: Row = [("_id", value_from_bson(&id)?)].into_iter().collect();
+                Ok((key, document_to_row(&doc)?))
+            });
+            let (key, row) = converted.map_err(|e| undecodable(&namespace, Some(&position), &e))?;
             dedupe
                 .seen
                 .insert((namespace.clone(), id_key(&id)), seen_until);
-            let key: Row = [("_id", value_from_bson(&id))].into_iter().collect();
             let event = ChangeEvent {
                 source: SourceKind::MongoDb,
                 namespace: namespace.clone(),
                 op: Op::Insert,
                 key: Some(key),
                 before: None,
-                after: Some(document_to_row(&doc)),
+                after: Some(row),
                 update: None,
                 position,
                 ts_ms: i64::from(t0.time) * 1000,

@@ -1,29 +1,37 @@
 //! The change-stream source: opening, batching, automatic resume, invalidate and history loss.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use futures::StreamExt as _;
-use mongodb::bson::{Bson, Document, Timestamp, doc};
+use mongodb::bson::{Bson, Document, RawDocument, RawDocumentBuf, Timestamp, doc};
 use mongodb::change_stream::ChangeStream;
 use mongodb::change_stream::event::ResumeToken;
 use mongodb::error::{Error as DriverError, ErrorKind};
-use mongodb::options::ClientOptions;
 use mongodb::options::{FullDocumentBeforeChangeType, FullDocumentType};
 use mongodb::{Client, action::Watch};
 use stream_core::{
-    Backoff, Batch, CancellationToken, ErrorClass, MongoPosition, Namespace, Opened, Position,
-    Source, SourceError, SourceEvent, SourceKind, StartFrom,
+    Batch, CancellationToken, ErrorClass, MongoPosition, Namespace, Opened, Position, Reconnect,
+    Retry, Source, SourceError, SourceEvent, SourceKind, StartFrom,
 };
 use tokio::sync::mpsc;
 
+use crate::bson_value::check_depth;
 use crate::config::{FullDocument, MongoConfig, PreImages, Scope, glob_regex};
+use crate::connect::{
+    SELECTION_TIMEOUT, close, connect, connect_error, oldest_oplog_time, require_change_streams,
+    selection_timeout, spawn_reader, warn_if_empty_database,
+};
 pub(crate) use crate::errors::classify;
+use crate::errors::{POSITION_KINDS, Purpose, bad_position, describe, undecodable};
 use crate::event::{self, Converted, Reassembly};
 use crate::snapshot;
 
 /// Events handed over per batch at most.
 const MAX_BATCH: usize = 1024;
+
+/// How much deeper than the document it carries a change document nests:
+/// `updateDescription.updatedFields.<field>`.
+const EVENT_ENVELOPE: usize = 2;
 
 /// A MongoDB change-stream source: a collection, a database or the whole deployment, as the
 /// narrowest scope that covers [`MongoConfig::filter`].
@@ -102,26 +110,43 @@ impl Source for MongoSource {
         from: StartFrom,
         shutdown: CancellationToken,
     ) -> Result<Opened, SourceError> {
-        let client = connect(&self.config).await?;
+        let client = connect(&self.config, Purpose::ChangeStream).await?;
+        let opened = self.open_with(client.clone(), from, shutdown).await;
+        if opened.is_err() {
+            close(client).await;
+        }
+        opened
+    }
+}
+
+impl MongoSource {
+    /// `open` once connected; the caller closes `client` on an error.
+    async fn open_with(
+        &self,
+        client: Client,
+        from: StartFrom,
+        shutdown: CancellationToken,
+    ) -> Result<Opened, SourceError> {
         require_change_streams(&client, &self.config).await?;
+        warn_if_empty_database(&client, &self.config).await;
         let (tx, rx) = mpsc::channel(MAX_BATCH);
-        let watcher = Watcher::new(client, self.config.clone(), tx, shutdown);
+        let watcher = Watcher::new(client.clone(), self.config.clone(), tx, shutdown);
         let start = match from {
             StartFrom::Snapshot => return snapshot::start(watcher, None, rx).await,
             StartFrom::Position(Position::MongoDb(MongoPosition::Snapshot(progress))) => {
                 return snapshot::start(watcher, Some(progress), rx).await;
             }
             StartFrom::Latest => Resume::Now,
-            StartFrom::Earliest => {
-                Resume::At(oldest_oplog_time(&watcher.client).await.map_err(|reason| {
-                    SourceError::Unsupported {
+            StartFrom::Earliest => Resume::At(
+                oldest_oplog_time(&watcher.client, &self.config)
+                    .await
+                    .map_err(|reason| SourceError::Unsupported {
                         what: format!(
                             "starting at the oldest change needs read access to local.oplog.rs \
                          ({reason}); start from `end` or a saved position instead"
                         ),
-                    }
-                })?)
-            }
+                    })?,
+            ),
             StartFrom::Position(Position::MongoDb(MongoPosition::ResumeToken(token))) => {
                 Resume::After(token)
             }
@@ -133,94 +158,21 @@ impl Source for MongoSource {
             }
             StartFrom::Position(other) => {
                 return Err(SourceError::Unsupported {
-                    what: format!("position {other} is not a MongoDB change-stream position"),
+                    what: format!(
+                        "position {other} is not a MongoDB change-stream position: {POSITION_KINDS}"
+                    ),
                 });
             }
         };
         let (stream, start) = watcher.open_first(start).await?;
-        tokio::spawn(watcher.run(stream, Resume::from_position(&start)));
+        let keep_open = watcher.tx.clone();
+        let shutdown = watcher.shutdown.clone();
+        let resume = Resume::from_position(&start);
+        spawn_reader(client, keep_open, shutdown, watcher.run(stream, resume));
         Ok(Opened {
             start,
             batches: batches(rx),
         })
-    }
-}
-
-/// Connects and checks that the server answers and the credentials are accepted.
-pub(crate) async fn connect(config: &MongoConfig) -> Result<Client, SourceError> {
-    let definite = |reason: String| SourceError::Connect {
-        target: config.shown(),
-        reason,
-        class: ErrorClass::Definite,
-    };
-    let mut options = ClientOptions::parse(config.uri())
-        .await
-        .map_err(|e| definite(config.scrub(&e.to_string())))?;
-    options
-        .app_name
-        .get_or_insert_with(|| "ultimate-stream".to_owned());
-    options
-        .server_selection_timeout
-        .get_or_insert(Duration::from_secs(10));
-    let client =
-        Client::with_options(options).map_err(|e| definite(config.scrub(&e.to_string())))?;
-    client
-        .database("admin")
-        .run_command(doc! {"ping": 1})
-        .await
-        .map_err(|e| connect_error(config, &e))?;
-    Ok(client)
-}
-
-fn connect_error(config: &MongoConfig, e: &DriverError) -> SourceError {
-    let reason = match e.kind.as_ref() {
-        ErrorKind::Authentication { .. } => {
-            "authentication failed (check user, password and authSource)".to_owned()
-        }
-        ErrorKind::Command(c) if c.code == 18 => {
-            "authentication failed (check user, password and authSource)".to_owned()
-        }
-        _ => config.scrub(&e.to_string()),
-    };
-    SourceError::Connect {
-        target: config.shown(),
-        reason,
-        class: classify(e),
-    }
-}
-
-/// Change streams need the oplog: a replica set or a sharded cluster.
-async fn require_change_streams(client: &Client, config: &MongoConfig) -> Result<(), SourceError> {
-    let hello = client
-        .database("admin")
-        .run_command(doc! {"hello": 1})
-        .await
-        .map_err(|e| connect_error(config, &e))?;
-    let replicated = hello.contains_key("setName") || hello.get_str("msg") == Ok("isdbgrid");
-    if replicated {
-        Ok(())
-    } else {
-        Err(SourceError::Prerequisite {
-            setting: "replication".into(),
-            expected: "a replica set or sharded cluster (change streams read the oplog)".into(),
-            actual: "a standalone server (use MongoPollingSource, which cannot see deletes)".into(),
-        })
-    }
-}
-
-/// The cluster time of the oldest oplog entry.
-pub(crate) async fn oldest_oplog_time(client: &Client) -> Result<Timestamp, String> {
-    let first = client
-        .database("local")
-        .collection::<Document>("oplog.rs")
-        .find_one(doc! {})
-        .sort(doc! {"$natural": 1})
-        .projection(doc! {"ts": 1})
-        .await
-        .map_err(|e| e.to_string())?;
-    match first.as_ref().and_then(|d| d.get("ts")) {
-        Some(Bson::Timestamp(ts)) => Ok(*ts),
-        _ => Err("the oplog is empty or has no `ts`".to_owned()),
     }
 }
 
@@ -273,6 +225,8 @@ pub(crate) fn batches(rx: mpsc::Receiver<Result<Item, SourceError>>) -> stream_c
             state,
         ))
     })
+    // Polling after the end is harmless (callers drain the stream at exit).
+    .fuse()
     .boxed()
 }
 
@@ -316,6 +270,7 @@ pub(crate) struct Watcher {
     pub(crate) tx: ItemSender,
     pub(crate) shutdown: CancellationToken,
     pub(crate) dedupe: Option<Dedupe>,
+    reconnect: Reconnect,
 }
 
 impl Watcher {
@@ -331,6 +286,7 @@ impl Watcher {
             Scope::Database(db) => Namespace::new(db.as_str(), ""),
             Scope::Collection(db, coll) => Namespace::new(db.as_str(), coll.as_str()),
         };
+        let reconnect = Reconnect::new(config.reconnect_for);
         Self {
             client,
             config,
@@ -339,6 +295,7 @@ impl Watcher {
             tx,
             shutdown,
             dedupe: None,
+            reconnect,
         }
     }
 
@@ -346,7 +303,7 @@ impl Watcher {
     pub(crate) async fn open_first(
         &self,
         from: Resume,
-    ) -> Result<(ChangeStream<Document>, Position), SourceError> {
+    ) -> Result<(ChangeStream<RawDocumentBuf>, Position), SourceError> {
         let stream = match self.open_stream(&from).await {
             Ok(s) => s,
             Err(e) => return Err(self.failure(&e, &from).await),
@@ -369,7 +326,7 @@ impl Watcher {
             .database("admin")
             .run_command(doc! {"hello": 1})
             .await
-            .map_err(|e| connect_error(&self.config, &e))?;
+            .map_err(|e| connect_error(&self.config, &e, Purpose::ChangeStream))?;
         let from_cluster = hello
             .get_document("$clusterTime")
             .ok()
@@ -438,7 +395,10 @@ impl Watcher {
         })
     }
 
-    async fn open_stream(&self, from: &Resume) -> Result<ChangeStream<Document>, DriverError> {
+    async fn open_stream(
+        &self,
+        from: &Resume,
+    ) -> Result<ChangeStream<RawDocumentBuf>, DriverError> {
         let stream = match &self.scope {
             Scope::Deployment => self.configure(self.client.watch(), from)?.await?,
             Scope::Database(db) => {
@@ -450,13 +410,14 @@ impl Watcher {
                 self.configure(coll.watch(), from)?.await?
             }
         };
-        Ok(stream.with_type::<Document>())
+        // Raw, so that the nesting is checked before anything recurses through the document.
+        Ok(stream.with_type::<RawDocumentBuf>())
     }
 
     /// The typed error for a failure at `from`: history loss names the oldest position left.
     async fn failure(&self, e: &DriverError, from: &Resume) -> SourceError {
         if command_code(e) == Some(HISTORY_LOST) {
-            let oldest = match oldest_oplog_time(&self.client).await {
+            let oldest = match oldest_oplog_time(&self.client, &self.config).await {
                 Ok(ts) => time_position(ts).to_string(),
                 Err(_) => "unknown (local.oplog.rs is not readable)".to_owned(),
             };
@@ -465,11 +426,28 @@ impl Watcher {
                 oldest,
             };
         }
+        if !matches!(from, Resume::Now)
+            && let Some(why) = bad_position(e)
+        {
+            return SourceError::Other {
+                reason: format!(
+                    "position {} cannot be resumed from: {why}; {POSITION_KINDS}",
+                    from.shown()
+                ),
+                class: ErrorClass::Definite,
+            };
+        }
         let class = classify(e);
-        let reason = self.config.scrub(&e.to_string());
+        let reason = describe(
+            e,
+            self.config.uri_parts(),
+            Some(selection_timeout(&self.config, SELECTION_TIMEOUT)),
+            Purpose::ChangeStream,
+            false,
+        );
         match e.kind.as_ref() {
             ErrorKind::Authentication { .. } | ErrorKind::ServerSelection { .. } => {
-                connect_error(&self.config, e)
+                connect_error(&self.config, e, Purpose::ChangeStream)
             }
             _ if class == ErrorClass::Transient => SourceError::ConnectionLost { reason },
             _ => SourceError::Other {
@@ -479,12 +457,19 @@ impl Watcher {
         }
     }
 
-    async fn send(&self, item: Result<Item, SourceError>) -> bool {
-        self.tx.send(item).await.is_ok()
+    /// Hands an item to the batcher; `false` when the consumer is gone. A delivered item is
+    /// progress: the next failure starts a new reconnect window.
+    async fn send(&mut self, item: Result<Item, SourceError>) -> bool {
+        let progress = item.is_ok();
+        let sent = self.tx.send(item).await.is_ok();
+        if sent && progress {
+            self.reconnect.progressed();
+        }
+        sent
     }
 
     /// Reads until shutdown, the consumer leaving, or a final error.
-    pub(crate) async fn run(mut self, mut stream: ChangeStream<Document>, first: Resume) {
+    pub(crate) async fn run(mut self, mut stream: ChangeStream<RawDocumentBuf>, first: Resume) {
         let mut last: Option<Vec<u8>> = None;
         let resume_from = |last: &Option<Vec<u8>>, fallback: &Resume| match last {
             Some(token) => Resume::After(token.clone()),
@@ -498,7 +483,14 @@ impl Watcher {
                 next = stream.next_if_any() => next,
             };
             match next {
-                Ok(Some(doc)) => {
+                Ok(Some(raw)) => {
+                    let doc = match self.decode(&raw) {
+                        Ok(doc) => doc,
+                        Err(e) => {
+                            let _ = self.send(Err(e)).await;
+                            return;
+                        }
+                    };
                     let Some(token) = event::token_bytes(&doc) else {
                         let _ = self
                             .send(Err(SourceError::Other {
@@ -524,8 +516,12 @@ impl Watcher {
                         }
                     };
                     let invalidated = match self.deliver(&whole, token.clone()).await {
-                        Some(invalidated) => invalidated,
-                        None => return,
+                        Ok(Some(invalidated)) => invalidated,
+                        Ok(None) => return,
+                        Err(e) => {
+                            let _ = self.send(Err(e)).await;
+                            return;
+                        }
                     };
                     last = Some(token.clone());
                     if invalidated {
@@ -584,20 +580,43 @@ impl Watcher {
         }
     }
 
+    /// The change document of a raw event, once its nesting is known to be safe to decode.
+    fn decode(&self, raw: &RawDocument) -> Result<Document, SourceError> {
+        let ns = || {
+            let ns = raw.get_document("ns").ok();
+            let part = |name| ns.and_then(|ns| ns.get_str(name).ok()).unwrap_or_default();
+            Namespace::new(part("db"), part("coll"))
+        };
+        let position = || {
+            raw.get_document("_id")
+                .map(|id| event::token_position(id.as_bytes().to_vec()))
+                .ok()
+        };
+        check_depth(raw, EVENT_ENVELOPE)
+            .and_then(|()| crate::bson_value::decode(raw))
+            .map_err(|e| undecodable(&ns(), position().as_ref(), &e))
+    }
+
     /// Sends one whole event (unless filtered or already delivered by a snapshot). `None`:
     /// the consumer is gone; `Some(true)`: the event was an invalidate.
-    async fn deliver(&mut self, doc: &Document, token: Vec<u8>) -> Option<bool> {
+    async fn deliver(
+        &mut self,
+        doc: &Document,
+        token: Vec<u8>,
+    ) -> Result<Option<bool>, SourceError> {
         let skip = self.already_seen(doc);
-        let (item, invalidated) = match event::convert(doc, token, &self.watched) {
+        let position = event::token_position(token.clone());
+        let converted = event::convert(doc, token, &self.watched).map_err(|e| {
+            let ns = event::namespace_of(doc).unwrap_or_else(|| self.watched.clone());
+            undecodable(&ns, Some(&position), &e)
+        })?;
+        let (item, invalidated) = match converted {
             Converted::Event(ev) if !skip && self.wanted(&ev) => (Item::Event(Box::new(ev)), false),
             Converted::Event(ev) => (Item::Moved(ev.position().clone()), false),
             Converted::Invalidate(ev) => (Item::Event(Box::new(ev)), true),
-            Converted::Skip => match event::token_bytes(doc) {
-                Some(t) => (Item::Moved(event::token_position(t)), false),
-                None => return Some(false),
-            },
+            Converted::Skip => (Item::Moved(position), false),
         };
-        self.send(Ok(item)).await.then_some(invalidated)
+        Ok(self.send(Ok(item)).await.then_some(invalidated))
     }
 
     fn wanted(&self, ev: &SourceEvent) -> bool {
@@ -641,43 +660,35 @@ impl Watcher {
     }
 
     /// Reopens after an error (or an invalidate/exhausted cursor when `error` is `None`),
-    /// retrying transient failures with exponential backoff for `reconnect_for`. `None` when
-    /// shutting down or after a final error was sent.
+    /// retrying transient failures as [`Reconnect`] decides. `None` when shutting down or
+    /// after a final error was sent.
     pub(crate) async fn reopen(
-        &self,
+        &mut self,
         error: Option<DriverError>,
         from: &Resume,
-    ) -> Option<ChangeStream<Document>> {
-        let started = tokio::time::Instant::now();
-        let backoff = Backoff {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(5),
-            ..Backoff::default()
-        };
-        let mut attempt: u32 = 0;
+    ) -> Option<ChangeStream<RawDocumentBuf>> {
         let mut failure = match error {
             Some(e) => Some(self.failure(&e, from).await),
             None => None,
         };
         loop {
-            if let Some(f) = &failure {
-                if f.class() == ErrorClass::Definite
-                    || started.elapsed() > self.config.reconnect_for
+            if let Some(f) = failure.take() {
+                match self
+                    .reconnect
+                    .failed(f, &self.shutdown, "MongoDB change stream")
+                    .await
                 {
-                    let _ = self.send(Err(failure.take()?)).await;
-                    return None;
-                }
-                attempt = attempt.saturating_add(1);
-                let delay = backoff.delay(attempt);
-                tracing::warn!(error = %f, from = %from.shown(), ?delay, "change stream interrupted; resuming");
-                tokio::select! {
-                    () = self.shutdown.cancelled() => return None,
-                    () = tokio::time::sleep(delay) => {}
+                    Retry::Again => {}
+                    Retry::GiveUp(e) => {
+                        let _ = self.send(Err(e)).await;
+                        return None;
+                    }
+                    Retry::Shutdown => return None,
                 }
             }
             match self.open_stream(from).await {
                 Ok(s) => {
-                    if failure.is_some() {
+                    if self.reconnect.failures() > 0 {
                         tracing::info!(from = %from.shown(), "change stream resumed");
                     }
                     return Some(s);

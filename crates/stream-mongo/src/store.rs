@@ -7,16 +7,25 @@
 //! operator.
 
 use std::fmt;
+use std::time::Duration;
 
 use futures::TryStreamExt as _;
 use mongodb::Client;
-use mongodb::bson::{Bson, Document, doc};
-use mongodb::error::ErrorKind;
-use stream_core::{Filter, Namespace, Query, Row, Store, StoreError, Value};
+use mongodb::bson::{Bson, Document, RawDocument, RawDocumentBuf, doc};
+use stream_core::{ErrorClass, Filter, Namespace, Query, Row, Store, StoreError, Value};
 
-use crate::bson_value::{ConvertError, document_to_row, row_to_document, value_to_bson};
+use crate::bson_value::{
+    ConvertError, raw_document_to_row, raw_path, row_to_document, value_to_bson,
+};
+use crate::config::MongoConfig;
+use crate::connect::{self, SELECTION_TIMEOUT, selection_timeout};
+use crate::errors::{Purpose, classify, describe};
+use crate::uri::UriParts;
 
 /// CRUD and queries on MongoDB collections.
+///
+/// MongoDB's own namespaces (the `local` and `config` databases, `system.*` collections such
+/// as `admin.system.users`) are refused unless [`MongoConfig::system_namespaces`] allows them.
 ///
 /// A key row becomes an equality filter on each of its fields (`{_id: ...}` for the usual
 /// key); `write` replaces the whole document matching the key, inserting it if there is none.
@@ -27,8 +36,12 @@ use crate::bson_value::{ConvertError, document_to_row, row_to_document, value_to
 #[derive(Clone)]
 pub struct MongoStore {
     client: Client,
-    /// Texts that must not appear in error messages (the URI's password).
-    secrets: Vec<String>,
+    /// Scrubs the URI's password and secret options out of messages.
+    secrets: UriParts,
+    /// The server selection timeout, where known.
+    selection: Option<Duration>,
+    /// Whether MongoDB's own namespaces may be read and written.
+    system_namespaces: bool,
 }
 
 impl fmt::Debug for MongoStore {
@@ -37,67 +50,11 @@ impl fmt::Debug for MongoStore {
     }
 }
 
-/// Removes every secret from a message.
-fn scrub(mut text: String, secrets: &[String]) -> String {
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        if text.contains(secret.as_str()) {
-            text = text.replace(secret.as_str(), "***");
-        }
-    }
-    text
-}
-
 fn invalid(ns: &Namespace, reason: String) -> StoreError {
     StoreError::Invalid {
         namespace: ns.to_string(),
         reason,
     }
-}
-
-/// `scheme://hosts` of a connection string, without user, password, path or options; and the
-/// password (as written and percent-decoded), to scrub from messages.
-fn describe_uri(uri: &str) -> (String, Vec<String>) {
-    let (scheme, rest) = uri.split_once("://").unwrap_or(("mongodb", uri));
-    let before_options = rest.split('?').next().unwrap_or(rest);
-    let (userinfo, hosts) = match before_options.rsplit_once('@') {
-        Some((userinfo, hosts)) => (Some(userinfo), hosts),
-        None => (None, before_options),
-    };
-    let hosts = hosts.split('/').next().unwrap_or(hosts);
-    let mut secrets = Vec::new();
-    if let Some((_, password)) = userinfo.and_then(|u| u.split_once(':')) {
-        let decoded = percent_decode(password);
-        secrets.push(password.to_owned());
-        if decoded != password {
-            secrets.push(decoded);
-        }
-    }
-    // Longest first, so that a secret containing another is scrubbed whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    (format!("{scheme}://{hosts}"), secrets)
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Checks a field name or dotted path given by a caller: no empty segment, no segment starting
@@ -155,6 +112,28 @@ fn check_value_names(ns: &Namespace, value: &Bson, path: &str) -> Result<(), Sto
     }
 }
 
+/// One of MongoDB's own namespaces: the `local` (oplog, replication) and `config` (sessions,
+/// sharding) databases, and `system.*` collections (users, roles, views, profiles).
+fn is_system(ns: &Namespace) -> bool {
+    matches!(&*ns.db, "local" | "config") || ns.table.starts_with("system.")
+}
+
+/// A stored document as a row; one nested too deep (or not well-formed) is an error naming
+/// its `_id`.
+fn stored_row(ns: &Namespace, raw: &RawDocument) -> Result<Row, StoreError> {
+    raw_document_to_row(raw).map_err(|e| {
+        let which = raw_path(raw, "_id").map_or_else(
+            || "a document".to_owned(),
+            |id| format!("the document with _id {}", id.into_relaxed_extjson()),
+        );
+        StoreError::Backend {
+            namespace: ns.to_string(),
+            reason: format!("{which} cannot be read: {e}"),
+            class: ErrorClass::Definite,
+        }
+    })
+}
+
 /// A filter that matches no document (every document has an `_id`).
 fn match_nothing() -> Document {
     doc! { "_id": { "$in": [] } }
@@ -165,43 +144,66 @@ impl MongoStore {
     pub fn new(client: Client) -> Self {
         Self {
             client,
-            secrets: Vec::new(),
+            secrets: UriParts::default(),
+            selection: None,
+            system_namespaces: false,
         }
+    }
+
+    /// Lets the store read and write MongoDB's own namespaces (see
+    /// [`MongoConfig::system_namespaces`]).
+    pub fn with_system_namespaces(mut self, allowed: bool) -> Self {
+        self.system_namespaces = allowed;
+        self
     }
 
     /// Connects to the server of a connection string (`mongodb://user:pass@host/?...`) and
     /// checks that it answers (and accepts the credentials) with a `ping`.
     ///
-    /// Error messages name the server as `scheme://hosts` only: never the user's password.
+    /// Error messages show the connection string redacted: never the password.
     pub async fn connect(uri: &str) -> Result<Self, StoreError> {
-        let (server, secrets) = describe_uri(uri);
-        let client = Client::with_uri_str(uri).await.map_err(|e| {
-            let reason = scrub(
-                format!("cannot use the connection string: {}", e.kind),
-                &secrets,
-            );
-            match &*e.kind {
-                ErrorKind::InvalidArgument { .. } => StoreError::Invalid {
-                    namespace: server.clone(),
-                    reason,
-                },
-                _ => StoreError::Backend {
-                    namespace: server.clone(),
-                    reason,
-                    class: crate::errors::classify(&e),
-                },
-            }
+        let config = MongoConfig::from_url(uri).map_err(|e| StoreError::Invalid {
+            namespace: e.shown.clone(),
+            reason: e.reason,
         })?;
-        client
+        Self::connect_with(&config).await
+    }
+
+    /// Connects to the deployment of `config`, as [`MongoStore::connect`] does.
+    pub async fn connect_with(config: &MongoConfig) -> Result<Self, StoreError> {
+        let server = config.uri_parts().hosts.clone();
+        let selection = selection_timeout(config, SELECTION_TIMEOUT);
+        let client =
+            connect::client(config, selection)
+                .await
+                .map_err(|reason| StoreError::Invalid {
+                    namespace: server.clone(),
+                    reason,
+                })?;
+        let pinged = client
             .database("admin")
             .run_command(doc! { "ping": 1 })
-            .await
-            .map_err(|e| StoreError::Backend {
-                namespace: server.clone(),
-                reason: scrub(format!("connecting failed: {}", e.kind), &secrets),
-                class: crate::errors::classify(&e),
-            })?;
-        Ok(Self { client, secrets })
+            .await;
+        if let Err(e) = pinged {
+            connect::close(client).await;
+            return Err(StoreError::Backend {
+                namespace: server,
+                reason: describe(
+                    &e,
+                    config.uri_parts(),
+                    Some(selection),
+                    Purpose::Other,
+                    true,
+                ),
+                class: classify(&e),
+            });
+        }
+        Ok(Self {
+            client,
+            secrets: config.uri_parts().clone(),
+            selection: Some(selection),
+            system_namespaces: config.system_namespaces,
+        })
     }
 
     /// The client the store uses.
@@ -212,12 +214,21 @@ impl MongoStore {
     fn backend(&self, ns: &Namespace, e: &mongodb::error::Error) -> StoreError {
         StoreError::Backend {
             namespace: ns.to_string(),
-            reason: scrub(e.kind.to_string(), &self.secrets),
-            class: crate::errors::classify(e),
+            reason: describe(e, &self.secrets, self.selection, Purpose::Other, false),
+            class: classify(e),
         }
     }
 
     fn collection(&self, ns: &Namespace) -> Result<mongodb::Collection<Document>, StoreError> {
+        if !self.system_namespaces && is_system(ns) {
+            return Err(invalid(
+                ns,
+                "a MongoDB system namespace (the `local` and `config` databases and `system.*` \
+                 collections hold the server's own data); set `MongoConfig::system_namespaces` \
+                 to reach it"
+                    .into(),
+            ));
+        }
         if ns.db.is_empty() || ns.db.contains(['/', '\\', '.', ' ', '"', '$', '\0']) {
             return Err(invalid(
                 ns,
@@ -390,11 +401,13 @@ impl Store for MongoStore {
     async fn read(&self, ns: &Namespace, key: &Row) -> Result<Option<Row>, StoreError> {
         let coll = self.collection(ns)?;
         let filter = Self::key_filter(&Self::key_fields(ns, key)?);
+        // Raw: the nesting is checked before anything recurses through the document.
         let found = coll
+            .clone_with_type::<RawDocumentBuf>()
             .find_one(filter)
             .await
             .map_err(|e| self.backend(ns, &e))?;
-        Ok(found.as_ref().map(document_to_row))
+        found.map(|raw| stored_row(ns, &raw)).transpose()
     }
 
     async fn write(&self, ns: &Namespace, key: &Row, row: &Row) -> Result<(), StoreError> {
@@ -440,7 +453,8 @@ impl Store for MongoStore {
         let coll = self.collection(ns)?;
         let filter = Self::filter_doc(ns, &query.filter)?;
         let sort = Self::sort_doc(ns, &query.order_by)?;
-        let mut find = coll.find(filter);
+        let raw = coll.clone_with_type::<RawDocumentBuf>();
+        let mut find = raw.find(filter);
         if !sort.is_empty() {
             find = find.sort(sort);
         }
@@ -451,11 +465,11 @@ impl Store for MongoStore {
             None => {}
         }
         let cursor = find.await.map_err(|e| self.backend(ns, &e))?;
-        let docs: Vec<Document> = cursor
+        let docs: Vec<RawDocumentBuf> = cursor
             .try_collect()
             .await
             .map_err(|e| self.backend(ns, &e))?;
-        Ok(docs.iter().map(document_to_row).collect())
+        docs.iter().map(|raw| stored_row(ns, raw)).collect()
     }
 }
 
@@ -567,30 +581,5 @@ mod tests {
         )
         .expect("sort");
         assert_eq!(sort, doc! { "b": -1, "a": 1 });
-    }
-
-    #[test]
-    fn connection_strings_are_described_without_credentials() {
-        let (server, secrets) =
-            describe_uri("mongodb://app:s%40cret:x@db1:27017,db2/admin?replicaSet=rs0");
-        assert_eq!(server, "mongodb://db1:27017,db2");
-        assert_eq!(
-            secrets,
-            vec!["s%40cret:x".to_owned(), "s@cret:x".to_owned()]
-        );
-        let (server, secrets) = describe_uri("mongodb+srv://cluster.example.com/?tls=true");
-        assert_eq!(server, "mongodb+srv://cluster.example.com");
-        assert!(secrets.is_empty());
-        assert_eq!(
-            scrub(
-                "auth failed for s@cret:x and s%40cret:x".into(),
-                &secrets_of("s%40cret:x")
-            ),
-            "auth failed for *** and ***"
-        );
-    }
-
-    fn secrets_of(password: &str) -> Vec<String> {
-        describe_uri(&format!("mongodb://u:{password}@h")).1
     }
 }

@@ -3,6 +3,10 @@
 mod support;
 
 mod mongo_cdc;
+mod mongo_deep;
+mod mongo_first_contact;
 mod mongo_own_server;
 mod mongo_poll;
+mod mongo_probe;
+mod mongo_secrets;
 mod mongo_store;

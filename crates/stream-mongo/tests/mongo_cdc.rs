@@ -141,6 +141,39 @@ async fn mongo_each_op_maps_to_the_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_updates_carry_the_whole_document_by_default() {
+    let db = unique_name("lookup");
+    let coll = client().await.database(&db).collection::<Document>("t");
+    // Only the filter is set: everything else is as `MongoConfig::from_url` makes it.
+    let (mut batches, _) = open(config(&format!("{db}.t")), StartFrom::Latest).await;
+    coll.insert_one(doc! {"_id": 1, "status": "new", "total": 5})
+        .await
+        .expect("insert");
+    coll.update_one(doc! {"_id": 1}, doc! {"$set": {"status": "paid"}})
+        .await
+        .expect("update");
+    let got = next_changes(&mut batches, 2).await;
+    assert_eq!(got[1].op, Op::Update);
+    assert_eq!(
+        json(&got[1])["after"],
+        serde_json::json!({"_id": 1, "status": "paid", "total": 5})
+    );
+    // `off` still gives the update description alone.
+    let mut off = config(&format!("{db}.t"));
+    off.full_document = FullDocument::Off;
+    let (mut batches, _) = open(off, StartFrom::Latest).await;
+    coll.update_one(doc! {"_id": 1}, doc! {"$set": {"status": "sent"}})
+        .await
+        .expect("update");
+    let got = next_changes(&mut batches, 1).await;
+    assert_eq!(json(&got[0])["after"], serde_json::Value::Null);
+    assert_eq!(
+        json(&got[0])["update"]["set"],
+        serde_json::json!({"status": "sent"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_every_bson_type_prints_as_relaxed_extended_json() {
     let db = unique_name("types");
     let coll = client().await.database(&db).collection::<Document>("t");

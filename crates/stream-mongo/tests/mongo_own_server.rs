@@ -9,7 +9,7 @@ use mongodb::bson::{Document, doc};
 use stream_core::{
     BatchStream, CancellationToken, ChangeEvent, Source, SourceError, SourceEvent, StartFrom,
 };
-use stream_mongo::{MongoConfig, MongoSource};
+use stream_mongo::{MongoConfig, MongoPollingSource, MongoSource};
 use stream_testkit::secantus::Secantus;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -151,5 +151,122 @@ async fn mongo_standalone_server_is_refused_naming_what_change_streams_need() {
     assert!(
         actual.contains("standalone") && actual.contains("MongoPollingSource"),
         "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_lost_server_is_retried_for_reconnect_for_then_ends_both_sources_with_an_error() {
+    let mut server = Secantus::start(&[]).expect("own stand-in");
+    let url = server.url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let mut config =
+        MongoConfig::from_url(&format!("{url}{sep}serverSelectionTimeoutMS=300")).expect("url");
+    config.filter = stream_core::NamespaceFilter::parse("shop.orders", "").expect("filter");
+    config.reconnect_for = Duration::from_secs(2);
+    let streamed = MongoSource::new(config.clone())
+        .open(StartFrom::Latest, CancellationToken::new())
+        .await
+        .expect("open the change stream");
+    let polled = MongoPollingSource::new(config, "v")
+        .interval(Duration::from_millis(100))
+        .open(StartFrom::Latest, CancellationToken::new())
+        .await
+        .expect("open the poller");
+    server.kill();
+    let killed = std::time::Instant::now();
+    for (what, mut batches) in [("stream", streamed.batches), ("poller", polled.batches)] {
+        let err = tokio::time::timeout(WAIT, async {
+            loop {
+                match batches.next().await {
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return e,
+                    None => panic!("{what}: the stream ended without an error"),
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{what}: still retrying after {WAIT:?}"));
+        assert_eq!(
+            err.class(),
+            stream_core::ErrorClass::Transient,
+            "{what}: {err}"
+        );
+        assert!(
+            killed.elapsed() >= Duration::from_secs(2),
+            "{what} gave up before reconnect_for: {err}"
+        );
+    }
+}
+
+/// Connections the server has open now, by `serverStatus`.
+async fn open_connections(admin: &mongodb::Database) -> i64 {
+    let status = admin
+        .run_command(doc! {"serverStatus": 1})
+        .await
+        .expect("serverStatus");
+    let current = status
+        .get_document("connections")
+        .expect("connections")
+        .get("current")
+        .expect("current");
+    match current {
+        mongodb::bson::Bson::Int32(n) => i64::from(*n),
+        mongodb::bson::Bson::Int64(n) => *n,
+        other => panic!("connections.current is {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_streams_end_after_shutdown_only_once_their_connections_are_closed() {
+    let server = Secantus::start(&[]).expect("own stand-in");
+    let url = server.url();
+    let observer = mongodb::Client::with_uri_str(&url).await.expect("client");
+    let admin = observer.database("admin");
+    observer
+        .database("shop")
+        .collection::<Document>("orders")
+        .insert_one(doc! {"_id": 1, "v": 1})
+        .await
+        .expect("insert");
+    let before = open_connections(&admin).await;
+    let mut config = MongoConfig::from_url(&url).expect("url");
+    config.filter = stream_core::NamespaceFilter::parse("shop.orders", "").expect("filter");
+    for (what, from) in [
+        ("stream", StartFrom::Latest),
+        ("snapshot", StartFrom::Snapshot),
+    ] {
+        let shutdown = CancellationToken::new();
+        let mut source = MongoSource::new(config.clone());
+        let mut batches = source
+            .open(from, shutdown.clone())
+            .await
+            .expect("open")
+            .batches;
+        assert!(open_connections(&admin).await > before, "{what} connected");
+        shutdown.cancel();
+        let ended = tokio::time::timeout(WAIT, async { while batches.next().await.is_some() {} });
+        ended.await.expect("the stream ends after shutdown");
+        assert_eq!(
+            open_connections(&admin).await,
+            before,
+            "{what} left connections open"
+        );
+    }
+    let shutdown = CancellationToken::new();
+    let mut poller = MongoPollingSource::new(config, "v");
+    let mut batches = poller
+        .open(StartFrom::Latest, shutdown.clone())
+        .await
+        .expect("open")
+        .batches;
+    shutdown.cancel();
+    let ended = tokio::time::timeout(WAIT, async { while batches.next().await.is_some() {} });
+    ended
+        .await
+        .expect("the poller's stream ends after shutdown");
+    assert_eq!(
+        open_connections(&admin).await,
+        before,
+        "the poller left connections open"
     );
 }

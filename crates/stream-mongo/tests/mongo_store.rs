@@ -529,3 +529,59 @@ async fn mongo_store_wrong_password_error_hides_the_password() {
     let err = MongoStore::connect(&bad).await.expect_err("no host");
     assert!(!format!("{err} {err:?}").contains(password), "{err:?}");
 }
+
+/// MongoDB's own namespaces, each with an operation that would reach it.
+fn system_namespaces() -> Vec<Namespace> {
+    vec![
+        Namespace::new("local", "oplog.rs"),
+        Namespace::new("local", "startup_log"),
+        Namespace::new("config", "transactions"),
+        Namespace::new("admin", "system.users"),
+        Namespace::new("admin", "system.version"),
+        Namespace::new(unique_name("store"), "system.views"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_store_refuses_system_namespaces_naming_them() {
+    // The URL names no database: every database is in reach.
+    let store = MongoStore::connect(&Server::Mongo.url())
+        .await
+        .expect("connect");
+    let key = id_key(1);
+    let row = row([("_id", Value::Int(1)), ("x", Value::Int(1))]);
+    for ns in system_namespaces() {
+        let errors = [
+            store.read(&ns, &key).await.err(),
+            store.query(&ns, &Query::filter(Filter::All)).await.err(),
+            store.write(&ns, &key, &row).await.err(),
+            store.delete(&ns, &key).await.err(),
+        ];
+        for err in errors {
+            let err = err.unwrap_or_else(|| panic!("{ns} was reached"));
+            let text = err.to_string();
+            assert!(matches!(err, StoreError::Invalid { .. }), "{text}");
+            assert!(text.contains(&format!("`{ns}`")), "{text}");
+            assert!(text.contains("system namespace"), "{text}");
+        }
+    }
+    // Ordinary namespaces whose names merely look alike are not refused.
+    let ns = Namespace::new(unique_name("store"), "systems");
+    store.write(&ns, &key, &row).await.expect("write");
+    drop_db(&store, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_store_reads_system_namespaces_when_the_config_allows_them() {
+    let mut config = stream_mongo::MongoConfig::from_url(&Server::Mongo.url()).expect("url");
+    config.system_namespaces = true;
+    let store = MongoStore::connect_with(&config).await.expect("connect");
+    let oplog = Namespace::new("local", "oplog.rs");
+    let mut query = Query::filter(Filter::All);
+    query.limit = Some(1);
+    let entries = store.query(&oplog, &query).await.expect("read the oplog");
+    assert_eq!(entries.len(), 1, "the oplog of a replica set has entries");
+    // The same for a store over a client of the caller's.
+    let store = MongoStore::new(store.client().clone()).with_system_namespaces(true);
+    assert_eq!(store.query(&oplog, &query).await.expect("oplog").len(), 1);
+}

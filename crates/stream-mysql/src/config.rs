@@ -1,7 +1,6 @@
 //! Connection and stream settings, parsed from a `mysql://` URL.
 
-use stream_core::NamespaceFilter;
-pub use stream_core::redact_url;
+use stream_core::{NamespaceFilter, UrlParts, redact_url};
 
 /// Why a configuration was rejected. Never contains the password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -97,31 +96,27 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 impl MySqlConfig {
-    /// Parses `mysql://user:password@host:port/db` (also `mariadb://`).
+    /// Parses `mysql://user:password@host:port/db?options` (also `mariadb://`). The user and
+    /// password may be percent-encoded; the password may also hold `?`, `#`, `/` and `@` as
+    /// they are, since the credentials end at the URL's last `@`.
     pub fn from_url(url: &str) -> Result<Self, ConfigError> {
         let shown = redact_url(url);
         let err = |reason: &str| ConfigError {
             shown: shown.clone(),
             reason: reason.to_owned(),
         };
-        let (scheme, rest) = url
-            .split_once("://")
+        // Credentials first: a password may hold `?`, `/` or `@` (see `UrlParts`).
+        let parts = UrlParts::parse(url)
             .ok_or_else(|| err("expected mysql://user:password@host:port/db"))?;
-        if !matches!(scheme.to_ascii_lowercase().as_str(), "mysql" | "mariadb") {
+        if !matches!(
+            parts.scheme.to_ascii_lowercase().as_str(),
+            "mysql" | "mariadb"
+        ) {
             return Err(err("the scheme must be mysql:// or mariadb://"));
         }
-        let query = rest
-            .split_once('?')
-            .map(|(_, q)| q.split('#').next().unwrap_or(q));
-        let rest = rest.split(['?', '#']).next().unwrap_or(rest);
         let mut ssl_mode = SslMode::Disabled;
         let mut ssl_ca = None;
-        for pair in query
-            .unwrap_or_default()
-            .split('&')
-            .filter(|p| !p.is_empty())
-        {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        for (k, v) in parts.options() {
             let v =
                 percent_decode(v).ok_or_else(|| err(&format!("bad percent-encoding in `{k}`")))?;
             match k.to_ascii_lowercase().replace('_', "-").as_str() {
@@ -146,17 +141,17 @@ impl MySqlConfig {
                 }
             }
         }
-        let (creds, hostpath) = rest
-            .rsplit_once('@')
+        let user = parts
+            .user
             .ok_or_else(|| err("missing user: expected mysql://user:password@host:port/db"))?;
-        let (user, password) = creds.split_once(':').unwrap_or((creds, ""));
+        let password = parts.password.unwrap_or_default();
         let user = percent_decode(user).ok_or_else(|| err("bad percent-encoding in the user"))?;
         let password =
             percent_decode(password).ok_or_else(|| err("bad percent-encoding in the password"))?;
         if user.is_empty() {
             return Err(err("empty user name"));
         }
-        let (hostport, path) = hostpath.split_once('/').unwrap_or((hostpath, ""));
+        let (hostport, path) = (parts.hosts, parts.path.unwrap_or_default());
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
                 let port = p
@@ -193,7 +188,7 @@ impl MySqlConfig {
     }
 
     /// Connection options for `mysql_async`, TLS included.
-    pub fn opts(&self) -> mysql_async::OptsBuilder {
+    pub(crate) fn opts(&self) -> mysql_async::OptsBuilder {
         let builder = mysql_async::OptsBuilder::default()
             .ip_or_hostname(self.host.clone())
             .tcp_port(self.port)
@@ -228,6 +223,15 @@ impl MySqlConfig {
         }
         if !self.filter.includes().is_empty() {
             return true;
+        }
+        self.database.as_deref().is_none_or(|d| d == db)
+    }
+
+    /// Whether some tables of `db` may be streamed (for events about a whole database).
+    pub(crate) fn wants_database(&self, db: &str) -> bool {
+        let includes = self.filter.includes();
+        if !includes.is_empty() {
+            return includes.iter().any(|p| p.matches_db(db));
         }
         self.database.as_deref().is_none_or(|d| d == db)
     }
@@ -267,6 +271,52 @@ mod tests {
     }
 
     #[test]
+    fn passwords_with_url_characters_never_leak_into_errors_or_debug() {
+        for password in [
+            "abc?Hunter2",
+            "Hunter2#frag",
+            "a/b@Hunter2",
+            "zq&kv=Hunter2",
+        ] {
+            let url = format!("mysql://u:{password}@db.example:3307/shop");
+            let c = MySqlConfig::from_url(&url).expect(&url);
+            assert_eq!(
+                (c.password.as_str(), c.host.as_str(), c.port),
+                (password, "db.example", 3307)
+            );
+            assert_eq!(c.database.as_deref(), Some("shop"));
+            let debug = format!("{c:?}");
+            for bad in [
+                format!("mysql://u:{password}@db.example:99999/shop"),
+                format!("mysql://u:{password}@db.example/shop?frob=1"),
+                format!("mysql://u:{password}@db.example/shop?ssl-mode=maybe"),
+                format!("mysql://:{password}@db.example/shop"),
+            ] {
+                let e = MySqlConfig::from_url(&bad).expect_err(&bad);
+                for shown in [e.to_string(), format!("{e:?}"), debug.clone()] {
+                    let lower = shown.to_ascii_lowercase();
+                    assert!(!lower.contains("hunter2"), "{shown}");
+                    for part in password.split(['?', '#', '/', '@', '&', '=']) {
+                        assert!(part.len() < 3 || !shown.contains(part), "{part} in {shown}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_password_with_a_question_mark_is_the_password_not_options() {
+        let c = MySqlConfig::from_url("mysql://u:abc?Hunter2@h/db?ssl-mode=required").expect("url");
+        assert_eq!((c.password.as_str(), c.host.as_str()), ("abc?Hunter2", "h"));
+        assert_eq!(
+            (c.database.as_deref(), c.ssl_mode),
+            (Some("db"), SslMode::Required)
+        );
+        let e = MySqlConfig::from_url("mysql://u:abc?Hunter2@h:x/db").expect_err("port");
+        assert!(!e.to_string().to_lowercase().contains("hunter2"), "{e}");
+    }
+
+    #[test]
     fn tls_settings_come_from_url_parameters() {
         let c = MySqlConfig::from_url("mysql://u@h/db?ssl-mode=verify_ca&ssl-ca=%2Fetc%2Fca.pem")
             .expect("url");
@@ -298,5 +348,8 @@ mod tests {
         assert!(c.wants("crm", "leads"));
         assert!(!c.wants("crm", "secret"));
         assert!(!c.wants("shop", "orders"));
+        assert!(c.wants_database("crm") && !c.wants_database("shop"));
+        let c = MySqlConfig::from_url("mysql://u@h/shop").expect("url");
+        assert!(c.wants_database("shop") && !c.wants_database("crm"));
     }
 }

@@ -27,29 +27,43 @@
 //! ```
 //!
 //! Also here: [`MySqlPollingSource`] (for servers without replication rights; blind to
-//! deletes), [`MySqlStore`] (CRUD and queries), an initial snapshot (`StartFrom::Snapshot`),
-//! MariaDB GTID positions ([`MySqlConfig::gtid_positions`]) and TLS (`?ssl-mode=`). Not yet:
-//! resuming from MySQL GTID sets, MariaDB binlog compression. See `docs/mysql.md`.
+//! deletes), [`MySqlStore`] (CRUD and queries), [`MySqlProbe`] (health questions for a
+//! monitor), an initial snapshot (`StartFrom::Snapshot`), MariaDB GTID positions
+//! ([`MySqlConfig::gtid_positions`]) and TLS (`?ssl-mode=`). Both sources reconnect for
+//! [`MySqlConfig::reconnect_for`]; everything read from the server is bounds-checked, and a
+//! panic in a reader task ends its stream with an error. Not yet: resuming from MySQL GTID
+//! sets, MariaDB binlog compression. See `docs/mysql.md`.
 
 #[doc(hidden)]
 pub mod bench_support;
 mod binary;
+mod cells;
 mod charset;
 mod config;
 mod ddl;
 mod decimal;
 mod decoder;
+mod jsonb;
 mod jsoncheck;
 mod poll;
+mod probe;
+mod query;
+mod reader;
 mod schema;
+mod server;
 mod snapshot;
 mod source;
 mod sqltext;
+mod start;
 mod store;
+mod supervise;
 mod tablemap;
+mod tracker;
 mod values;
 
-pub use config::{ConfigError, MySqlConfig, SslMode, redact_url};
+pub use config::{ConfigError, MySqlConfig, SslMode};
 pub use poll::MySqlPollingSource;
+pub use probe::MySqlProbe;
+pub use server::list_tables;
 pub use source::MySqlSource;
 pub use store::MySqlStore;

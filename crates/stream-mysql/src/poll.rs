@@ -15,14 +15,14 @@ use std::time::Duration;
 use mysql_async::prelude::*;
 use stream_core::{
     Batch, CancellationToken, ChangeEvent, ErrorClass, MySqlPosition, Namespace, Op, Opened,
-    PollCursor, PollProgress, Position, Source, SourceError, SourceEvent, SourceKind, StartFrom,
-    TxnStart, Value,
+    PollCursor, PollProgress, Position, Reconnect, Retry, Source, SourceError, SourceEvent,
+    SourceKind, StartFrom, TxnStart, Value,
 };
 use tokio::sync::mpsc;
 
 use crate::MySqlConfig;
 use crate::schema::{Catalog, TableSchema};
-use crate::source::{connect, map_err};
+use crate::server::{check_database, connect, map_err};
 use crate::values::{json_text, json_to_param, key_of, quote, row_from_query, to_param};
 
 const CHUNK: usize = 5000;
@@ -92,6 +92,7 @@ impl Source for MySqlPollingSource {
     ) -> Result<Opened, SourceError> {
         let config = self.config.clone();
         let mut conn = connect(&config).await?;
+        check_database(&config, &mut conn).await?;
         let catalog = Catalog::load(&mut conn, |db, t| config.wants(db, t))
             .await
             .map_err(|e| map_err(&config, e))?;
@@ -187,24 +188,21 @@ impl Source for MySqlPollingSource {
         }
         drop(conn);
         let start = position(&cursors);
-        let (tx, rx) = mpsc::channel(4);
-        let poller = Poller {
-            config,
-            tables,
-            cursors,
-            interval: self.interval,
-            lag: self.safety_lag,
-            tx,
-            shutdown,
-        };
-        tokio::spawn(poller.run());
-        let batches = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
+        let (interval, lag) = (self.interval, self.safety_lag);
+        let batches = crate::supervise::spawn_supervised("MySQL poller", 4, move |tx| {
+            let poller = Poller {
+                reconnect: crate::server::reconnect_policy(&config),
+                config,
+                tables,
+                cursors,
+                interval,
+                lag,
+                tx,
+                shutdown,
+            };
+            poller.run()
         });
-        Ok(Opened {
-            start,
-            batches: Box::pin(batches),
-        })
+        Ok(Opened { start, batches })
     }
 }
 
@@ -216,49 +214,55 @@ struct Poller {
     lag: Duration,
     tx: mpsc::Sender<Result<Batch, SourceError>>,
     shutdown: CancellationToken,
+    /// A poll that works restarts the `reconnect_for` window.
+    reconnect: Reconnect,
 }
 
 impl Poller {
     async fn run(mut self) {
         let mut conn = None;
         loop {
-            if conn.is_none() {
-                match connect(&self.config).await {
-                    Ok(mut c) => {
-                        if let Err(e) = c.query_drop("SET time_zone = '+00:00'").await {
-                            tracing::warn!(error = %map_err(&self.config, e), "polling connection setup failed");
-                        } else {
-                            conn = Some(c);
+            match self.attempt(&mut conn).await {
+                Ok(true) => {
+                    self.reconnect.progressed();
+                    tokio::select! {
+                        () = self.shutdown.cancelled() => return,
+                        () = tokio::time::sleep(self.interval) => {}
+                    }
+                }
+                Ok(false) => return,
+                Err(e) => {
+                    conn = None;
+                    match self
+                        .reconnect
+                        .failed(e, &self.shutdown, "MySQL polling")
+                        .await
+                    {
+                        Retry::Again => {}
+                        Retry::Shutdown => return,
+                        Retry::GiveUp(e) => {
+                            let _ = self.tx.send(Err(e)).await;
+                            return;
                         }
                     }
-                    Err(e) if e.class() == ErrorClass::Transient => {
-                        tracing::warn!(error = %e, "polling connection failed; retrying")
-                    }
-                    Err(e) => {
-                        let _ = self.tx.send(Err(e)).await;
-                        return;
-                    }
                 }
-            }
-            if let Some(c) = conn.as_mut() {
-                match self.poll_once(c).await {
-                    Ok(true) => {}
-                    Ok(false) => return,
-                    Err(e) if e.class() == ErrorClass::Transient => {
-                        tracing::warn!(error = %e, "poll failed; reconnecting");
-                        conn = None;
-                    }
-                    Err(e) => {
-                        let _ = self.tx.send(Err(e)).await;
-                        return;
-                    }
-                }
-            }
-            tokio::select! {
-                () = self.shutdown.cancelled() => return,
-                () = tokio::time::sleep(self.interval) => {}
             }
         }
+    }
+
+    /// Connects when needed, then polls every table once; `Ok(false)` when nobody listens.
+    async fn attempt(&mut self, conn: &mut Option<mysql_async::Conn>) -> Result<bool, SourceError> {
+        let c = match conn {
+            Some(c) => c,
+            None => {
+                let mut c = connect(&self.config).await?;
+                c.query_drop("SET time_zone = '+00:00'")
+                    .await
+                    .map_err(|e| map_err(&self.config, e))?;
+                conn.insert(c)
+            }
+        };
+        self.poll_once(c).await
     }
 
     /// One pass over every table; `Ok(false)` when nobody listens any more.

@@ -15,17 +15,18 @@
 use mysql_async::Conn;
 use mysql_async::prelude::*;
 use stream_core::{
-    ChangeEvent, ErrorClass, MySqlPosition, Namespace, Op, Position, SnapshotProgress, SourceError,
-    SourceEvent, SourceKind, TxnStart, Value,
+    ChangeEvent, ErrorClass, MySqlPosition, Namespace, Op, Position, Row, SnapshotProgress,
+    SourceError, SourceEvent, SourceKind, TxnStart, Value,
 };
 
 use crate::MySqlConfig;
 use crate::schema::{Catalog, TableSchema};
-use crate::source::map_err;
+use crate::server::map_err;
+use crate::start::FilePos;
 use crate::values::{json_text, json_to_param, key_of, quote, row_from_query};
 
-/// Rows read per query.
-const CHUNK: usize = 5000;
+/// Rows read per query; a shorter chunk ends the table.
+pub(crate) const CHUNK: usize = 5000;
 
 /// Opens a consistent snapshot on `conn`; returns the binlog file and offset it corresponds to.
 pub(crate) async fn begin(
@@ -98,6 +99,76 @@ pub(crate) async fn begin(
             reason: "SHOW MASTER STATUS returned no position".into(),
             class: ErrorClass::Definite,
         }),
+    }
+}
+
+/// A snapshot resumed in a second consistent view (taken at `until`) already contains the
+/// changes made between the first view and `until` to the tables it read: the table it
+/// resumed in (keys after `after`) and every later table. Those binlog changes are skipped
+/// until the stream reaches `until`, so the resume delivers nothing twice. Keys that cannot
+/// be ordered like the server does (strings, under a collation) are not skipped: for them
+/// the resume is at-least-once.
+#[derive(Debug, Clone)]
+pub(crate) struct ViewFilter {
+    pub(crate) until: FilePos,
+    table: String,
+    after: Option<Vec<Value>>,
+}
+
+impl ViewFilter {
+    pub(crate) fn new(progress: &SnapshotProgress, until: FilePos) -> Option<Self> {
+        let after = match &progress.after {
+            None => Some(Vec::new()),
+            Some(json) => {
+                let parsed: serde_json::Value = serde_json::from_str(json).ok()?;
+                parsed
+                    .as_object()?
+                    .values()
+                    .map(|v| match v {
+                        serde_json::Value::Number(n) => n
+                            .as_i64()
+                            .map(Value::Int)
+                            .or_else(|| n.as_u64().map(Value::UInt)),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<Value>>>()
+            }
+        };
+        Some(Self {
+            until,
+            table: progress.table.clone(),
+            after,
+        })
+    }
+
+    /// Whether the second view already holds this change.
+    pub(crate) fn covers(&self, table: &str, key: Option<&Row>) -> bool {
+        if table > self.table.as_str() {
+            return true;
+        }
+        if table != self.table {
+            return false;
+        }
+        match (&self.after, key) {
+            (Some(after), _) if after.is_empty() => true,
+            (Some(after), Some(key)) if key.len() == after.len() => {
+                let order = key
+                    .iter()
+                    .zip(after)
+                    .map(|((_, k), a)| k.compare(a))
+                    .find(|o| o != &Some(std::cmp::Ordering::Equal))
+                    .unwrap_or(Some(std::cmp::Ordering::Equal));
+                order == Some(std::cmp::Ordering::Greater)
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a stream at `at` has reached the view, so nothing more is covered.
+    pub(crate) fn passed_by(&self, at: &FilePos) -> bool {
+        at.position()
+            .compare(&self.until.position())
+            .is_some_and(|o| o.is_ge())
     }
 }
 

@@ -119,6 +119,22 @@ fn meta_len(ty: u8) -> usize {
     }
 }
 
+/// `db.table` of a TABLE_MAP event, as far as it can be read (for errors about the rest).
+pub(crate) fn name_of(data: &[u8]) -> Option<String> {
+    let mut r = Reader::new(data);
+    r.take(8, "").ok()?;
+    let db_len = usize::from(r.u8("").ok()?);
+    let db = r.take(db_len, "").ok()?;
+    r.u8("").ok()?;
+    let table_len = usize::from(r.u8("").ok()?);
+    let table = r.take(table_len, "").ok()?;
+    Some(format!(
+        "{}.{}",
+        String::from_utf8_lossy(db),
+        String::from_utf8_lossy(table)
+    ))
+}
+
 impl TableMap {
     /// Parses a TABLE_MAP event body (after the common header, without checksum).
     pub(crate) fn parse(data: &[u8]) -> Result<Self> {
@@ -131,7 +147,9 @@ impl TableMap {
         let table_len = usize::from(r.u8("the table name length")?);
         let table = String::from_utf8_lossy(r.take(table_len, "the table name")?).into_owned();
         r.u8("the table name terminator")?;
-        let count = r.lenenc("the column count")? as usize;
+        let count = r.lenenc("the column count")?;
+        let count =
+            usize::try_from(count).map_err(|_| Malformed(format!("{count} columns announced")))?;
         let types = r.take(count, "the column types")?.to_vec();
         let meta_block = r.lenenc_bytes("the column metadata")?;
         let mut mr = Reader::new(meta_block);
@@ -263,8 +281,16 @@ impl TableMap {
                     .map(|(i, _)| i)
                     .collect();
                 for idx in idxs {
-                    let n = r.lenenc("label count")? as usize;
-                    let mut labels = Vec::with_capacity(n);
+                    let n = r.lenenc("label count")?;
+                    // Every label takes at least its length byte: a count past the bytes left
+                    // is a lie, refused before anything is allocated for it.
+                    if n > r.remaining() as u64 {
+                        return Err(Malformed(format!(
+                            "{n} ENUM/SET labels announced with {} bytes left",
+                            r.remaining()
+                        )));
+                    }
+                    let mut labels = Vec::with_capacity(n as usize);
                     for _ in 0..n {
                         labels.push(r.lenenc_bytes("a label")?.to_vec());
                     }

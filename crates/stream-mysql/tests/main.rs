@@ -9,6 +9,8 @@ mod mariadb_json;
 mod mariadb_oracle;
 mod mariadb_own_server;
 mod mariadb_poll;
+mod mariadb_probe;
+mod mariadb_resume;
 mod mariadb_snapshot;
 mod mariadb_store;
 mod mariadb_types;

@@ -287,7 +287,9 @@ async fn resuming_after_each_event_yields_the_rest(
             cfg(),
             StartFrom::Position(ev.position.clone()),
             all.len() - i - 1,
-            Duration::from_secs(2),
+            // Only waited out when rows are missing: requesting the stream by GTID state makes
+            // the server scan its binlog file, which takes seconds on a busy shared server.
+            Duration::from_secs(20),
         )
         .await;
         assert!(rest.error.is_none(), "{:?}", rest.error);
@@ -388,9 +390,8 @@ async fn mariadb_a_fully_filtered_stream_still_advances_its_position() {
     let end = now(&mut c).await;
     let mut last = start.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while last.compare(&end) != Some(std::cmp::Ordering::Equal)
-        && tokio::time::Instant::now() < deadline
-    {
+    let reached = |p: &Position| p.compare(&end).is_some_and(|o| o.is_ge());
+    while !reached(&last) && tokio::time::Instant::now() < deadline {
         let batch = tokio::time::timeout(Duration::from_secs(5), batches.next())
             .await
             .expect("a batch while idle")
@@ -402,7 +403,10 @@ async fn mariadb_a_fully_filtered_stream_still_advances_its_position() {
         );
         last = batch.position;
     }
-    assert_eq!(last, end, "the position moved past the filtered writes");
+    assert!(
+        reached(&last),
+        "the position moved past the filtered writes: {last} < {end}"
+    );
     shutdown.cancel();
 }
 
@@ -519,4 +523,85 @@ async fn mariadb_missing_replication_privileges_are_named() {
     c.query_drop(format!("DROP USER '{user}'@'%'"))
         .await
         .expect("drop user");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_binlog_reader_gives_up_after_reconnect_for_once_the_server_is_gone() {
+    use futures::StreamExt;
+    use stream_core::Source;
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "gone").await;
+    c.query_drop(format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)"))
+        .await
+        .expect("table");
+    let start = now(&mut c).await;
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (1)"))
+        .await
+        .expect("insert");
+    let upstream = stream_mysql::MySqlConfig::from_url(&url())
+        .expect("url")
+        .endpoint();
+    let proxy = Proxy::start(upstream).await;
+    let mut cfg = config(&proxy.url(&url()), &format!("{db}.*"));
+    let window = Duration::from_millis(500);
+    cfg.reconnect_for = window;
+    let shutdown = stream_core::CancellationToken::new();
+    let mut batches = stream_mysql::MySqlSource::new(cfg)
+        .open(StartFrom::Position(start), shutdown.clone())
+        .await
+        .expect("open through the proxy")
+        .batches;
+    let row = loop {
+        let batch = tokio::time::timeout(Duration::from_secs(10), batches.next())
+            .await
+            .expect("the row")
+            .expect("open")
+            .expect("no error");
+        if !batch.events.is_empty() {
+            break batch;
+        }
+    };
+    assert_eq!(row.events.len(), 1);
+    let err = error_once_gone(&proxy, &mut batches, window).await;
+    assert_eq!(err.to_string(), refused_text(proxy.port));
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_a_url_database_that_does_not_exist_is_refused_naming_it_and_the_existing_ones() {
+    use stream_core::Source;
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "typo").await;
+    let typo = format!("{db}x");
+    let url = format!("{}/{typo}", url());
+    let check = |err: stream_core::SourceError| {
+        let text = err.to_string();
+        assert_eq!(err.class(), stream_core::ErrorClass::Definite, "{text}");
+        assert!(
+            text.starts_with(&format!("database `{typo}` in the URL does not exist on ")),
+            "{text}"
+        );
+        // The closest name comes first.
+        assert!(text.contains(&format!("; it has {db}, ")), "{text}");
+    };
+    let binlog =
+        stream_mysql::MySqlSource::new(stream_mysql::MySqlConfig::from_url(&url).expect("url"))
+            .open(StartFrom::Latest, stream_core::CancellationToken::new())
+            .await
+            .expect_err("the binlog source refuses it");
+    check(binlog);
+    let polling = stream_mysql::MySqlPollingSource::new(
+        stream_mysql::MySqlConfig::from_url(&url).expect("url"),
+        "updated_at",
+    )
+    .open(StartFrom::Latest, stream_core::CancellationToken::new())
+    .await
+    .expect_err("the polling source refuses it");
+    check(polling);
+    let fine = format!("{}/{db}", crate::support::url());
+    let opened =
+        stream_mysql::MySqlSource::new(stream_mysql::MySqlConfig::from_url(&fine).expect("url"))
+            .open(StartFrom::Latest, stream_core::CancellationToken::new())
+            .await;
+    assert!(opened.is_ok(), "{:?}", opened.err());
 }

@@ -9,7 +9,7 @@ use mysql_async::prelude::*;
 use stream_core::{
     BatchStream, CancellationToken, ChangeEvent, Op, Position, Source, SourceEvent, StartFrom,
 };
-use stream_mysql::MySqlPollingSource;
+use stream_mysql::{MySqlConfig, MySqlPollingSource};
 
 async fn open(db: &str, from: StartFrom) -> (BatchStream, CancellationToken) {
     let shutdown = CancellationToken::new();
@@ -113,4 +113,38 @@ async fn mariadb_polling_names_a_table_without_the_change_column() {
         err.contains(&format!("{db}.plain")) && err.contains("`updated_at`"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_polling_gives_up_after_reconnect_for_once_the_server_is_gone() {
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "pollgone").await;
+    c.query_drop(format!(
+        "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, updated_at BIGINT NOT NULL); \
+         INSERT INTO `{db}`.t VALUES (1, 1)"
+    ))
+    .await
+    .expect("table");
+    let proxy = Proxy::start(MySqlConfig::from_url(&url()).expect("url").endpoint()).await;
+    let mut cfg = config(&proxy.url(&url()), &format!("{db}.*"));
+    let window = Duration::from_millis(500);
+    cfg.reconnect_for = window;
+    let mut source = MySqlPollingSource::new(cfg, "updated_at")
+        .interval(Duration::from_millis(50))
+        .safety_lag(Duration::ZERO);
+    let shutdown = CancellationToken::new();
+    let mut batches = source
+        .open(StartFrom::Earliest, shutdown.clone())
+        .await
+        .expect("open through the proxy")
+        .batches;
+    let first = tokio::time::timeout(Duration::from_secs(10), batches.next())
+        .await
+        .expect("the first poll")
+        .expect("open")
+        .expect("rows");
+    assert_eq!(first.events.len(), 1);
+    let err = error_once_gone(&proxy, &mut batches, window).await;
+    assert_eq!(err.to_string(), refused_text(proxy.port));
+    shutdown.cancel();
 }

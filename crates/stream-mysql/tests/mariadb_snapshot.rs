@@ -1,12 +1,16 @@
 //! The initial snapshot: consistent, chunked by key, resumable, handed over to the binlog with
-//! no gap and no duplicate while writers keep writing.
+//! no gap and no duplicate while writers write between its first rows and its end.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::support::*;
+use futures::StreamExt;
 use mysql_async::prelude::*;
-use stream_core::{ChangeEvent, Op, StartFrom, Value};
+use stream_core::{
+    CancellationToken, ChangeEvent, Op, Position, Source, SourceEvent, StartFrom, Value,
+};
+use stream_mysql::MySqlSource;
 
 /// Applies events in order to a map id -> v, checking that no row is inserted twice.
 fn apply(events: &[ChangeEvent], state: &mut BTreeMap<i64, i64>) {
@@ -51,6 +55,29 @@ async fn table_state(c: &mut mysql_async::Conn, db: &str) -> BTreeMap<i64, i64> 
     rows.into_iter().collect()
 }
 
+async fn next_batch(batches: &mut stream_core::BatchStream) -> stream_core::Batch {
+    tokio::time::timeout(Duration::from_secs(20), batches.next())
+        .await
+        .expect("a batch")
+        .expect("open")
+        .expect("no error")
+}
+
+fn is_snapshot(p: &Position) -> bool {
+    p.to_string().starts_with("mysql-snapshot:")
+}
+
+fn changes_of(batch: stream_core::Batch) -> Vec<ChangeEvent> {
+    batch
+        .events
+        .into_iter()
+        .filter_map(|e| match e {
+            SourceEvent::Change(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_snapshot_hands_over_to_the_binlog_without_gap_or_duplicate_under_writes() {
     let mut c = conn().await;
@@ -65,49 +92,71 @@ async fn mariadb_snapshot_hands_over_to_the_binlog_without_gap_or_duplicate_unde
     ))
     .await
     .expect("seed rows");
-    let writer = {
-        let db = db.clone();
-        tokio::spawn(async move {
-            let mut c = conn().await;
-            for i in 0..300i64 {
-                let sql = match i % 3 {
-                    0 => format!("INSERT INTO `{db}`.t VALUES ({}, 0)", 20_000 + i),
-                    1 => format!(
-                        "UPDATE `{db}`.t SET v = v + 1 WHERE id = {}",
-                        1 + (i * 37) % 12_000
-                    ),
-                    _ => format!("DELETE FROM `{db}`.t WHERE id = {}", 1 + (i * 53) % 12_000),
-                };
-                c.query_drop(sql).await.expect("write");
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let got = collect(
-        config(&url(), &format!("{db}.*")),
-        StartFrom::Snapshot,
-        usize::MAX,
-        Duration::from_secs(3),
-    )
-    .await;
-    writer.await.expect("writer");
-    assert!(got.error.is_none(), "{:?}", got.error);
+    let shutdown = CancellationToken::new();
+    let mut batches = MySqlSource::new(config(&url(), &format!("{db}.*")))
+        .open(StartFrom::Snapshot, shutdown.clone())
+        .await
+        .expect("open")
+        .batches;
+    // The view is taken and its first rows are here; the reader cannot run ahead of us by more
+    // than the two batches its channel holds, so the snapshot's end is not seen yet.
+    let first = next_batch(&mut batches).await;
+    assert!(is_snapshot(&first.position) && !first.events.is_empty());
+    let mut got = changes_of(first);
+    let mut writer = conn().await;
+    for i in 0..300i64 {
+        let sql = match i % 3 {
+            0 => format!("INSERT INTO `{db}`.t VALUES ({}, 0)", 20_000 + i),
+            1 => format!(
+                "UPDATE `{db}`.t SET v = v + 1 WHERE id = {}",
+                1 + (i * 37) % 12_000
+            ),
+            _ => format!("DELETE FROM `{db}`.t WHERE id = {}", 1 + (i * 53) % 12_000),
+        };
+        writer.query_drop(sql).await.expect("write");
+    }
+    let end = now(&mut c).await;
+    let mut snapshot_rows_after_the_writes = 0;
+    loop {
+        let batch = next_batch(&mut batches).await;
+        let position = batch.position.clone();
+        let changes = changes_of(batch);
+        if is_snapshot(&position) {
+            assert!(
+                got.iter().all(|e| is_snapshot(&e.position)),
+                "snapshot rows after the handover"
+            );
+            snapshot_rows_after_the_writes += changes.len();
+        }
+        got.extend(changes);
+        if position.compare(&end).is_some_and(|o| o.is_ge()) {
+            break;
+        }
+    }
+    shutdown.cancel();
+    assert!(
+        snapshot_rows_after_the_writes > 0,
+        "every write committed while the snapshot was still being read"
+    );
+    let inserts_from_the_binlog = got
+        .iter()
+        .filter(|e| !is_snapshot(&e.position) && e.op == Op::Insert)
+        .count();
+    assert_eq!(
+        inserts_from_the_binlog, 100,
+        "the writes came after the view, through the binlog"
+    );
     let mut state = BTreeMap::new();
-    apply(&got.changes, &mut state);
+    apply(&got, &mut state);
     assert_eq!(
         state,
         table_state(&mut c, &db).await,
         "snapshot + binlog must rebuild the table exactly"
     );
-    let snapshot_rows = got
-        .changes
-        .iter()
-        .filter(|e| e.position.to_string().starts_with("mysql-snapshot:"))
-        .count();
-    assert!(
-        snapshot_rows >= 11_000,
-        "the snapshot read the table ({snapshot_rows} rows)"
+    let snapshot_rows = got.iter().filter(|e| is_snapshot(&e.position)).count();
+    assert_eq!(
+        snapshot_rows, 12_000,
+        "the snapshot read the table as of its view"
     );
 }
 

@@ -8,45 +8,30 @@
 //! | (always) | [`core`] (`stream-core`): events, positions, JSON, `Hub`, traits | ready |
 //! | `mysql` | `stream-mysql`: binlog CDC, snapshot, polling, `Store` for MySQL and MariaDB | ready |
 //! | `mongo` | `stream-mongo`: change streams, snapshot, polling, `Store` for MongoDB | ready |
-//! | `cache` | `stream-cache`: reads kept fresh by the change stream | ready |
+//! | `cache` | `stream-cache`: reads kept fresh by the change stream (in-process tier) | ready |
+//! | `redis` | `cache` plus `stream-cache`'s Redis second tier, shared by several processes | ready |
 //! | `heartbeat` | `stream-heartbeat`: probes, circuit breaker, reconnect | ready |
 //! | `edge` | `stream-edge`: retries, validation, dead letters, dedup | ready |
 //! | `streamer` | the [`Streamer`] (needs `heartbeat`, `edge`; add `mysql`, `mongo`, `cache`) | ready |
-//! | `premium` | `stream-premium`: auth, ACL, field encryption | not implemented yet |
 //! | `full` | all of the above | |
+//! | `premium` | `stream-premium`: auth, ACL, field encryption (not in `full`) | not implemented yet |
 //!
-//! With `features = ["full"]`, the [`Streamer`] runs everything:
+//! With `features = ["full"]`, the [`Streamer`] runs everything; `use
+//! ultimate_stream::prelude::*` brings what its users need. This program (the crate's
+//! `examples/quickstart.rs`, run against MariaDB by the test suite) prints every change of
+//! database `shop`, and resumes where it stopped after a restart:
 //!
-//! ```no_run
-//! # #[cfg(feature = "full")]
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::time::Duration;
-//! use ultimate_stream::{Streamer, FileCheckpointStore, core::{BatchConfig, Row, Value}};
-//! use ultimate_stream::cache::CacheConfig;
+#![cfg_attr(all(feature = "streamer", feature = "mysql"), doc = "```no_run")]
+#![cfg_attr(
+    all(feature = "streamer", feature = "mysql"),
+    doc = include_str!("../examples/quickstart.rs")
+)]
+#![cfg_attr(all(feature = "streamer", feature = "mysql"), doc = "```")]
 //!
-//! let streamer = Streamer::builder()
-//!     .mysql("mysql://app:pw@db:3306/shop")
-//!     .checkpoints(FileCheckpointStore::new("state/"))
-//!     .cache(CacheConfig::default())
-//!     .start().await?;
-//! let _orders = streamer.subscribe("shop.orders")?;               // a futures::Stream
-//! let id = streamer.on("shop.users", |event| async move {         // at-least-once callback
-//!     println!("{}", event.to_json());
-//!     Ok(())
-//! })?;
-//! streamer.on_batch("shop.*", BatchConfig::max(500).within(Duration::from_millis(50)), |batch| async move {
-//!     println!("{} changes", batch.len());
-//!     Ok(())
-//! })?;
-//! let key: Row = [("id", Value::Int(7))].into_iter().collect();
-//! let _user = streamer.read("shop.users", &key).await?;            // cache first
-//! streamer.off(id);
-//! println!("{:?} {:?}", streamer.health(), streamer.metrics());
-//! streamer.stop().await?;                                          // acknowledged work checkpointed
-//! # Ok(()) }
-//! ```
+//! Every option, reads and writes through the cache, pushed events, health and metrics:
+//! `examples/tour.rs` and the guide `docs/streamer.md` in the repository.
 //!
-//! The hub alone:
+//! The hub alone, without a server:
 //!
 //! ```
 //! use ultimate_stream::core::{Hub, SubscribeOptions};
@@ -61,15 +46,19 @@
 
 pub use stream_core as core;
 pub use stream_core::{
-    Batch, ChangeEvent, Checkpoint, CheckpointStore, Delivery, FileCheckpointStore, Hub, Namespace,
-    Op, Position, Row, Sink, Source, StartFrom, Store, SubscribeOptions, Value,
+    Batch, BatchConfig, ChangeEvent, Checkpoint, CheckpointStore, Delivery, FileCheckpointStore,
+    Filter, Hub, Namespace, Op, Position, Query, Row, Sink, SinkError, Source, StartFrom, Store,
+    SubscribeOptions, Value,
 };
 
+#[cfg(feature = "streamer")]
+pub mod prelude;
 #[cfg(feature = "streamer")]
 mod streamer;
 #[cfg(feature = "streamer")]
 pub use streamer::{
-    HandlerError, HandlerId, MetricsSnapshot, Streamer, StreamerBuilder, StreamerError,
+    Handler, HandlerError, HandlerId, MetricsSnapshot, SourceHealth, Streamer, StreamerBuilder,
+    StreamerError, Subscription,
 };
 
 #[cfg(feature = "cache")]

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use stream_core::{CancellationToken, CheckpointStore, ErrorClass, Sink};
 use ultimate_stream::heartbeat::Health;
-use ultimate_stream::{Streamer, StreamerError};
+use ultimate_stream::{SourceHealth, Streamer, StreamerError};
 
 use super::RunError;
 use super::http::{self, ComponentHealth, Observe, Status};
@@ -225,9 +225,14 @@ impl Observe for RunState {
             .into_iter()
             .map(|(name, health)| {
                 let (status, reason) = match health {
-                    Health::Healthy => (Status::Healthy, None),
-                    Health::Degraded { reason } => (Status::Degraded, Some(reason)),
-                    Health::Unhealthy { reason } => (Status::Unhealthy, Some(reason)),
+                    SourceHealth::Running(Health::Healthy) => (Status::Healthy, None),
+                    SourceHealth::Running(Health::Degraded { reason }) => {
+                        (Status::Degraded, Some(reason))
+                    }
+                    SourceHealth::Running(Health::Unhealthy { reason })
+                    | SourceHealth::Failed { reason } => (Status::Unhealthy, Some(reason)),
+                    SourceHealth::Stopped => (Status::Unhealthy, Some("stopped".to_owned())),
+                    other => (Status::Unhealthy, Some(other.as_str().to_owned())),
                 };
                 (name, ComponentHealth { status, reason })
             })
@@ -242,13 +247,19 @@ impl Observe for RunState {
             "sinks": self.sinks,
         });
         if let Some(metrics) = self.streamer.get().map(Streamer::metrics) {
-            let (p50, p95, p99) = metrics.lag_ms;
+            let (p50, p95, p99) = metrics.delivery;
             stats["events_received"] = metrics.events_received.into();
             stats["events_delivered"] = metrics.events_delivered.into();
             stats["dead_lettered"] = metrics.dead_lettered.into();
             stats["reconnects"] = metrics.reconnects.into();
             stats["events_per_second"] = metrics.events_per_second.into();
-            stats["lag_ms"] = serde_json::json!({"p50": p50, "p95": p95, "p99": p99});
+            stats["events_acknowledged"] = metrics.events_acknowledged.into();
+            // From the pipeline reading a batch to every consumer acknowledging it.
+            stats["delivery_ms"] = serde_json::json!({
+                "p50": p50.as_secs_f64() * 1e3,
+                "p95": p95.as_secs_f64() * 1e3,
+                "p99": p99.as_secs_f64() * 1e3,
+            });
         }
         stats
     }

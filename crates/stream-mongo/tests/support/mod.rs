@@ -1,6 +1,8 @@
 //! Shared by the stream-mongo integration tests.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod logs;
+
 use std::time::Duration;
 
 use futures::StreamExt;

@@ -451,7 +451,9 @@ pub(crate) fn apply(
             // are never decoded with stale columns.
             let lower = sql.to_ascii_lowercase();
             catalog.tables.retain(|(db, table), _| {
-                !(wants(db, table) && lower.contains(&table.to_ascii_lowercase()))
+                let in_db =
+                    default_db == Some(db.as_str()) || lower.contains(&db.to_ascii_lowercase());
+                !(wants(db, table) && in_db && lower.contains(&table.to_ascii_lowercase()))
             });
             None
         }

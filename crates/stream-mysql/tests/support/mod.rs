@@ -158,3 +158,88 @@ pub fn names(ev: &ChangeEvent) -> Vec<String> {
     let row = ev.after.as_ref().or(ev.before.as_ref()).expect("row");
     row.iter().map(|(n, _)| n.to_string()).collect()
 }
+
+/// A TCP proxy in front of a server, to take the server away from a client: `stop` cuts the
+/// connections through it and closes its port, so reconnects are refused.
+pub struct Proxy {
+    pub port: u16,
+    stop: CancellationToken,
+}
+
+impl Proxy {
+    /// Listens on a free local port and forwards every connection to `upstream` (`host:port`).
+    pub async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a local port");
+        let port = listener.local_addr().expect("local address").port();
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    () = token.cancelled() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((mut client, _)) = accepted else {
+                    return;
+                };
+                let (upstream, token) = (upstream.clone(), token.clone());
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        () = token.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    }
+                });
+            }
+        });
+        Self { port, stop }
+    }
+
+    /// `url` with its host and port replaced by this proxy's.
+    pub fn url(&self, url: &str) -> String {
+        let endpoint = MySqlConfig::from_url(url).expect("url").endpoint();
+        url.replacen(&endpoint, &format!("127.0.0.1:{}", self.port), 1)
+    }
+
+    /// Cuts every connection and closes the port.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+/// Stops `proxy` and waits for `batches` to end with an error (reconnects refused for
+/// `window`); returns it after checking it came no sooner than the window allows.
+pub async fn error_once_gone(
+    proxy: &Proxy,
+    batches: &mut stream_core::BatchStream,
+    window: Duration,
+) -> SourceError {
+    proxy.stop();
+    let gone = tokio::time::Instant::now();
+    let err = loop {
+        match tokio::time::timeout(Duration::from_secs(20), batches.next()).await {
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => break e,
+            Ok(None) => panic!("the stream ended without an error"),
+            Err(_) => panic!("still reconnecting 20 s after the server went away"),
+        }
+    };
+    assert!(
+        gone.elapsed() >= window,
+        "gave up after {:?}",
+        gone.elapsed()
+    );
+    err
+}
+
+/// What connecting to `port` on this machine says when nothing listens there.
+pub fn refused_text(port: u16) -> String {
+    format!(
+        "cannot connect to 127.0.0.1:{port}: connection refused; check that the server is \
+         running and that the URL's host and port are right"
+    )
+}

@@ -1,28 +1,34 @@
-//! Counters and commit-to-delivery lag, kept here for [`super::Streamer::metrics`] and
-//! recorded through the `metrics` crate for Prometheus.
+//! Counters and delivery latency, kept here for [`super::Streamer::metrics`] and recorded
+//! through the `metrics` crate for Prometheus.
+//!
+//! Latency is measured with the monotonic clock, from the moment the pipeline got a batch
+//! from its source to the moment every callback and sink had acknowledged it. It is not the
+//! commit-to-delivery lag: MySQL and MariaDB binlog timestamps have a resolution of one
+//! second, so a lag computed from them would print 500 ms for a delivery that took 5 ms.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use stream_core::ChangeEvent;
-
-/// Upper bounds (ms) of the lag histogram's buckets; the last catches everything above.
-const BUCKETS_MS: [u64; 16] = [
-    1,
-    2,
-    3,
-    5,
-    8,
-    13,
-    20,
-    30,
-    50,
+/// Upper bounds (µs) of the latency histogram's buckets; the last catches everything above.
+const BUCKETS_US: [u64; 18] = [
     100,
-    200,
+    250,
     500,
     1_000,
+    2_000,
     5_000,
-    30_000,
+    10_000,
+    20_000,
+    50_000,
+    100_000,
+    200_000,
+    500_000,
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    30_000_000,
     u64::MAX,
 ];
 
@@ -32,14 +38,23 @@ const BUCKETS_MS: [u64; 16] = [
 pub struct MetricsSnapshot {
     /// Change events read from the sources.
     pub events_received: u64,
-    /// Events callbacks handled successfully.
+    /// Events callbacks and sinks handled successfully (each counts once per consumer).
     pub events_delivered: u64,
+    /// Events whose batch every callback and sink acknowledged (delivered, dead-lettered or
+    /// skipped), so their source may checkpoint past them.
+    pub events_acknowledged: u64,
     /// Events sent to the dead-letter queue.
     pub dead_lettered: u64,
     /// Reconnections started after a lost connection.
     pub reconnects: u64,
-    /// Commit-to-delivery lag percentiles (ms, upper bucket bounds): p50, p95, p99.
-    pub lag_ms: (u64, u64, u64),
+    /// Delivery latency percentiles p50, p95, p99: from the pipeline getting a batch from its
+    /// source to every callback and sink acknowledging it, by the monotonic clock. Each is the
+    /// upper bound of its histogram bucket (100 µs, 250 µs, 500 µs, 1 ms, 2 ms, 5 ms, … 30 s;
+    /// [`Duration::MAX`] above). Not measured from commit timestamps: see the module docs.
+    pub delivery: (Duration, Duration, Duration),
+    /// Publishers (sources, `push`) waiting right now for a subscriber without lag mode to
+    /// make room in its full channel: non-zero while a slow subscriber holds sources back.
+    pub waiting_on_subscribers: usize,
     /// Events per second since the streamer started.
     pub events_per_second: f64,
     /// Cache statistics, when a cache is configured.
@@ -47,13 +62,16 @@ pub struct MetricsSnapshot {
     pub cache: Option<stream_cache::CacheStats>,
 }
 
+const DELIVERY_METRIC: &str = "ustream_delivery_seconds";
+
 pub(crate) struct Metrics {
     started: std::time::Instant,
     received: AtomicU64,
     delivered: AtomicU64,
+    acknowledged: AtomicU64,
     dead: AtomicU64,
     reconnects: AtomicU64,
-    lag: [AtomicU64; BUCKETS_MS.len()],
+    latency: [AtomicU64; BUCKETS_US.len()],
     /// Handles registered once: the macros look the name up in the recorder on every call,
     /// which the per-event path cannot afford.
     exported: Exported,
@@ -64,7 +82,7 @@ struct Exported {
     delivered: metrics::Counter,
     dead: metrics::Counter,
     reconnects: metrics::Counter,
-    lag: metrics::Histogram,
+    delivery: metrics::Histogram,
     #[cfg(feature = "cache")]
     cache_hit_ratio: metrics::Gauge,
 }
@@ -72,44 +90,57 @@ struct Exported {
 impl Metrics {
     pub(crate) fn new() -> Self {
         install_recorder();
+        metrics::describe_histogram!(
+            DELIVERY_METRIC,
+            metrics::Unit::Seconds,
+            "Time from the streamer getting a batch from its source until every callback and sink acknowledged it (monotonic clock; one sample per event)"
+        );
         Self {
             started: std::time::Instant::now(),
             received: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
+            acknowledged: AtomicU64::new(0),
             dead: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
-            lag: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency: std::array::from_fn(|_| AtomicU64::new(0)),
             exported: Exported {
                 received: metrics::counter!("ustream_events_received_total"),
                 delivered: metrics::counter!("ustream_events_delivered_total"),
                 dead: metrics::counter!("ustream_dead_letters_total"),
                 reconnects: metrics::counter!("ustream_reconnects_total"),
-                lag: metrics::histogram!("ustream_commit_lag_seconds"),
+                delivery: metrics::histogram!(DELIVERY_METRIC),
                 #[cfg(feature = "cache")]
                 cache_hit_ratio: metrics::gauge!("ustream_cache_hit_ratio"),
             },
         }
     }
 
-    pub(crate) fn received(&self, events: &[std::sync::Arc<ChangeEvent>]) {
-        self.received
-            .fetch_add(events.len() as u64, Ordering::Relaxed);
-        self.exported.received.increment(events.len() as u64);
-        let now = stream_core::now_ms();
-        for event in events {
-            let lag = u64::try_from(now.saturating_sub(event.ts_ms)).unwrap_or(0);
-            let bucket = BUCKETS_MS
-                .iter()
-                .position(|b| lag <= *b)
-                .unwrap_or(BUCKETS_MS.len() - 1);
-            self.lag[bucket].fetch_add(1, Ordering::Relaxed);
-            self.exported.lag.record(lag as f64 / 1000.0);
-        }
+    pub(crate) fn received(&self, events: usize) {
+        self.received.fetch_add(events as u64, Ordering::Relaxed);
+        self.exported.received.increment(events as u64);
     }
 
-    pub(crate) fn delivered(&self, _event: &ChangeEvent) {
-        self.delivered.fetch_add(1, Ordering::Relaxed);
-        self.exported.delivered.increment(1);
+    pub(crate) fn delivered(&self, events: usize) {
+        self.delivered.fetch_add(events as u64, Ordering::Relaxed);
+        self.exported.delivered.increment(events as u64);
+    }
+
+    /// Every consumer acknowledged a batch of `events` events, `latency` after it was read.
+    pub(crate) fn acknowledged(&self, events: usize, latency: Duration) {
+        if events == 0 {
+            return;
+        }
+        self.acknowledged
+            .fetch_add(events as u64, Ordering::Relaxed);
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let bucket = BUCKETS_US
+            .iter()
+            .position(|b| us <= *b)
+            .unwrap_or(BUCKETS_US.len() - 1);
+        self.latency[bucket].fetch_add(events as u64, Ordering::Relaxed);
+        self.exported
+            .delivery
+            .record_many(latency.as_secs_f64(), events);
     }
 
     pub(crate) fn dead_lettered(&self) {
@@ -122,25 +153,33 @@ impl Metrics {
         self.exported.reconnects.increment(1);
     }
 
-    fn percentile(counts: &[u64], p: f64) -> u64 {
+    fn percentile(counts: &[u64], p: f64) -> Duration {
         let total: u64 = counts.iter().sum();
         if total == 0 {
-            return 0;
+            return Duration::ZERO;
         }
         let rank = ((total as f64) * p).ceil().max(1.0) as u64;
         let mut seen = 0;
         for (i, c) in counts.iter().enumerate() {
             seen += c;
             if seen >= rank {
-                return BUCKETS_MS[i];
+                return bucket_bound(i);
             }
         }
-        BUCKETS_MS[BUCKETS_MS.len() - 1]
+        Duration::MAX
     }
 
     #[cfg_attr(not(feature = "cache"), allow(unused_variables))]
-    pub(crate) fn snapshot(&self, cache: Option<CacheStatsOrNothing>) -> MetricsSnapshot {
-        let counts: Vec<u64> = self.lag.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    pub(crate) fn snapshot(
+        &self,
+        waiting_on_subscribers: usize,
+        cache: Option<CacheStatsOrNothing>,
+    ) -> MetricsSnapshot {
+        let counts: Vec<u64> = self
+            .latency
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
         let received = self.received.load(Ordering::Relaxed);
         let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
         #[cfg(feature = "cache")]
@@ -155,17 +194,26 @@ impl Metrics {
         MetricsSnapshot {
             events_received: received,
             events_delivered: self.delivered.load(Ordering::Relaxed),
+            events_acknowledged: self.acknowledged.load(Ordering::Relaxed),
             dead_lettered: self.dead.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
-            lag_ms: (
+            delivery: (
                 Self::percentile(&counts, 0.50),
                 Self::percentile(&counts, 0.95),
                 Self::percentile(&counts, 0.99),
             ),
+            waiting_on_subscribers,
             events_per_second: received as f64 / elapsed,
             #[cfg(feature = "cache")]
             cache,
         }
+    }
+}
+
+fn bucket_bound(i: usize) -> Duration {
+    match BUCKETS_US.get(i) {
+        Some(&us) if us != u64::MAX => Duration::from_micros(us),
+        _ => Duration::MAX,
     }
 }
 
@@ -193,4 +241,30 @@ pub(crate) fn render_prometheus() -> Option<String> {
         .get()
         .and_then(|h| h.as_ref())
         .map(|h| h.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_percentiles_are_bucket_bounds_weighted_by_events() {
+        let m = Metrics::new();
+        assert_eq!(m.snapshot(0, None).delivery.0, Duration::ZERO);
+        m.acknowledged(90, Duration::from_micros(700));
+        m.acknowledged(10, Duration::from_millis(40));
+        m.acknowledged(0, Duration::from_secs(99));
+        let snapshot = m.snapshot(0, None);
+        assert_eq!(snapshot.events_acknowledged, 100);
+        assert_eq!(
+            snapshot.delivery,
+            (
+                Duration::from_millis(1),
+                Duration::from_millis(50),
+                Duration::from_millis(50)
+            )
+        );
+        m.acknowledged(1000, Duration::from_secs(60));
+        assert_eq!(m.snapshot(0, None).delivery.2, Duration::MAX);
+    }
 }

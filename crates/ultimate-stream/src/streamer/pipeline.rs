@@ -1,126 +1,37 @@
-//! One source's task: read, refresh the cache, publish, hand to callbacks, checkpoint what
-//! every callback acknowledged, reconnect with backoff after a lost connection.
+//! One source's task: read, refresh the cache, publish, hand to the consumers (callbacks and
+//! sinks), let the checkpointer save what they all acknowledged, reconnect with backoff after
+//! a lost connection. The source stops on a final error, or when the checkpointer stops it.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::StreamExt as _;
 use stream_core::{
-    BatchStream, ChangeEvent, Checkpoint, CheckpointStore, ErrorClass, Opened, Position, Source,
-    SourceError, SourceEvent, StartFrom,
+    BatchStream, CancellationToken, ChangeEvent, CheckpointStore, ErrorClass, Namespace, Opened,
+    Position, SourceError, SourceEvent, StartFrom,
 };
-use stream_heartbeat::{HeartbeatConfig, Monitor, Probe};
-use tokio::sync::{mpsc, oneshot};
+use stream_heartbeat::{HeartbeatConfig, Monitor};
+use tokio::sync::mpsc;
 
 use super::Inner;
-use super::probes;
-
-/// How to (re)build one source, and what it can read and write.
-pub(crate) enum SourceSpec {
-    #[cfg(feature = "mysql")]
-    MySql(stream_mysql::MySqlConfig),
-    #[cfg(feature = "mongo")]
-    Mongo(stream_mongo::MongoConfig),
-    Custom {
-        name: String,
-        make: Arc<dyn Fn() -> Box<dyn Source> + Send + Sync>,
-    },
-}
-
-impl SourceSpec {
-    #[cfg(feature = "mysql")]
-    pub(crate) fn mysql(mut config: stream_mysql::MySqlConfig) -> Self {
-        // The streamer reconnects itself, with the heartbeat's backoff and health events.
-        config.reconnect_for = std::time::Duration::ZERO;
-        SourceSpec::MySql(config)
-    }
-
-    #[cfg(feature = "mongo")]
-    pub(crate) fn mongo(mut config: stream_mongo::MongoConfig) -> Self {
-        config.reconnect_for = std::time::Duration::ZERO;
-        SourceSpec::Mongo(config)
-    }
-
-    pub(crate) fn custom<F>(name: &str, make: F) -> Self
-    where
-        F: Fn() -> Box<dyn Source> + Send + Sync + 'static,
-    {
-        SourceSpec::Custom {
-            name: name.to_owned(),
-            make: Arc::new(make),
-        }
-    }
-
-    /// The pipeline name: the checkpoint key and the health entry.
-    pub(crate) fn name(&self) -> &str {
-        match self {
-            #[cfg(feature = "mysql")]
-            SourceSpec::MySql(_) => "mysql",
-            #[cfg(feature = "mongo")]
-            SourceSpec::Mongo(_) => "mongodb",
-            SourceSpec::Custom { name, .. } => name,
-        }
-    }
-
-    fn build(&self, state: Option<serde_json::Value>) -> Box<dyn Source> {
-        match self {
-            #[cfg(feature = "mysql")]
-            SourceSpec::MySql(config) => {
-                let mut config = config.clone();
-                config.schema_state = state;
-                Box::new(stream_mysql::MySqlSource::new(config))
-            }
-            #[cfg(feature = "mongo")]
-            SourceSpec::Mongo(config) => {
-                let _ = state;
-                Box::new(stream_mongo::MongoSource::new(config.clone()))
-            }
-            SourceSpec::Custom { make, .. } => {
-                let _ = state;
-                make()
-            }
-        }
-    }
-
-    pub(crate) async fn open(
-        &self,
-        from: StartFrom,
-        state: Option<serde_json::Value>,
-        shutdown: stream_core::CancellationToken,
-    ) -> Result<Opened, SourceError> {
-        self.build(state).open(from, shutdown).await
-    }
-
-    pub(crate) fn probe(&self) -> Arc<dyn Probe> {
-        match self {
-            #[cfg(feature = "mysql")]
-            SourceSpec::MySql(config) => Arc::new(probes::MySqlProbe::new(config)),
-            #[cfg(feature = "mongo")]
-            SourceSpec::Mongo(config) => Arc::new(probes::MongoProbe::new(config.clone())),
-            SourceSpec::Custom { .. } => Arc::new(probes::NoProbe),
-        }
-    }
-}
-
-/// A batch waiting for its acknowledgements before its position is saved.
-struct Pending {
-    position: Position,
-    state: Option<serde_json::Value>,
-    acks: Vec<oneshot::Receiver<()>>,
-}
+use super::checkpointer::{Checkpointer, Pending};
+use super::sources::SourceSpec;
 
 /// Batches handed over but not yet checkpointed, at most.
 const IN_FLIGHT: usize = 64;
 
 pub(crate) struct Pipeline {
     pub(crate) inner: Arc<Inner>,
-    pub(crate) spec: super::SourceSpec,
+    pub(crate) spec: SourceSpec,
     pub(crate) monitor: Arc<Monitor>,
     pub(crate) checkpoints: Option<Arc<dyn CheckpointStore>>,
     pub(crate) heartbeat: HeartbeatConfig,
+    /// Stops this source only (the checkpointer cancels it); a child of the streamer's.
+    pub(crate) stop: CancellationToken,
 }
 
 enum Ended {
-    Shutdown,
+    Stopped,
     Lost(SourceError),
     Failed(SourceError),
 }
@@ -129,11 +40,14 @@ impl Pipeline {
     pub(crate) async fn run(self, opened: Opened, mut state: Option<serde_json::Value>) {
         let name = self.spec.name().to_owned();
         let (pending_tx, pending_rx) = mpsc::channel(IN_FLIGHT);
-        let checkpointer = tokio::spawn(checkpoint_in_order(
-            name.clone(),
-            self.checkpoints.clone(),
-            pending_rx,
-        ));
+        let checkpointer = Checkpointer {
+            name: name.clone(),
+            store: self.checkpoints.clone(),
+            retry: self.inner.shared.retry.clone(),
+            inner: self.inner.clone(),
+            stop_source: self.stop.clone(),
+        };
+        let checkpointer = tokio::spawn(checkpointer.run(pending_rx));
         let mut position = opened.start.clone();
         self.monitor.delivered(&position);
         let mut batches = opened.batches;
@@ -141,51 +55,52 @@ impl Pipeline {
             let ended = self
                 .pump(&mut batches, &mut position, &mut state, &pending_tx)
                 .await;
-            match ended {
-                Ended::Shutdown => break,
-                Ended::Failed(e) => {
-                    tracing::error!(source = %name, error = %e, "source stopped");
-                    if let Ok(mut failures) = self.inner.failures.lock() {
-                        failures.insert(name.clone(), e.to_string());
-                    }
+            let lost = match ended {
+                Ended::Stopped => {
+                    drain(&mut batches).await;
                     break;
                 }
-                Ended::Lost(e) => {
-                    self.monitor.connection_lost(e.to_string());
-                    self.inner.metrics.reconnecting();
-                    let from = position.clone();
-                    let spec = &self.spec;
-                    let reopened = stream_heartbeat::reconnect(
-                        &self.heartbeat,
-                        Some(&self.monitor),
-                        &self.inner.shutdown,
-                        |_attempt| {
-                            let from = StartFrom::Position(from.clone());
-                            let state = state.clone();
-                            let token = self.inner.shutdown.child_token();
-                            async move { spec.open(from, state, token).await }
-                        },
-                    )
-                    .await;
-                    match reopened {
-                        Ok(opened) => batches = opened.batches,
-                        Err(e) if self.inner.shutdown.is_cancelled() => {
-                            tracing::debug!(source = %name, error = %e, "reconnect abandoned at shutdown");
-                            break;
-                        }
-                        Err(e) => {
-                            tracing::error!(source = %name, error = %e, "gave up reconnecting");
-                            if let Ok(mut failures) = self.inner.failures.lock() {
-                                failures.insert(name.clone(), e.to_string());
-                            }
-                            break;
-                        }
-                    }
+                Ended::Failed(e) => {
+                    self.failed(&name, e.to_string());
+                    break;
+                }
+                Ended::Lost(e) => e,
+            };
+            self.monitor.connection_lost(lost.to_string());
+            self.inner.metrics.reconnecting();
+            let from = position.clone();
+            let spec = &self.spec;
+            let reopened = stream_heartbeat::reconnect(
+                &self.heartbeat,
+                Some(&self.monitor),
+                &self.stop,
+                |_attempt| {
+                    let from = StartFrom::Position(from.clone());
+                    let state = state.clone();
+                    let token = self.stop.child_token();
+                    async move { spec.open(from, state, token).await }
+                },
+            )
+            .await;
+            match reopened {
+                Ok(opened) => batches = opened.batches,
+                Err(e) if self.stop.is_cancelled() => {
+                    tracing::debug!(source = %name, error = %e, "reconnect abandoned: stopping");
+                    break;
+                }
+                Err(e) => {
+                    self.failed(&name, format!("gave up reconnecting: {e}"));
+                    break;
                 }
             }
         }
         drop(pending_tx);
         let _ = checkpointer.await;
+    }
+
+    fn failed(&self, name: &str, reason: String) {
+        tracing::error!(source = %name, reason, "source stopped");
+        self.inner.source_failed(name, reason);
     }
 
     async fn pump(
@@ -195,11 +110,11 @@ impl Pipeline {
         state: &mut Option<serde_json::Value>,
         pending: &mpsc::Sender<Pending>,
     ) -> Ended {
-        let shutdown = &self.inner.shutdown;
+        let stop = &self.stop;
         loop {
             let next = tokio::select! {
                 biased;
-                () = shutdown.cancelled() => return Ended::Shutdown,
+                () = stop.cancelled() => return Ended::Stopped,
                 next = batches.next() => next,
             };
             let batch = match next {
@@ -212,40 +127,22 @@ impl Pipeline {
                     });
                 }
             };
+            let read_at = Instant::now();
             let changed_state = batch.state.is_some();
             if changed_state {
                 state.clone_from(&batch.state);
             }
-            let mut events: Vec<Arc<ChangeEvent>> = Vec::with_capacity(batch.events.len());
-            for event in batch.events {
-                match event {
-                    SourceEvent::Change(change) => events.push(Arc::new(change)),
-                    // TRUNCATE, DROP, RENAME: cached rows of that table are gone.
-                    #[cfg(feature = "cache")]
-                    SourceEvent::Schema(change) => {
-                        if let Some(cache) = &self.inner.cache {
-                            cache.apply_schema(&change).await;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            #[cfg(feature = "cache")]
-            if let Some(cache) = &self.inner.cache {
-                for event in &events {
-                    cache.apply(event).await;
-                }
-            }
-            self.inner.metrics.received(&events);
+            let events = self.take_changes(batch.events).await;
+            self.inner.metrics.received(events.len());
             let handed = async {
                 self.inner.hub.publish_all(events.iter().cloned()).await;
-                self.inner.handlers.dispatch(&events).await
+                self.inner.consumers.dispatch(&events).await
             };
-            // A subscriber that holds the source back must not hold up shutdown.
+            // A subscriber that holds the source back must not hold up stopping.
             let acks = tokio::select! {
                 biased;
                 acks = handed => acks,
-                () = shutdown.cancelled() => return Ended::Shutdown,
+                () = stop.cancelled() => return Ended::Stopped,
             };
             *position = batch.position.clone();
             self.monitor.delivered(position);
@@ -253,37 +150,54 @@ impl Pipeline {
                 position: batch.position,
                 state: if changed_state { state.clone() } else { None },
                 acks,
+                read_at,
+                events: events.len(),
             };
             if pending.send(item).await.is_err() {
-                return Ended::Shutdown;
+                return Ended::Stopped;
             }
         }
     }
+
+    /// The row changes of a batch, with the cache and the catalog of namespaces updated by
+    /// them and by its schema changes.
+    async fn take_changes(&self, batch: Vec<SourceEvent>) -> Vec<Arc<ChangeEvent>> {
+        let mut events: Vec<Arc<ChangeEvent>> = Vec::with_capacity(batch.len());
+        let mut learned: Option<Namespace> = None;
+        for event in batch {
+            match event {
+                SourceEvent::Change(change) => {
+                    if learned.as_ref() != Some(&change.namespace) {
+                        self.inner.catalog.learn(&change.namespace);
+                        learned = Some(change.namespace.clone());
+                    }
+                    events.push(Arc::new(change));
+                }
+                SourceEvent::Schema(change) => {
+                    self.inner.catalog.learn_schema_change(&change);
+                    // TRUNCATE, DROP, RENAME: cached rows of that table are gone.
+                    #[cfg(feature = "cache")]
+                    if let Some(cache) = &self.inner.cache {
+                        cache.apply_schema(&change).await;
+                    }
+                }
+                _ => {}
+            }
+        }
+        #[cfg(feature = "cache")]
+        if let Some(cache) = &self.inner.cache {
+            for event in &events {
+                cache.apply(event).await;
+            }
+        }
+        events
+    }
 }
 
-/// Saves each batch's position once all its acknowledgements came, in order. The last saved
-/// state travels with later positions until it changes.
-async fn checkpoint_in_order(
-    name: String,
-    store: Option<Arc<dyn CheckpointStore>>,
-    mut pending: mpsc::Receiver<Pending>,
-) {
-    let mut state: Option<serde_json::Value> = None;
-    while let Some(item) = pending.recv().await {
-        for ack in item.acks {
-            // A dropped sender means the callback task ended; nothing more will come.
-            let _ = ack.await;
-        }
-        if item.state.is_some() {
-            state = item.state;
-        }
-        let Some(store) = &store else { continue };
-        let checkpoint = Checkpoint {
-            position: item.position,
-            state: state.clone(),
-        };
-        if let Err(e) = store.save(&name, &checkpoint).await {
-            tracing::error!(source = %name, error = %e, "checkpoint not saved");
-        }
-    }
+/// Reads a source's stream to its end after stop (5 s at most): a source closes its cursors
+/// and connections before its stream ends, so `Streamer::stop` returns after that (the MongoDB
+/// driver's tasks panic when the runtime ends under them).
+async fn drain(batches: &mut BatchStream) {
+    let drained = async { while batches.next().await.is_some() {} };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drained).await;
 }

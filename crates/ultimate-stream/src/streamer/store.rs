@@ -3,7 +3,7 @@
 use stream_core::{Namespace, Query, Row, Store, StoreError};
 
 use super::StreamerError;
-use super::pipeline::SourceSpec;
+use super::sources::SourceSpec;
 
 /// One store per source, chosen by namespace.
 pub(crate) struct Router {
@@ -16,10 +16,10 @@ struct Route {
 }
 
 impl Router {
-    pub(crate) async fn new(specs: &[SourceSpec]) -> Result<Self, StreamerError> {
+    pub(crate) async fn new(specs: &[&SourceSpec]) -> Result<Self, StreamerError> {
         #[cfg_attr(not(any(feature = "mysql", feature = "mongo")), allow(unused_mut))]
         let mut routes = Vec::new();
-        for spec in specs {
+        for spec in specs.iter().copied() {
             match spec {
                 #[cfg(feature = "mysql")]
                 SourceSpec::MySql(config) => {
@@ -32,7 +32,7 @@ impl Router {
                 #[cfg(feature = "mongo")]
                 SourceSpec::Mongo(config) => {
                     let wanted = config.clone();
-                    let store = stream_mongo::MongoStore::connect(&config_uri(config))
+                    let store = stream_mongo::MongoStore::connect_with(config)
                         .await
                         .map_err(StreamerError::Store)?;
                     routes.push(Route {
@@ -55,11 +55,6 @@ impl Router {
                 namespace: ns.to_string(),
             })
     }
-}
-
-#[cfg(feature = "mongo")]
-fn config_uri(config: &stream_mongo::MongoConfig) -> String {
-    config.uri().to_owned()
 }
 
 #[async_trait::async_trait]

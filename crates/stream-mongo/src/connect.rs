@@ -1,0 +1,308 @@
+//! Connecting: a client with the crate's defaults, the first `ping`, what a change stream
+//! needs of the server, and what to warn about at first contact.
+
+use std::time::Duration;
+
+use mongodb::Client;
+use mongodb::bson::{Bson, Document, Timestamp, doc};
+use mongodb::error::Error as DriverError;
+use mongodb::options::ClientOptions;
+use stream_core::{CancellationToken, ErrorClass, Namespace, SourceError};
+use tokio::sync::mpsc;
+
+use crate::config::{MongoConfig, Scope};
+use crate::errors::{Purpose, classify, describe};
+
+/// How long server selection waits unless the URI says otherwise (`serverSelectionTimeoutMS`):
+/// shorter than the driver's 30 s, so that a wrong host is reported while the user waits.
+pub(crate) const SELECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server selection timeout in force for `config` when `default` is the caller's.
+pub(crate) fn selection_timeout(config: &MongoConfig, default: Duration) -> Duration {
+    config.uri_parts().selection_timeout.unwrap_or(default)
+}
+
+/// A client for `config` (not yet connected: the driver connects on first use), named
+/// `ultimate-stream` to the server unless the URI names it.
+pub(crate) async fn client(config: &MongoConfig, selection: Duration) -> Result<Client, String> {
+    let invalid = |e: DriverError| {
+        describe(
+            &e,
+            config.uri_parts(),
+            Some(selection),
+            Purpose::Other,
+            false,
+        )
+    };
+    let mut options = ClientOptions::parse(config.uri()).await.map_err(invalid)?;
+    options
+        .app_name
+        .get_or_insert_with(|| "ultimate-stream".to_owned());
+    options.server_selection_timeout.get_or_insert(selection);
+    Client::with_options(options).map_err(invalid)
+}
+
+/// Connects and checks that the server answers and the credentials are accepted.
+pub(crate) async fn connect(config: &MongoConfig, purpose: Purpose) -> Result<Client, SourceError> {
+    let selection = selection_timeout(config, SELECTION_TIMEOUT);
+    let client = client(config, selection)
+        .await
+        .map_err(|reason| SourceError::Connect {
+            target: config.uri_parts().hosts.clone(),
+            reason,
+            class: ErrorClass::Definite,
+        })?;
+    let pinged = client.database("admin").run_command(doc! {"ping": 1}).await;
+    if let Err(e) = pinged {
+        close(client).await;
+        return Err(connect_error(config, &e, purpose));
+    }
+    Ok(client)
+}
+
+/// A failed first contact: `cannot connect to host:port: <what, what to do>`.
+pub(crate) fn connect_error(
+    config: &MongoConfig,
+    e: &DriverError,
+    purpose: Purpose,
+) -> SourceError {
+    SourceError::Connect {
+        target: config.uri_parts().hosts.clone(),
+        reason: describe(
+            e,
+            config.uri_parts(),
+            Some(selection_timeout(config, SELECTION_TIMEOUT)),
+            purpose,
+            true,
+        ),
+        class: classify(e),
+    }
+}
+
+/// Ends a client's background work (monitors, pools, clean-up of cursors and sessions already
+/// dropped) while the runtime still runs: the driver's tasks panic when the runtime ends
+/// under them. Waits for the clean-up a few seconds at most.
+pub(crate) async fn close(client: Client) {
+    const CLEAN_UP: Duration = Duration::from_secs(5);
+    if tokio::time::timeout(CLEAN_UP, client.clone().shutdown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("MongoDB clean-up took too long; closing without it");
+        client.shutdown().immediate(true).await;
+    }
+}
+
+/// Runs a source's reader task: `work` until it ends, shutdown begins or the consumer drops
+/// the stream; then drops `work` (its cursors and sessions) and closes `client`. The stream
+/// ends only after that (`keep_open` holds its channel open until then), so a caller that
+/// cancels and reads the stream to its end (as the `Source` contract has it) knows that no
+/// driver task outlives it.
+pub(crate) fn spawn_reader<T: Send + 'static>(
+    client: Client,
+    keep_open: mpsc::Sender<T>,
+    shutdown: CancellationToken,
+    work: impl Future<Output = ()> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = keep_open.closed() => {}
+            () = work => {}
+        }
+        close(client).await;
+        drop(keep_open);
+    });
+}
+
+/// Wanted `(db, collection)` pairs in name order: views, `system.*` collections and the
+/// admin, local and config databases left out (they have no change events of their own).
+/// An error says what was being listed.
+pub(crate) async fn wanted_collections(
+    client: &Client,
+    config: &MongoConfig,
+) -> Result<Vec<(String, String)>, (String, DriverError)> {
+    let dbs = match config.scope() {
+        Scope::Database(db) | Scope::Collection(db, _) => vec![db],
+        Scope::Deployment => client
+            .list_database_names()
+            .await
+            .map_err(|e| ("listing databases".to_owned(), e))?,
+    };
+    let mut out = Vec::new();
+    for db in dbs {
+        if matches!(db.as_str(), "admin" | "local" | "config") || !config.wants(&db, "") {
+            continue;
+        }
+        let names = client
+            .database(&db)
+            .list_collection_names()
+            .filter(doc! {"type": "collection"})
+            .await
+            .map_err(|e| (format!("listing collections of {db}"), e))?;
+        out.extend(
+            names
+                .into_iter()
+                .filter(|c| !c.starts_with("system.") && config.wants(&db, c))
+                .map(|c| (db.clone(), c)),
+        );
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Change streams need the oplog: a replica set or a sharded cluster.
+pub(crate) async fn require_change_streams(
+    client: &Client,
+    config: &MongoConfig,
+) -> Result<(), SourceError> {
+    let hello = client
+        .database("admin")
+        .run_command(doc! {"hello": 1})
+        .await
+        .map_err(|e| connect_error(config, &e, Purpose::ChangeStream))?;
+    let replicated = hello.contains_key("setName") || hello.get_str("msg") == Ok("isdbgrid");
+    if replicated {
+        Ok(())
+    } else {
+        Err(SourceError::Prerequisite {
+            setting: "replication".into(),
+            expected: "a replica set or sharded cluster (change streams read the oplog)".into(),
+            actual: "a standalone server (use MongoPollingSource, which cannot see deletes)".into(),
+        })
+    }
+}
+
+/// Warns when the URI's database is what is streamed and it holds no collection yet: a
+/// database appears with its first write, so a misspelt name streams nothing, silently.
+pub(crate) async fn warn_if_empty_database(client: &Client, config: &MongoConfig) {
+    let Some(db) = config.database.as_deref() else {
+        return;
+    };
+    if !config.filter.includes().is_empty() {
+        // The patterns choose what is streamed; the URI's database is only where to log in.
+        return;
+    }
+    let names = match client.database(db).list_collection_names().await {
+        Ok(names) => names,
+        Err(e) => {
+            let error = describe(&e, config.uri_parts(), None, Purpose::Other, false);
+            tracing::debug!(database = db, %error, "cannot list the collections");
+            return;
+        }
+    };
+    if !names.is_empty() {
+        return;
+    }
+    let existing = client.list_database_names().await.map_or_else(
+        |_| "(cannot list them)".to_owned(),
+        |names| nearest(db, names),
+    );
+    tracing::warn!(
+        database = db,
+        existing = %existing,
+        "the database holds no collections yet (a database appears with its first write): \
+         check its name against the databases that exist"
+    );
+}
+
+/// Databases to show: the names nearest to `wanted` first (a misspelling shows its fix), at
+/// most ten, then how many more there are.
+fn nearest(wanted: &str, mut names: Vec<String>) -> String {
+    const SHOWN: usize = 10;
+    names.sort_by_cached_key(|name| (edit_distance(wanted, name), name.clone()));
+    let more = names.len().saturating_sub(SHOWN);
+    names.truncate(SHOWN);
+    let mut shown = names.join(", ");
+    if more > 0 {
+        shown.push_str(&format!(" and {more} more"));
+    }
+    shown
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                diagonal
+            } else {
+                1 + diagonal.min(above).min(row[j])
+            };
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The cluster time of the oldest oplog entry.
+pub(crate) async fn oldest_oplog_time(
+    client: &Client,
+    config: &MongoConfig,
+) -> Result<Timestamp, String> {
+    let first = client
+        .database("local")
+        .collection::<Document>("oplog.rs")
+        .find_one(doc! {})
+        .sort(doc! {"$natural": 1})
+        .projection(doc! {"ts": 1})
+        .await
+        .map_err(|e| {
+            describe(
+                &e,
+                config.uri_parts(),
+                Some(selection_timeout(config, SELECTION_TIMEOUT)),
+                Purpose::ChangeStream,
+                false,
+            )
+        })?;
+    match first.as_ref().and_then(|d| d.get("ts")) {
+        Some(Bson::Timestamp(ts)) => Ok(*ts),
+        _ => Err("the oplog is empty or has no `ts`".to_owned()),
+    }
+}
+
+/// The collections of the deployment this config would stream (views, `system.*` and the
+/// admin, local and config databases left out; filtered by include/exclude), in name order:
+/// what a pattern can match today.
+pub async fn list_collections(config: &MongoConfig) -> Result<Vec<Namespace>, SourceError> {
+    let client = connect(config, Purpose::Other).await?;
+    let listed = wanted_collections(&client, config).await;
+    close(client).await;
+    let found = listed.map_err(|(what, e)| SourceError::Other {
+        reason: format!(
+            "{what}: {}",
+            describe(&e, config.uri_parts(), None, Purpose::Other, false)
+        ),
+        class: classify(&e),
+    })?;
+    Ok(found
+        .into_iter()
+        .map(|(db, collection)| Namespace::new(db, collection))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nearest_database_names_come_first() {
+        assert_eq!(edit_distance("shop", "shpo"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("orders", "orders"), 0);
+        let names: Vec<String> = (0..15)
+            .map(|i| format!("db{i:02}"))
+            .chain(["shop".to_owned()])
+            .collect();
+        let shown = nearest("shpo", names);
+        assert!(shown.starts_with("shop, "), "{shown}");
+        assert!(shown.ends_with(" and 6 more"), "{shown}");
+        assert_eq!(nearest("x", vec!["a".into(), "b".into()]), "a, b");
+    }
+}

@@ -1,0 +1,305 @@
+//! The binlog reader: the background task that owns the replication connection, reads the
+//! snapshot first when asked to, feeds binlog events to the [`Tracker`], hands batches
+//! downstream and reconnects (`stream_core::Reconnect`) from the last position handed over.
+
+use futures::{FutureExt as _, StreamExt as _};
+use mysql_async::prelude::*;
+use mysql_async::{BinlogStreamRequest, Conn};
+use stream_core::{
+    Batch, CancellationToken, MySqlPosition, Position, Reconnect, Retry, SourceError, SourceEvent,
+    TxnStart,
+};
+use tokio::sync::mpsc;
+
+use crate::MySqlConfig;
+use crate::schema::Catalog;
+use crate::server::{ServerInfo, binary_logs, code, connect, map_err};
+use crate::snapshot::ViewFilter;
+use crate::start::{PendingSnapshot, Resume, resolve_start};
+use crate::tracker::{RawEvent, Tracker};
+
+/// Most events in one batch; a batch is also flushed whenever the server has nothing more
+/// ready, so latency stays low on a live stream.
+const MAX_BATCH: usize = 1024;
+
+/// The background task that owns the binlog connection.
+pub(crate) struct BinlogReader {
+    pub(crate) config: MySqlConfig,
+    pub(crate) info: ServerInfo,
+    pub(crate) server_id: u32,
+    pub(crate) catalog: Catalog,
+    /// Where to reconnect: the position of the last batch handed downstream.
+    pub(crate) resume: Resume,
+    pub(crate) tx: mpsc::Sender<Result<Batch, SourceError>>,
+    pub(crate) shutdown: CancellationToken,
+    /// After resuming inside a snapshot: binlog changes already contained in the new view.
+    pub(crate) view_filter: Option<ViewFilter>,
+    /// The table definitions changed (or were never sent): attach them to the next batch
+    /// that covers everything handled.
+    pub(crate) state_pending: bool,
+    pub(crate) reconnect: Reconnect,
+}
+
+enum Stop {
+    /// Shutdown requested or nobody listens any more.
+    Done,
+    Failed(SourceError),
+}
+
+impl From<SourceError> for Stop {
+    fn from(e: SourceError) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+impl BinlogReader {
+    pub(crate) async fn run(mut self, snapshot: Option<PendingSnapshot>) {
+        if let Some((conn, from)) = snapshot {
+            match self.snapshot(conn, from).await {
+                Ok(()) => {}
+                Err(Stop::Done) => return,
+                Err(Stop::Failed(e)) => {
+                    let _ = self.tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+        loop {
+            let e = match self.stream_once().await {
+                Ok(()) | Err(Stop::Done) => return,
+                Err(Stop::Failed(e)) => e,
+            };
+            let resume = self.resume.position();
+            tracing::debug!(error = %e, %resume, "binlog stream failed; the reconnect policy decides");
+            match self.reconnect.failed(e, &self.shutdown, "binlog").await {
+                Retry::Again => {}
+                Retry::Shutdown => return,
+                Retry::GiveUp(e) => {
+                    let _ = self.tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends a batch resuming at `at`, with the table definitions when they changed and `at`
+    /// covers everything handled (`complete`); `false` when nobody listens any more or
+    /// shutdown began.
+    async fn deliver(&mut self, events: Vec<SourceEvent>, at: Resume, complete: bool) -> bool {
+        let state = (complete && self.state_pending).then(|| self.catalog.to_state());
+        let sent = self.send(events, at.position(), state).await;
+        if sent {
+            self.resume = at;
+            self.reconnect.progressed();
+        }
+        sent
+    }
+
+    /// Sends one batch; `false` when nobody listens any more or shutdown began.
+    async fn send(
+        &mut self,
+        events: Vec<SourceEvent>,
+        position: Position,
+        state: Option<serde_json::Value>,
+    ) -> bool {
+        let attached = state.is_some();
+        let batch = Batch {
+            events,
+            position,
+            state,
+        };
+        let sent = tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => false,
+            sent = self.tx.send(Ok(batch)) => sent.is_ok(),
+        };
+        if sent && attached {
+            self.state_pending = false;
+        }
+        sent
+    }
+
+    /// Reads the selected tables from the open snapshot, then hands over to the binlog at the
+    /// snapshot's position.
+    async fn snapshot(
+        &mut self,
+        mut conn: Conn,
+        from: Option<(String, Option<String>)>,
+    ) -> Result<(), Stop> {
+        let ts_ms = stream_core::now_ms();
+        let catalog = self.catalog.clone();
+        let config = self.config.clone();
+        let read = crate::snapshot::SnapshotRead {
+            config: &config,
+            catalog: &catalog,
+            file: self.resume.file.file.to_string(),
+            offset: self.resume.file.offset,
+            from: from.clone(),
+            ts_ms,
+        };
+        let tables = read.tables();
+        tracing::info!(tables = tables.len(), "snapshot started");
+        for (name, schema) in tables {
+            let full = format!("{}.{}", name.0, name.1);
+            let mut after = match &from {
+                Some((t, a)) if *t == full => a.clone(),
+                _ => None,
+            };
+            let mut rows = 0usize;
+            loop {
+                let events = read
+                    .chunk(&mut conn, &name, &schema, after.as_deref(), rows)
+                    .await?;
+                let Some(last) = events.last() else { break };
+                let position = last.position().clone();
+                if let Position::MySql(MySqlPosition {
+                    start: TxnStart::Snapshot(p),
+                    ..
+                }) = &position
+                {
+                    after.clone_from(&p.after);
+                }
+                rows += events.len();
+                let full_chunk = events.len() >= crate::snapshot::CHUNK;
+                // Snapshot positions: no binlog resume point moves.
+                let state = self.state_pending.then(|| self.catalog.to_state());
+                if !self.send(events, position, state).await {
+                    return Err(Stop::Done);
+                }
+                tracing::info!(table = %full, rows, "snapshot progress");
+                if !full_chunk {
+                    break;
+                }
+            }
+            tracing::info!(table = %full, rows, "snapshot of table done");
+        }
+        conn.query_drop("COMMIT")
+            .await
+            .map_err(|e| map_err(&self.config, e))?;
+        drop(conn);
+        let handover = self.resume.clone();
+        if !self.deliver(Vec::new(), handover, true).await {
+            return Err(Stop::Done);
+        }
+        tracing::info!(position = %self.resume.position(), "snapshot done; streaming the binlog");
+        Ok(())
+    }
+
+    /// Hands over the batch, at its last event's position; then, when `caught_up` and the
+    /// tracker has moved past that (commits, filtered events, heartbeats), an empty batch at
+    /// the tracker's position. `false` when nobody listens any more.
+    async fn flush(
+        &mut self,
+        tracker: &Tracker,
+        batch: &mut Vec<SourceEvent>,
+        caught_up: bool,
+    ) -> bool {
+        let now = tracker.resume();
+        if let Some(last) = batch.last() {
+            let at = tracker.resume_after(last);
+            let complete = at == now;
+            if !self.deliver(std::mem::take(batch), at, complete).await {
+                return false;
+            }
+        }
+        if caught_up && (now != self.resume || self.state_pending) {
+            return self.deliver(Vec::new(), now, true).await;
+        }
+        true
+    }
+
+    /// The error for a failed binlog read: a position the server does not have (code 1236)
+    /// names the position asked for and the oldest there is.
+    fn stream_error(&self, e: mysql_async::Error, logs: &[(String, u64)]) -> SourceError {
+        match &e {
+            mysql_async::Error::Server(se) if se.code == code::BINLOG_UNAVAILABLE => {
+                tracing::warn!(code = se.code, message = %se.message, "the server cannot send the binlog from here");
+                let first = logs.first().map_or("", |l| l.0.as_str());
+                SourceError::PositionPurged {
+                    requested: self.resume.position().to_string(),
+                    oldest: if self.resume.by_gtid() {
+                        format!("the GTID state at the start of {first}")
+                    } else {
+                        Position::binlog(first, 4, 0).to_string()
+                    },
+                }
+            }
+            _ => map_err(&self.config, e),
+        }
+    }
+
+    async fn stream_once(&mut self) -> Result<(), Stop> {
+        let config = self.config.clone();
+        let mut conn = connect(&config).await?;
+        let logs = binary_logs(&config, &mut conn).await?;
+        if self.resume.by_gtid() {
+            let (state, _) = self.resume.gtid.clone().unwrap_or_default();
+            for sql in [
+                format!("SET @slave_connect_state = '{state}'"),
+                "SET @slave_gtid_strict_mode = 0".to_owned(),
+                "SET @slave_gtid_ignore_duplicates = 0".to_owned(),
+            ] {
+                conn.query_drop(sql)
+                    .await
+                    .map_err(|e| map_err(&config, e))?;
+            }
+        } else {
+            // The file may have been purged while we were away.
+            resolve_start(
+                &stream_core::StartFrom::Position(self.resume.file.position()),
+                &logs,
+            )?;
+        }
+        for sql in [
+            // Heartbeats every second keep an idle connection provably alive.
+            "SET @master_heartbeat_period = 1000000000",
+            // MariaDB: send GTID events (capability 4) instead of fake BEGIN queries.
+            "SET @mariadb_slave_capability = 4",
+        ] {
+            conn.query_drop(sql)
+                .await
+                .map_err(|e| map_err(&config, e))?;
+        }
+        let file = self.resume.file.file.clone();
+        let request = BinlogStreamRequest::new(self.server_id)
+            .with_filename(file.as_bytes())
+            .with_pos(self.resume.file.offset);
+        let mut stream = conn
+            .get_binlog_stream(request)
+            .await
+            .map_err(|e| self.stream_error(e, &logs))?;
+        let mut tracker = Tracker::new(&self.resume, self.info.checksum, self.view_filter.clone());
+        let mut batch: Vec<SourceEvent> = Vec::new();
+        loop {
+            let next = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => return Ok(()),
+                next = stream.next() => next,
+            };
+            let mut next = Some(next);
+            while let Some(item) = next.take() {
+                let Some(event) = item else {
+                    return Err(Stop::Failed(SourceError::ConnectionLost {
+                        reason: format!(
+                            "the server ended the binlog stream ({})",
+                            config.endpoint()
+                        ),
+                    }));
+                };
+                let event = event.map_err(|e| self.stream_error(e, &logs))?;
+                tracker.handle(RawEvent::of(&event), &config, &mut self.catalog, &mut batch)?;
+                if tracker.take_schema_changed() {
+                    self.state_pending = true;
+                }
+                if batch.len() >= MAX_BATCH && !self.flush(&tracker, &mut batch, false).await {
+                    return Ok(());
+                }
+                next = stream.next().now_or_never();
+            }
+            // Nothing more is ready: hand over what we have, or just the new position.
+            if !self.flush(&tracker, &mut batch, true).await {
+                return Ok(());
+            }
+        }
+    }
+}

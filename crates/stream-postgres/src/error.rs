@@ -1,0 +1,160 @@
+//! What can go wrong in the PostgreSQL sink, store and checkpoint store.
+
+use stream_core::{ErrorClass, SinkError};
+
+/// A failure of the PostgreSQL sink. Never contains the URL's password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostgresError {
+    /// The server cannot be reached, or the connection broke.
+    #[error("PostgreSQL at {target} is unreachable: {reason}")]
+    Connect {
+        /// The redacted URL.
+        target: String,
+        /// What the driver said.
+        reason: String,
+    },
+    /// A statement failed.
+    #[error("PostgreSQL {context}: {reason}")]
+    Statement {
+        /// What the sink was doing (`merging into shop.orders`).
+        context: String,
+        /// The server's message and SQLSTATE.
+        reason: String,
+        /// Whether retrying may help.
+        class: ErrorClass,
+    },
+    /// A source table has no primary key and `keyless: refuse` is set.
+    #[error(
+        "table {table} has no primary key: add one at the source, or set `keyless: append` on the postgres sink"
+    )]
+    Keyless {
+        /// `db.table`.
+        table: String,
+    },
+    /// A column type change that would lose data.
+    #[error(
+        "incompatible schema change at {position}: column {table}.{column} cannot change from {old} to {new} without loss; recreate the target table or revert the change, then restart"
+    )]
+    IncompatibleChange {
+        /// `db.table`.
+        table: String,
+        /// The column.
+        column: String,
+        /// The type before (source type and the target's).
+        old: String,
+        /// The type the DDL asks for.
+        new: String,
+        /// The schema change's position.
+        position: String,
+    },
+    /// A change the target refuses for good.
+    #[error("change to {table} key {key} at {position} refused: {reason}")]
+    Rejected {
+        /// `db.table`.
+        table: String,
+        /// The key as JSON.
+        key: String,
+        /// The change's position.
+        position: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl PostgresError {
+    /// Whether retrying may help.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            PostgresError::Connect { .. } => ErrorClass::Transient,
+            PostgresError::Statement { class, .. } => *class,
+            PostgresError::Keyless { .. }
+            | PostgresError::IncompatibleChange { .. }
+            | PostgresError::Rejected { .. } => ErrorClass::Definite,
+        }
+    }
+
+    /// The `SinkError` the pipeline sees, for the sink called `sink`.
+    pub fn into_sink_error(self, sink: &str) -> SinkError {
+        match self {
+            PostgresError::Rejected {
+                table,
+                key,
+                position,
+                reason,
+            } => SinkError::Rejected {
+                sink: sink.to_owned(),
+                position,
+                reason: format!("{table} key {key}: {reason}"),
+            },
+            other => SinkError::Write {
+                sink: sink.to_owned(),
+                class: other.class(),
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    /// Classifies a driver error raised while doing `context`.
+    pub(crate) fn from_driver(context: impl Into<String>, e: &tokio_postgres::Error) -> Self {
+        let context = context.into();
+        match e.as_db_error() {
+            Some(db) => PostgresError::Statement {
+                context,
+                reason: format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+                class: class_of_state(db.code().code()),
+            },
+            None => PostgresError::Statement {
+                context,
+                reason: e.to_string(),
+                class: ErrorClass::Transient,
+            },
+        }
+    }
+}
+
+/// SQLSTATE classes that say the data or the schema is wrong, as opposed to the connection or
+/// the server's load (`08` connection, `40` serialization/deadlock, `53` resources, `57`
+/// shutdown: all transient).
+pub(crate) fn class_of_state(code: &str) -> ErrorClass {
+    match code.get(..2) {
+        Some("08" | "40" | "53" | "55" | "57" | "58" | "XX") => ErrorClass::Transient,
+        _ => ErrorClass::Definite,
+    }
+}
+
+/// Whether a driver error is about the data (class 22 data exception, 23 integrity
+/// constraint): the change at fault can be found and refused alone.
+pub(crate) fn is_data_error(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|db| matches!(db.code().code().get(..2), Some("22" | "23")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_what_to_do_and_classify_for_retries() {
+        let e = PostgresError::Keyless {
+            table: "shop.log".into(),
+        };
+        assert!(e.to_string().contains("shop.log"));
+        assert!(e.to_string().contains("keyless: append"));
+        assert_eq!(e.class(), ErrorClass::Definite);
+        assert_eq!(class_of_state("08006"), ErrorClass::Transient);
+        assert_eq!(class_of_state("22003"), ErrorClass::Definite);
+        let rejected = PostgresError::Rejected {
+            table: "shop.o".into(),
+            key: "{\"id\":1}".into(),
+            position: "binlog:b.000001:4+1".into(),
+            reason: "numeric field overflow".into(),
+        }
+        .into_sink_error("pg");
+        assert!(matches!(rejected, SinkError::Rejected { .. }));
+        assert!(
+            rejected.to_string().contains("shop.o key {\"id\":1}"),
+            "{rejected}"
+        );
+    }
+}

@@ -1,0 +1,190 @@
+//! The consumers a source waits for before it checkpoints: callbacks (`on`, `on_batch`) and
+//! sinks. Each runs in its own task behind a bounded queue; every piece of work it is handed
+//! is answered with an acknowledgement or a refusal. No answer (the task ended) is a refusal.
+
+use std::sync::{Arc, Mutex};
+
+use stream_core::{ChangeEvent, CowList, NamespacePattern};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Work items a consumer may have queued before the source waits for it.
+pub(crate) const QUEUE: usize = 64;
+
+/// Events handed to one consumer, and where its answer goes.
+pub(crate) struct Work {
+    pub(crate) events: Vec<Arc<ChangeEvent>>,
+    answer: oneshot::Sender<Result<(), String>>,
+}
+
+impl Work {
+    /// `Ok`: the events are delivered, dead-lettered or deliberately skipped, so the source
+    /// may checkpoint past them. `Err`: they were not, and the source must stop before them.
+    pub(crate) fn answer(self, outcome: Result<(), String>) {
+        let _ = self.answer.send(outcome);
+    }
+}
+
+/// Why a source must stop: a consumer did not acknowledge its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refused {
+    pub(crate) consumer: Arc<str>,
+    pub(crate) reason: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` did not acknowledge its events: {}",
+            self.consumer, self.reason
+        )
+    }
+}
+
+/// One consumer's answer for one batch, to await before checkpointing.
+pub(crate) struct Ack {
+    consumer: Arc<str>,
+    answer: Result<oneshot::Receiver<Result<(), String>>, String>,
+}
+
+impl Ack {
+    pub(crate) async fn wait(self) -> Result<(), Refused> {
+        let refused = |reason| Refused {
+            consumer: self.consumer.clone(),
+            reason,
+        };
+        match self.answer {
+            Ok(answer) => match answer.await {
+                Ok(outcome) => outcome.map_err(refused),
+                Err(_) => Err(refused("its task ended with them in hand".to_owned())),
+            },
+            Err(reason) => Err(refused(reason)),
+        }
+    }
+}
+
+struct Slot {
+    id: u64,
+    name: Arc<str>,
+    patterns: Vec<NamespacePattern>,
+    tx: mpsc::Sender<Work>,
+}
+
+impl Slot {
+    fn wants(&self, event: &ChangeEvent) -> bool {
+        self.patterns.iter().any(|p| p.matches(&event.namespace))
+    }
+}
+
+/// The registered consumers.
+#[derive(Default)]
+pub(crate) struct Consumers {
+    slots: CowList<Arc<Slot>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Consumers {
+    /// Registers a consumer whose task `spawn` starts on the receiving end of its queue.
+    pub(crate) fn add(
+        &self,
+        id: u64,
+        name: Arc<str>,
+        patterns: Vec<NamespacePattern>,
+        spawn: impl FnOnce(mpsc::Receiver<Work>) -> JoinHandle<()>,
+    ) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = spawn(rx);
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+        drop(tasks);
+        self.slots.push(Arc::new(Slot {
+            id,
+            name,
+            patterns,
+            tx,
+        }));
+    }
+
+    /// Unregisters a consumer; it still finishes what it was handed. Whether it existed.
+    pub(crate) fn remove(&self, id: u64) -> bool {
+        self.slots.retain(|s| s.id != id) > 0
+    }
+
+    /// Hands each consumer the events it wants, waiting while a queue is full
+    /// (backpressure). One answer per consumer that was handed something; a consumer whose
+    /// task has ended answers with a refusal at once.
+    pub(crate) async fn dispatch(&self, events: &[Arc<ChangeEvent>]) -> Vec<Ack> {
+        let mut acks = Vec::new();
+        for slot in self.slots.snapshot().iter() {
+            let mine: Vec<Arc<ChangeEvent>> =
+                events.iter().filter(|e| slot.wants(e)).cloned().collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let (answer, answered) = oneshot::channel();
+            let work = Work {
+                events: mine,
+                answer,
+            };
+            let answer = match slot.tx.send(work).await {
+                Ok(()) => Ok(answered),
+                Err(_) => Err("its task has ended".to_owned()),
+            };
+            acks.push(Ack {
+                consumer: slot.name.clone(),
+                answer,
+            });
+        }
+        acks
+    }
+
+    /// Stops handing out work and waits until every consumer has finished what it was given.
+    pub(crate) async fn close(&self) {
+        self.slots.clear();
+        let tasks: Vec<JoinHandle<()>> = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// What every consumer task shares: the retry policy, the dead-letter queue, the metrics.
+pub(crate) struct Shared {
+    pub(crate) retry: stream_edge::RetryPolicy,
+    pub(crate) dead_letters: Arc<dyn stream_edge::DeadLetterQueue>,
+    /// Whether the application chose the dead-letter queue: sinks set rejected events aside
+    /// only then (an in-memory queue would lose them on restart).
+    pub(crate) dead_letters_chosen: bool,
+    pub(crate) metrics: Arc<super::metrics::Metrics>,
+}
+
+impl Shared {
+    /// Puts each event in the dead-letter queue; a refusal says which event and why.
+    pub(crate) async fn dead_letter(
+        &self,
+        consumer: &str,
+        events: &[Arc<ChangeEvent>],
+        reason: &str,
+        attempts: u32,
+    ) -> Result<(), String> {
+        for event in events {
+            let letter = stream_edge::DeadLetter::new(consumer, reason, attempts, event);
+            if let Err(e) = self.dead_letters.put(letter).await {
+                return Err(format!(
+                    "the dead-letter queue refused the event at {}: {e}",
+                    event.position
+                ));
+            }
+            self.metrics.dead_lettered();
+            tracing::warn!(consumer, reason, position = %event.position, "event sent to the dead-letter queue");
+        }
+        Ok(())
+    }
+}
