@@ -1,7 +1,7 @@
 //! What a user of the [`Streamer`] needs, in one import:
 //! `use ultimate_stream::prelude::*;`.
 //!
-//! The builder's options ([`CacheConfig`], [`HeartbeatConfig`], [`RetryPolicy`],
+//! The builder's options (`CacheConfig` with feature `cache`, [`HeartbeatConfig`], [`RetryPolicy`],
 //! [`FileDeadLetterQueue`], [`BatchConfig`], [`FileCheckpointStore`]), what callbacks and
 //! subscriptions hand you ([`ChangeEvent`], [`Delivery`], [`Op`], [`Row`], [`Value`]),
 //! queries ([`Query`], [`Filter`]) and the traits whose methods you call
