@@ -15,15 +15,7 @@ use stream_core::{Filter, Query, Row, Value};
 #[cfg_attr(not(feature = "redis"), allow(dead_code))]
 pub(crate) mod decode;
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
-}
+use stream_core::hex::encode as hex;
 
 /// Encodes a row; `None` if it holds a value kind this crate does not know yet.
 pub(crate) fn encode_row(row: &Row) -> Option<J> {

@@ -128,7 +128,7 @@ pub fn write_value(buf: &mut Vec<u8>, value: &Value) {
         }
         Value::ObjectId(id) => {
             buf.extend_from_slice(b"{\"$oid\":\"");
-            write_hex(buf, id);
+            crate::hex::encode_into(buf, id);
             buf.extend_from_slice(b"\"}");
         }
         Value::BsonDateTime(ms) => write_bson_date(buf, *ms),
@@ -141,7 +141,7 @@ pub fn write_value(buf: &mut Vec<u8>, value: &Value) {
             buf.extend_from_slice(b"{\"$binary\":{\"base64\":");
             write_base64(buf, bytes);
             buf.extend_from_slice(b",\"subType\":\"");
-            write_hex(buf, &[*subtype]);
+            crate::hex::encode_into(buf, &[*subtype]);
             buf.extend_from_slice(b"\"}}");
         }
         Value::Regex { pattern, options } => {
@@ -193,7 +193,7 @@ pub fn write_value(buf: &mut Vec<u8>, value: &Value) {
             buf.extend_from_slice(b"{\"$dbPointer\":{\"$ref\":");
             write_str(buf, namespace);
             buf.extend_from_slice(b",\"$id\":{\"$oid\":\"");
-            write_hex(buf, id);
+            crate::hex::encode_into(buf, id);
             buf.extend_from_slice(b"\"}}}");
         }
     }
@@ -229,14 +229,6 @@ fn write_base64(buf: &mut Vec<u8>, bytes: &[u8]) {
     let written = STANDARD.encode_slice(bytes, &mut buf[start..]).unwrap_or(0);
     buf.truncate(start + written);
     buf.push(b'"');
-}
-
-fn write_hex(buf: &mut Vec<u8>, bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for b in bytes {
-        buf.push(HEX[usize::from(b >> 4)]);
-        buf.push(HEX[usize::from(b & 0xf)]);
-    }
 }
 
 fn write_quoted_ascii(buf: &mut Vec<u8>, s: &str) {
@@ -283,7 +275,7 @@ fn write_escaped(buf: &mut Vec<u8>, s: &str) {
             0x0c => buf.extend_from_slice(b"\\f"),
             _ => {
                 buf.extend_from_slice(b"\\u00");
-                write_hex(buf, &[b]);
+                crate::hex::encode_into(buf, &[b]);
             }
         }
         start = i + 1;

@@ -55,6 +55,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod cow_list;
 pub mod event;
+pub mod hex;
 pub mod hub;
 pub mod json;
 pub mod pattern;

@@ -172,16 +172,7 @@ fn txn_id(doc: &Document) -> Option<Arc<str>> {
     Some(format!("{session}:{number}").into())
 }
 
-fn uuid_text(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(36);
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
-        }
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
-}
+use stream_core::hex::uuid as uuid_text;
 
 /// Joins the fragments of an event the server split with `$changeStreamSplitLargeEvent`.
 #[derive(Debug, Default)]

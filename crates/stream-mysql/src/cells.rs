@@ -272,16 +272,7 @@ fn fixed_binary(r: &mut Reader<'_>, size: usize) -> Result<Vec<u8>, String> {
 
 /// MariaDB's UUID as canonical text (the row image holds the 16 bytes in display order).
 fn mariadb_uuid_text(stored: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(36);
-    for (i, b) in stored.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
-        }
-        out.push(HEX[usize::from(b >> 4)] as char);
-        out.push(HEX[usize::from(b & 15)] as char);
-    }
-    out
+    stream_core::hex::uuid(stored)
 }
 
 #[cfg(test)]
