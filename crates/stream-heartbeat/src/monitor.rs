@@ -170,7 +170,7 @@ impl Monitor {
         self.set_health(
             &mut state,
             Health::Unhealthy {
-                reason: format!("connection lost: {reason}"),
+                reason: lost_reason(&reason),
             },
         );
     }
@@ -291,7 +291,7 @@ impl Monitor {
         };
         let health = match &state.lost {
             Some(lost) => Health::Unhealthy {
-                reason: format!("connection lost: {lost}"),
+                reason: lost_reason(lost),
             },
             None => found,
         };
@@ -408,6 +408,15 @@ impl Stream for HealthEvents {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<HealthEvent>> {
         self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// `connection lost: <reason>`, once: a source's own error often already says so.
+fn lost_reason(reason: &str) -> String {
+    if reason.starts_with("connection lost") {
+        reason.to_owned()
+    } else {
+        format!("connection lost: {reason}")
     }
 }
 
@@ -598,6 +607,15 @@ mod tests {
             monitor.breaker().consecutive_failures(),
             0,
             "the ping worked"
+        );
+    }
+
+    #[test]
+    fn a_lost_connection_is_said_once() {
+        assert_eq!(lost_reason("reset by peer"), "connection lost: reset by peer");
+        assert_eq!(
+            lost_reason("connection lost: reset by peer"),
+            "connection lost: reset by peer"
         );
     }
 
