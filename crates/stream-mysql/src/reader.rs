@@ -10,6 +10,7 @@ use stream_core::{
     TxnStart,
 };
 use tokio::sync::mpsc;
+use tokio::time::Duration;
 
 use crate::MySqlConfig;
 use crate::schema::Catalog;
@@ -21,6 +22,13 @@ use crate::tracker::{RawEvent, Tracker};
 /// Most events in one batch; a batch is also flushed whenever the server has nothing more
 /// ready, so latency stays low on a live stream.
 const MAX_BATCH: usize = 1024;
+
+/// The server is asked for a heartbeat every second while idle.
+const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
+
+/// How long the binlog connection may stay silent (not even a heartbeat) before it counts as
+/// lost: a half-open connection (a NAT or firewall forgot it) sends no FIN and no RST.
+const SILENCE_LIMIT: Duration = Duration::from_secs(5);
 
 /// The background task that owns the binlog connection.
 pub(crate) struct BinlogReader {
@@ -251,10 +259,13 @@ impl BinlogReader {
             )?;
         }
         for sql in [
-            // Heartbeats every second keep an idle connection provably alive.
-            "SET @master_heartbeat_period = 1000000000",
+            // Heartbeats keep an idle connection provably alive (see `SILENCE_LIMIT`).
+            format!(
+                "SET @master_heartbeat_period = {}",
+                HEARTBEAT_PERIOD.as_nanos()
+            ),
             // MariaDB: send GTID events (capability 4) instead of fake BEGIN queries.
-            "SET @mariadb_slave_capability = 4",
+            "SET @mariadb_slave_capability = 4".to_owned(),
         ] {
             conn.query_drop(sql)
                 .await
@@ -274,7 +285,16 @@ impl BinlogReader {
             let next = tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => return Ok(()),
-                next = stream.next() => next,
+                next = tokio::time::timeout(SILENCE_LIMIT, stream.next()) => match next {
+                    Ok(next) => next,
+                    Err(_) => return Err(Stop::Failed(SourceError::ConnectionLost {
+                        reason: format!(
+                            "nothing, not even a heartbeat, arrived from {} in {} s",
+                            config.endpoint(),
+                            SILENCE_LIMIT.as_secs()
+                        ),
+                    })),
+                },
             };
             let mut next = Some(next);
             while let Some(item) = next.take() {
