@@ -172,8 +172,13 @@ pub(crate) fn alter(
                 from,
                 column,
                 place,
+                if_exists,
             } => {
-                let i = find(&table.columns, from)?;
+                let i = match find(&table.columns, from) {
+                    Ok(i) => i,
+                    Err(_) if *if_exists => continue,
+                    Err(e) => return Err(e),
+                };
                 let (column, check) = column.resolve(&charset, defaults.mariadb);
                 for p in &mut pk_names {
                     if same(p, from) {

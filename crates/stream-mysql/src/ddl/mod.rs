@@ -63,11 +63,12 @@ pub(crate) enum AlterOp {
         from: String,
         to: String,
     },
-    /// `CHANGE`/`MODIFY`: replace column `from` by this definition.
+    /// `CHANGE`/`MODIFY [IF EXISTS]`: replace column `from` by this definition.
     Change {
         from: String,
         column: NewColumn,
         place: Option<Place>,
+        if_exists: bool,
     },
     DropPrimaryKey,
     /// A table-level CHECK that keeps these columns valid JSON.
@@ -239,6 +240,7 @@ fn alter_changes(
                 from: old_name.value,
                 column: NewColumn::from_parts(new_name, data_type, options),
                 place: place_of(column_position.as_ref()),
+                if_exists: false,
             }),
             AlterTableOperation::ModifyColumn {
                 col_name,
@@ -249,6 +251,7 @@ fn alter_changes(
                 from: col_name.value.clone(),
                 column: NewColumn::from_parts(col_name, data_type, options),
                 place: place_of(column_position.as_ref()),
+                if_exists: false,
             }),
             AlterTableOperation::DropPrimaryKey { .. } => ops.push(AlterOp::DropPrimaryKey),
             AlterTableOperation::DropConstraint { name, .. } => {
@@ -297,6 +300,7 @@ pub(crate) fn parse(sql: &str, default_db: Option<&str>) -> Parsed {
         return Parsed::Database(db);
     }
     let mut pending_ops = Vec::new();
+    let mut conditional = prepass::Conditional::default();
     let mut table_charset = None;
     let mut text = sql.to_owned();
     if let Some(alter) = prepass::alter(sql, default_db) {
@@ -304,6 +308,7 @@ pub(crate) fn parse(sql: &str, default_db: Option<&str>) -> Parsed {
             return Parsed::Other;
         };
         let mut ops = alter.before;
+        conditional = alter.conditional;
         match alter.rest {
             Some(rest) => {
                 text = rest;
@@ -370,6 +375,9 @@ pub(crate) fn parse(sql: &str, default_db: Option<&str>) -> Parsed {
                         .partition(|op| !matches!(op, AlterOp::ConvertCharset(_)));
                 let at = changes.len();
                 alter_changes(name.clone(), operations, default_db, before, &mut changes);
+                if let Some((_, Action::Alter(ops))) = changes.get_mut(at) {
+                    ops.iter_mut().for_each(|op| conditional.mark(op));
+                }
                 if !after.is_empty() {
                     match changes.get_mut(at) {
                         Some((_, Action::Alter(ops))) => ops.extend(after),
@@ -449,6 +457,14 @@ pub(crate) fn apply(
             tracing::warn!(%statement, %reason, "DDL not understood; affected tables lose their known definition");
             // Drop the definitions of tracked tables the statement names, so rows after it
             // are never decoded with stale columns.
+            if let Some(table) = prepass::alter(sql, default_db).and_then(|a| a.table) {
+                // An ALTER TABLE names its one table: the others (of other databases too)
+                // keep their definitions.
+                if wants(&table.0, &table.1) {
+                    catalog.tables.remove(&table);
+                }
+                return None;
+            }
             let lower = sql.to_ascii_lowercase();
             catalog.tables.retain(|(db, table), _| {
                 let in_db =

@@ -121,6 +121,106 @@ pub(super) struct Alter {
     pub(super) before: Vec<AlterOp>,
     /// Applied after them: `CONVERT TO CHARACTER SET` converts every text column, new ones too.
     pub(super) after: Vec<AlterOp>,
+    /// MariaDB's `IF [NOT] EXISTS` on column specifications, taken out for `sqlparser`.
+    pub(super) conditional: Conditional,
+}
+
+/// The columns of MariaDB `ADD [COLUMN] IF NOT EXISTS` and `MODIFY|CHANGE [COLUMN] IF EXISTS`
+/// specifications: applied against the tracked table only when the condition holds.
+#[derive(Debug, Default)]
+pub(super) struct Conditional {
+    added: Vec<String>,
+    changed: Vec<String>,
+}
+
+impl Conditional {
+    /// Gives `op` the condition its specification had.
+    pub(super) fn mark(&self, op: &mut AlterOp) {
+        let named =
+            |names: &[String], name: &str| names.iter().any(|n| n.eq_ignore_ascii_case(name));
+        match op {
+            AlterOp::Add {
+                column,
+                if_not_exists,
+                ..
+            } if named(&self.added, &column.column.name) => *if_not_exists = true,
+            AlterOp::Change {
+                from, if_exists, ..
+            } if named(&self.changed, from) => *if_exists = true,
+            _ => {}
+        }
+    }
+}
+
+/// Index and key specifications: they do not change the row format.
+const INDEX_WORDS: &[&str] = &[
+    "INDEX", "KEY", "UNIQUE", "FULLTEXT", "SPATIAL", "FOREIGN", "PRIMARY",
+];
+
+/// A MariaDB `IF [NOT] EXISTS` right after the specification's leading words (`ADD`, `COLUMN`,
+/// `INDEX`, ...): the index of `IF` among `words` and how many words the condition takes.
+fn condition_at(words: &[Token<'_>]) -> Option<(usize, usize)> {
+    let at = words.iter().position(|t| t.is("IF"))?;
+    if at > 3 {
+        return None;
+    }
+    if words.get(at + 1).is_some_and(|t| t.is("EXISTS")) {
+        Some((at, 2))
+    } else if words.get(at + 1).is_some_and(|t| t.is("NOT"))
+        && words.get(at + 2).is_some_and(|t| t.is("EXISTS"))
+    {
+        Some((at, 3))
+    } else {
+        None
+    }
+}
+
+/// Reads a MariaDB column or index specification with `IF [NOT] EXISTS`: `true` when it was
+/// read (an index one dropped, a column one recorded in `conditional`, and its text without the
+/// condition pushed to `kept`).
+fn conditional_spec(
+    spec: &[Token<'_>],
+    conditional: &mut Conditional,
+    kept: &mut Vec<String>,
+) -> bool {
+    let words = significant(spec);
+    let Some((at, len)) = condition_at(&words) else {
+        return false;
+    };
+    let verb = &words[0];
+    let is_column = !words[1..at]
+        .iter()
+        .any(|t| INDEX_WORDS.iter().any(|w| t.is(w)));
+    let Some(name) = words.get(at + len).and_then(Token::name) else {
+        return false;
+    };
+    if !is_column || words[1..at].iter().any(|t| t.is("CONSTRAINT")) {
+        // Indexes and constraints do not change the row format.
+        return verb.is("ADD") || verb.is("DROP");
+    }
+    let list = if verb.is("ADD") {
+        &mut conditional.added
+    } else if verb.is("MODIFY") || verb.is("CHANGE") {
+        &mut conditional.changed
+    } else {
+        return false;
+    };
+    list.push(name);
+    // The condition's tokens are left out of the text given to `sqlparser`.
+    let rest: Vec<Token<'_>> = spec
+        .iter()
+        .filter(|t| t.kind != Kind::Space)
+        .enumerate()
+        .filter(|(i, _)| !(at..at + len).contains(i))
+        .map(|(_, t)| *t)
+        .collect();
+    let rest = rest
+        .iter()
+        .map(|t| text_with_character_set(std::slice::from_ref(t)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    kept.push(rest);
+    true
 }
 
 /// Splits an `ALTER [ONLINE] [IGNORE] TABLE` statement; `None` for anything else.
@@ -173,6 +273,7 @@ pub(super) fn alter(sql: &str, default_db: Option<&str>) -> Option<Alter> {
                 .find(|t| !(t.is("IF") || t.is("EXISTS")))
                 .and_then(Token::name);
             out.before.extend(name.map(AlterOp::DropCheck));
+        } else if conditional_spec(spec, &mut out.conditional, &mut kept) {
         } else if OPTION_WORDS.iter().any(|w| first.is(w)) {
             if let Some(charset) = charset_option(&words) {
                 out.before.push(AlterOp::DefaultCharset(charset));

@@ -473,3 +473,33 @@ fn unreadable_ddl_is_logged_without_its_literals() {
         "{logged}"
     );
 }
+
+#[test]
+fn mariadb_if_exists_forms_on_columns_and_indexes_follow_the_tracked_table() {
+    let mut catalog = mariadb();
+    let t = run(
+        &mut catalog,
+        &[
+            "CREATE TABLE t (id INT PRIMARY KEY, v INT)",
+            "ALTER TABLE t ADD COLUMN IF NOT EXISTS a INT NULL",
+            "ALTER TABLE t ADD COLUMN IF NOT EXISTS a INT NULL",
+            "ALTER TABLE t ADD INDEX IF NOT EXISTS by_v (v)",
+            "ALTER TABLE t ADD KEY IF NOT EXISTS by_v (v), ADD UNIQUE INDEX IF NOT EXISTS u (v)",
+            "ALTER TABLE t MODIFY COLUMN IF EXISTS a VARCHAR(5)",
+            "ALTER TABLE t MODIFY COLUMN IF EXISTS missing VARCHAR(5)",
+        ],
+    );
+    assert_eq!(names(&t), ["id", "v", "a"]);
+    assert_eq!(t.columns[2].data_type, "varchar");
+    let t = run(
+        &mut catalog,
+        &[
+            "ALTER TABLE t CHANGE COLUMN IF EXISTS a b VARCHAR(5)",
+            "ALTER TABLE t CHANGE IF EXISTS missing c INT",
+            "ALTER TABLE t DROP INDEX IF EXISTS by_v",
+        ],
+    );
+    assert_eq!(names(&t), ["id", "v", "b"]);
+    let t = run(&mut catalog, &["ALTER TABLE t DROP COLUMN IF EXISTS b"]);
+    assert_eq!(names(&t), ["id", "v"]);
+}
