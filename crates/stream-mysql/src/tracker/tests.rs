@@ -338,3 +338,33 @@ fn resuming_by_gtid_state_inside_a_multi_event_transaction_skips_the_delivered_r
         assert_eq!(json(&changes(&out)), all[k..], "resuming at row {k}");
     }
 }
+
+#[test]
+fn while_skipping_delivered_rows_the_position_stays_at_the_resume_point_whatever_the_rotate_says() {
+    // The fake ROTATE at connect names the transaction's start (+0); the suppressed rows must
+    // not carry the position from there: a batch handed over mid-skip resumes where we started.
+    let events = recorded(BY_FILE);
+    let catalog = catalog_at(&events, BIG_TXN);
+    for k in [1, 63, 64, 65, 100, 128, 149, 150] {
+        for start in [file_start(BIG_TXN, k), gtid_at(BIG_TXN, BIG_TXN_STATE, k)] {
+            let mut tracker = Tracker::new(&start, true, None);
+            let mut catalog = catalog.clone();
+            let mut out = Vec::new();
+            for e in from_offset(&events, BIG_TXN) {
+                tracker
+                    .handle(e.raw(), &config(), &mut catalog, &mut out)
+                    .expect("handled");
+                let skipping =
+                    tracker.suppress > 0 || tracker.skip.is_some() || tracker.skip_gtid.is_some();
+                if skipping {
+                    assert_eq!(tracker.resume(), start, "resuming at row {k}");
+                }
+                assert_ne!(
+                    tracker.resume().position().compare(&start.position()),
+                    Some(Ordering::Less),
+                    "resuming at row {k}"
+                );
+            }
+        }
+    }
+}
