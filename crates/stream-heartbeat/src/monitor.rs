@@ -612,7 +612,10 @@ mod tests {
 
     #[test]
     fn a_lost_connection_is_said_once() {
-        assert_eq!(lost_reason("reset by peer"), "connection lost: reset by peer");
+        assert_eq!(
+            lost_reason("reset by peer"),
+            "connection lost: reset by peer"
+        );
         assert_eq!(
             lost_reason("connection lost: reset by peer"),
             "connection lost: reset by peer"
