@@ -49,6 +49,17 @@ impl Kind {
         }
     }
 
+    /// The log a throwaway server of this kind writes under the fleet's data dir.
+    pub fn log_file(self, data_dir: &Path) -> PathBuf {
+        match self {
+            Kind::MariaDb => data_dir.join("mariadb/error.log"),
+            Kind::Postgres => data_dir.join("postgres/postgres.log"),
+            Kind::Redis => data_dir.join("redis/redis.log"),
+            Kind::Nats => data_dir.join("nats/nats.log"),
+            Kind::Mongo => data_dir.join("mongo/secantus.log"),
+        }
+    }
+
     pub fn env_var(self) -> &'static str {
         match self {
             Kind::MariaDb => "STREAM_TEST_MYSQL_URL",
@@ -127,6 +138,30 @@ impl Fleet {
             .iter()
             .map(|s| (s.kind.env_var(), s.url.clone()))
             .collect()
+    }
+}
+
+impl Fleet {
+    /// After a failed run: which throwaway servers died, and the end of every server's log,
+    /// so a CI failure caused by a server (crash, OOM kill) says so instead of showing only
+    /// the tests' `connection refused`.
+    pub fn post_mortem(&self) {
+        let Some(dir) = &self.data_dir else { return };
+        for s in &self.servers {
+            let Some(pid) = s.pid else { continue };
+            let state = if pid_alive(pid) {
+                "still running"
+            } else {
+                "DIED during the run"
+            };
+            let log = s.kind.log_file(dir);
+            eprintln!(
+                "\n==== {} (pid {pid}) {state}; last lines of {} ====\n{}",
+                s.kind.label(),
+                log.display(),
+                tail(&log, 40)
+            );
+        }
     }
 }
 

@@ -179,6 +179,7 @@ fn run_cargo_test(fleet: &servers::Fleet, extra: &[&str]) -> Result<()> {
         eprintln!("{line}");
     }
     if !status.success() {
+        fleet.post_mortem();
         bail!("cargo test failed ({status})");
     }
     if !left_out.is_empty() {
