@@ -32,7 +32,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
@@ -60,7 +60,8 @@ pub enum Fault {
     Delay(Duration),
 }
 
-/// Counters of what the proxy has done so far.
+/// Counters of what the proxy has done so far, and how many resets and blackholes were ordered:
+/// a connection open when one was ordered suffers it even if the mode changed again at once.
 #[derive(Debug, Default)]
 struct Counters {
     accepted: AtomicU64,
@@ -68,6 +69,8 @@ struct Counters {
     forwarded: AtomicU64,
     dropped: AtomicU64,
     writes: AtomicU64,
+    reset_orders: AtomicU64,
+    blackhole_orders: AtomicU64,
 }
 
 /// A running proxy: clients connect to [`FaultProxy::addr`], the proxy to the upstream server.
@@ -104,6 +107,14 @@ impl FaultProxy {
 
     /// Switches every connection, open or new, to `fault`.
     pub fn set(&self, fault: Fault) {
+        match fault {
+            Fault::Reset => self.counters.reset_orders.fetch_add(1, Ordering::SeqCst),
+            Fault::Blackhole => self
+                .counters
+                .blackhole_orders
+                .fetch_add(1, Ordering::SeqCst),
+            _ => 0,
+        };
         self.mode.send_replace(fault);
     }
 
@@ -173,52 +184,63 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
+/// Whether a connection is dead: born in a blackhole, or open when one was ordered.
+#[derive(Debug)]
+struct Fate<'a> {
+    counters: &'a Counters,
+    born_in_blackhole: bool,
+    blackholes_at_birth: u64,
+    resets_at_birth: u64,
+}
+
+impl Fate<'_> {
+    fn dead(&self) -> bool {
+        self.born_in_blackhole
+            || self.counters.blackhole_orders.load(Ordering::SeqCst) != self.blackholes_at_birth
+    }
+
+    fn reset(&self) -> bool {
+        self.counters.reset_orders.load(Ordering::SeqCst) != self.resets_at_birth
+    }
+}
+
 async fn connection(
     client: TcpStream,
     upstream: SocketAddr,
     mut mode: watch::Receiver<Fault>,
     counters: Arc<Counters>,
 ) {
+    let fate = Fate {
+        counters: &counters,
+        blackholes_at_birth: counters.blackhole_orders.load(Ordering::SeqCst),
+        resets_at_birth: counters.reset_orders.load(Ordering::SeqCst),
+        born_in_blackhole: false,
+    };
     let current = *mode.borrow_and_update();
     if current == Fault::Reset {
         counters.resets.fetch_add(1, Ordering::SeqCst);
         reset(client);
         return;
     }
+    let fate = Fate {
+        born_in_blackhole: current == Fault::Blackhole,
+        ..fate
+    };
     let Ok(server) = TcpStream::connect(upstream).await else {
         reset(client);
         return;
     };
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
-    let dead = AtomicBool::new(current == Fault::Blackhole);
     let mut client = client;
     let mut server = server;
     let was_reset = {
         let (mut client_read, mut client_write) = client.split();
         let (mut server_read, mut server_write) = server.split();
-        let up = pump(
-            &mut client_read,
-            &mut server_write,
-            mode.clone(),
-            &dead,
-            &counters,
-        );
-        let down = pump(
-            &mut server_read,
-            &mut client_write,
-            mode.clone(),
-            &dead,
-            &counters,
-        );
+        let up = pump(&mut client_read, &mut server_write, mode.clone(), &fate);
+        let down = pump(&mut server_read, &mut client_write, mode.clone(), &fate);
         let control = async {
-            // A blackhole kills the connection even if no byte is in flight while it lasts.
-            loop {
-                match *mode.borrow_and_update() {
-                    Fault::Reset => return,
-                    Fault::Blackhole => dead.store(true, Ordering::SeqCst),
-                    _ => {}
-                }
+            while !fate.reset() {
                 if mode.changed().await.is_err() {
                     std::future::pending::<()>().await;
                 }
@@ -241,8 +263,7 @@ async fn pump<R, W>(
     from: &mut R,
     to: &mut W,
     mut mode: watch::Receiver<Fault>,
-    dead: &AtomicBool,
-    counters: &Counters,
+    fate: &Fate<'_>,
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -251,14 +272,14 @@ where
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         // Paused: read nothing either, so the sender's buffers fill as on a stalled network.
-        while *mode.borrow_and_update() == Fault::Pause && !dead.load(Ordering::SeqCst) {
+        while *mode.borrow_and_update() == Fault::Pause && !fate.dead() {
             if mode.changed().await.is_err() {
                 break;
             }
         }
         let n = from.read(&mut buf).await?;
         if n == 0 {
-            if !dead.load(Ordering::SeqCst) {
+            if !fate.dead() {
                 to.shutdown().await?;
             }
             return Ok(());
@@ -266,8 +287,8 @@ where
         let mut data = &buf[..n];
         while !data.is_empty() {
             let fault = *mode.borrow_and_update();
-            if dead.load(Ordering::SeqCst) || fault == Fault::Blackhole {
-                dead.store(true, Ordering::SeqCst);
+            let counters = fate.counters;
+            if fate.dead() {
                 counters
                     .dropped
                     .fetch_add(data.len() as u64, Ordering::SeqCst);
@@ -416,6 +437,28 @@ mod tests {
         proxy.set(Fault::Pass);
         let mut after = TcpStream::connect(proxy.addr()).await.expect("connect");
         assert_eq!(echo(&mut after, b"back").await, b"back");
+    }
+
+    #[tokio::test]
+    async fn a_fault_lifted_at_once_still_hits_every_open_connection() {
+        let (proxy, mut doomed) = setup().await;
+        let mut silenced = TcpStream::connect(proxy.addr()).await.expect("connect");
+        assert_eq!(echo(&mut doomed, b"a").await, b"a");
+        assert_eq!(echo(&mut silenced, b"b").await, b"b");
+        proxy.set(Fault::Blackhole);
+        proxy.set(Fault::Pass);
+        silenced.write_all(b"gone").await.expect("write");
+        assert!(nothing_arrives(&mut silenced, Duration::from_millis(300)).await);
+        proxy.set(Fault::Reset);
+        proxy.set(Fault::Pass);
+        let mut one = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(10), doomed.read(&mut one))
+            .await
+            .expect("the reset arrives");
+        assert_eq!(
+            read.expect_err("reset").kind(),
+            std::io::ErrorKind::ConnectionReset
+        );
     }
 
     #[tokio::test]
