@@ -295,3 +295,17 @@ async fn mariadb_tail_through_a_paused_connection_resumes_without_loss_or_repeat
     .await
     .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_tail_notices_a_half_open_connection_and_reconnects_without_loss() {
+    // The binlog connection goes silent (no FIN, no RST), as when a NAT or firewall forgets
+    // it; new connections work. Only a read deadline (the server sends a heartbeat every
+    // second when idle) can tell the source that its connection is dead.
+    tail_through("net_halfopen", |proxy, writer, tail| async move {
+        proxy.set(Fault::Blackhole);
+        proxy.set(Fault::Pass);
+        (proxy, writer, tail)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("half-open binlog connection not noticed: {e}"));
+}
