@@ -54,7 +54,8 @@ pub enum Fault {
     /// Reset every connection (RST, as a crashed peer or a firewall would), and every new one
     /// while the mode lasts.
     Reset,
-    /// Forward in chunks of at most this many bytes, each written on its own.
+    /// Forward in chunks of at most this many bytes, each written on its own, a millisecond
+    /// apart (so the peer reads them one by one, as from a slow network).
     Slice(usize),
     /// Hold every chunk this long before forwarding it.
     Delay(Duration),
@@ -314,9 +315,8 @@ where
             counters.writes.fetch_add(1, Ordering::SeqCst);
             counters.forwarded.fetch_add(take as u64, Ordering::SeqCst);
             data = &data[take..];
-            if matches!(fault, Fault::Slice(_)) {
-                // Let each slice leave as its own segment.
-                tokio::task::yield_now().await;
+            if matches!(fault, Fault::Slice(_)) && !data.is_empty() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
     }
