@@ -4,6 +4,7 @@ mod support;
 
 mod dead_letters;
 mod mariadb_tail;
+mod mariadb_tail_ddl_forms;
 mod mariadb_tail_network_faults;
 mod mongo_tail;
 mod run_config;
