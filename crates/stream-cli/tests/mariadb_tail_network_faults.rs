@@ -4,14 +4,14 @@
 //! with what was written (content) and with an uninterrupted run straight to the server (every
 //! field, positions included).
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use crate::support::{USTREAM, json_lines};
+use crate::tail_process::{NetFault, Tail, out_path, proxy_to, tail_through_fault};
 use mysql_async::prelude::*;
 use serde_json::{Value, json};
-use stream_testkit::proxy::{Fault, FaultProxy};
+use stream_testkit::proxy::Fault;
 use stream_testkit::{Server, unique_name};
 
 const TXNS: usize = 240;
@@ -88,88 +88,6 @@ async fn setup(prefix: &str) -> (String, String) {
     (db, format!("binlog:{file}:{pos}+0"))
 }
 
-/// A proxy in front of the shared MariaDB, and the URL of `db` through it.
-async fn proxy_to_mariadb(db: &str) -> (FaultProxy, String) {
-    let server = Server::MySql.host_port();
-    let upstream = tokio::net::lookup_host(&server)
-        .await
-        .expect("resolve")
-        .next()
-        .expect("an address");
-    let proxy = FaultProxy::start(upstream).await.expect("proxy");
-    let url = Server::MySql
-        .url()
-        .replacen(&server, &proxy.addr().to_string(), 1);
-    (proxy, format!("{url}/{db}"))
-}
-
-/// `ustream tail` printing into a file, so the test can watch its progress.
-struct Tail {
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Tail {
-    fn start(url: &str, from: &str, out: PathBuf) -> Self {
-        let err = out.with_extension("stderr");
-        let child = Command::new(USTREAM)
-            .args(["tail", url, "--from", from, "--limit", &CHANGES.to_string()])
-            .stdout(std::fs::File::create(&out).expect("stdout file"))
-            .stderr(std::fs::File::create(&err).expect("stderr file"))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("run ustream");
-        Self { child, out, err }
-    }
-
-    fn lines_printed(&self) -> usize {
-        std::fs::read(&self.out).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    async fn wait_for_lines(&self, at_least: usize, within: Duration) {
-        let deadline = Instant::now() + within;
-        while self.lines_printed() < at_least {
-            assert!(
-                Instant::now() < deadline,
-                "ustream printed {} of {at_least} lines within {within:?}; stderr: {}",
-                self.lines_printed(),
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Waits for the exit at `--limit`; `None` when it is still running after `within`
-    /// (then it is killed).
-    async fn finish(mut self, within: Duration) -> Option<Vec<Value>> {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(status.success(), "ustream failed: {}", self.stderr());
-                let lines = json_lines(&std::fs::read(&self.out).expect("output"));
-                let _ = std::fs::remove_file(&self.out);
-                let _ = std::fs::remove_file(&self.err);
-                return Some(lines);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-fn out_path(db: &str, what: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("{db}-{what}.jsonl"))
-}
-
 /// Every printed line is the written change at its place (content), and the same line an
 /// uninterrupted run straight to the server prints (every field: position, time, transaction).
 async fn assert_nothing_lost_repeated_or_misread(
@@ -203,10 +121,14 @@ async fn assert_nothing_lost_repeated_or_misread(
         );
     }
     let direct = format!("{}/{db}", Server::MySql.url());
-    let reference = Tail::start(&direct, start, out_path(db, "reference"))
-        .finish(Duration::from_secs(30))
-        .await
-        .expect("the uninterrupted run finishes");
+    let limit = CHANGES.to_string();
+    let reference = Tail::start(
+        &[&direct, "--from", start, "--limit", &limit],
+        out_path(db, "reference"),
+    )
+    .finish(Duration::from_secs(30))
+    .await
+    .expect("the uninterrupted run finishes");
     for (i, (line, want)) in printed.iter().zip(&reference).enumerate() {
         assert_eq!(line, want, "line {i} differs from the uninterrupted run");
     }
@@ -216,84 +138,39 @@ async fn assert_nothing_lost_repeated_or_misread(
         .expect("drop");
 }
 
-/// Starts the writer and a tail through the proxy; once a quarter of the changes are printed,
-/// `fault` runs; then the tail must print every change within `FINISH_WITHIN`.
-async fn tail_through<F, Fut>(prefix: &str, fault: F) -> Result<(), String>
-where
-    F: FnOnce(FaultProxy, tokio::task::JoinHandle<Expected>, Tail) -> Fut,
-    Fut: std::future::Future<Output = (FaultProxy, tokio::task::JoinHandle<Expected>, Tail)>,
-{
+/// A tail through the proxy while the writer commits, with `fault` injected once a quarter of
+/// the changes are printed; every change must then arrive within `FINISH_WITHIN`.
+async fn tail_through(prefix: &str, fault: NetFault) -> Result<(), String> {
     let (db, start) = setup(prefix).await;
-    let (proxy, url) = proxy_to_mariadb(&db).await;
-    let tail = Tail::start(&url, &start, out_path(&db, "faulted"));
-    let writer = tokio::spawn(write(db.clone()));
-    tail.wait_for_lines(CHANGES / 4, Duration::from_secs(30))
-        .await;
-    let (proxy, writer, tail) = fault(proxy, writer, tail).await;
-    let connections = proxy.accepted();
-    let expected = writer.await.expect("writer");
-    let stderr_path = tail.err.clone();
-    let Some(printed) = tail.finish(FINISH_WITHIN).await else {
-        let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-        return Err(format!(
-            "ustream did not print all {CHANGES} changes within {FINISH_WITHIN:?} after the \
-             fault; connections through the proxy: {connections}, now {}; stderr: {stderr}",
-            proxy.accepted()
-        ));
-    };
-    assert_nothing_lost_repeated_or_misread(&db, &start, &printed, &expected).await;
+    let (proxy, url) = proxy_to(Server::MySql).await;
+    let url = format!("{url}/{db}");
+    let limit = CHANGES.to_string();
+    let (printed, expected) = tail_through_fault(
+        &proxy,
+        &[&url, "--from", &start, "--limit", &limit],
+        out_path(&db, "faulted"),
+        CHANGES,
+        tokio::spawn(write(db.clone())),
+        fault,
+        FINISH_WITHIN,
+    )
+    .await;
+    assert_nothing_lost_repeated_or_misread(&db, &start, &printed?, &expected).await;
     Ok(())
-}
-
-async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what} within {within:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_tail_through_a_reset_connection_reconnects_without_loss_or_repeat() {
-    tail_through("net_reset", |proxy, writer, tail| async move {
-        let printed = tail.lines_printed();
-        proxy.set(Fault::Reset);
-        // The open connection and at least one reconnect attempt are refused.
-        wait_for("two resets", Duration::from_secs(10), || {
-            proxy.resets() >= 2
-        })
-        .await;
-        assert!(
-            printed < CHANGES,
-            "the reset came after the last line: nothing tested"
-        );
-        let before = proxy.accepted();
-        proxy.set(Fault::Pass);
-        wait_for("a reconnect", Duration::from_secs(10), || {
-            proxy.accepted() > before
-        })
-        .await;
-        (proxy, writer, tail)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    tail_through("net_reset", NetFault::Reset)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_tail_through_a_paused_connection_resumes_without_loss_or_repeat() {
-    tail_through("net_pause", |proxy, writer, tail| async move {
-        proxy.set(Fault::Pause);
-        // Held until every transaction is committed: the whole rest arrives after the pause.
-        wait_for("the writer to finish", Duration::from_secs(30), || {
-            writer.is_finished()
-        })
-        .await;
-        assert!(tail.lines_printed() < CHANGES, "nothing held by the pause");
-        proxy.set(Fault::Pass);
-        (proxy, writer, tail)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    tail_through("net_pause", NetFault::Pause)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,13 +178,9 @@ async fn mariadb_tail_notices_a_half_open_connection_and_reconnects_without_loss
     // The binlog connection goes silent (no FIN, no RST), as when a NAT or firewall forgets
     // it; new connections work. Only a read deadline (the server sends a heartbeat every
     // second when idle) can tell the source that its connection is dead.
-    tail_through("net_halfopen", |proxy, writer, tail| async move {
-        proxy.set(Fault::Blackhole);
-        proxy.set(Fault::Pass);
-        (proxy, writer, tail)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("half-open binlog connection not noticed: {e}"));
+    tail_through("net_halfopen", NetFault::HalfOpen)
+        .await
+        .unwrap_or_else(|e| panic!("half-open binlog connection not noticed: {e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,7 +216,8 @@ async fn mariadb_tail_resumed_inside_a_large_transaction_never_moves_its_checkpo
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    let (proxy, url) = proxy_to_mariadb(&db).await;
+    let (proxy, url) = proxy_to(Server::MySql).await;
+    let url = format!("{url}/{db}");
     proxy.set(Fault::Slice(512));
     let second = Command::new(USTREAM)
         .args(["tail", &url, "--limit", "1000", "--checkpoint"])
