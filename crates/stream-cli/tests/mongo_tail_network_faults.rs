@@ -88,17 +88,21 @@ async fn tail_through(prefix: &str, fault: NetFault, within: Duration) -> Result
         }
     };
     let _ = std::fs::remove_file(&probe);
-    let (printed, expected) = tail_through_fault(
-        &proxy,
-        &[
-            &url,
+    let args = |url: &str| {
+        [
+            url,
             "--include",
             &include,
             "--from",
             &start,
             "--limit",
             &limit,
-        ],
+        ]
+        .map(str::to_owned)
+    };
+    let (printed, expected) = tail_through_fault(
+        &proxy,
+        &args(&url).each_ref().map(String::as_str),
         out_path(&db, "faulted"),
         CHANGES,
         tokio::spawn(write(db.clone())),
@@ -121,15 +125,7 @@ async fn tail_through(prefix: &str, fault: NetFault, within: Duration) -> Result
         );
     }
     let reference = Tail::start(
-        &[
-            &Server::Mongo.url(),
-            "--include",
-            &include,
-            "--from",
-            &start,
-            "--limit",
-            &limit,
-        ],
+        &args(&Server::Mongo.url()).each_ref().map(String::as_str),
         out_path(&db, "reference"),
     )
     .finish(Duration::from_secs(30))

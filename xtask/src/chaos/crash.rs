@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::tail::{Tail, binlog_end};
+use super::tail::{Tail, binlog_end, read_uninterrupted};
 use super::verify::{Reference, Replica, Walk, binlog_position};
 use super::workload::Workload;
 use super::{Ctx, Outcome};
@@ -58,7 +58,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Outcome, Leftover)> {
     let url = format!("{}/{DB}", ctx.url);
     let reference_out = ctx.work.join("crash-reference.jsonl");
     let read_started = Instant::now();
-    let mut reference_run = Tail::start(
+    read_uninterrupted(
         &ctx.ustream,
         &[
             url.clone(),
@@ -71,13 +71,6 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Outcome, Leftover)> {
         ],
         &reference_out,
     )?;
-    let status = reference_run.wait(Duration::from_secs(3600))?;
-    if !status.success() {
-        bail!(
-            "the uninterrupted read failed ({status}): {}",
-            reference_run.stderr_tail()
-        );
-    }
     let read_seconds = read_started.elapsed().as_secs_f64();
     let mut replica = Replica::default();
     let reference = Reference::load(&reference_out, &mut replica)?;

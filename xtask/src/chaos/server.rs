@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use super::tail::{Follower, Tail, binlog_end, sql_tcp};
+use super::tail::{Follower, Tail, binlog_end, read_uninterrupted, sql_tcp};
 use super::verify::{Reference, Replica, Walk};
 use super::workload::{Workload, ddl_already_done};
 use super::{Ctx, Outcome};
@@ -133,7 +133,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
 
     eprintln!("chaos server: reading the history again, uninterrupted...");
     let reference_out = ctx.work.join("live-reference.jsonl");
-    let mut reference_run = Tail::start(
+    read_uninterrupted(
         &ctx.ustream,
         &[
             url,
@@ -144,13 +144,6 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
         ],
         &reference_out,
     )?;
-    let status = reference_run.wait(Duration::from_secs(3600))?;
-    if !status.success() {
-        bail!(
-            "the uninterrupted read failed ({status}): {}",
-            reference_run.stderr_tail()
-        );
-    }
     let mut replica = Replica::default();
     let reference = Reference::load(&reference_out, &mut replica)?;
     let comparison = replica.compare(&ctx.server, DB)?;

@@ -128,6 +128,20 @@ impl Tail {
     }
 }
 
+/// Runs `ustream tail <args>` to its own end (`--limit`, `--idle-exit-ms`): an uninterrupted
+/// read for the others to be compared with.
+pub(crate) fn read_uninterrupted(ustream: &Path, args: &[String], out: &Path) -> Result<()> {
+    let mut run = Tail::start(ustream, args, out)?;
+    let status = run.wait(Duration::from_secs(3600))?;
+    if !status.success() {
+        bail!(
+            "the uninterrupted read failed ({status}): {}",
+            run.stderr_tail()
+        );
+    }
+    Ok(())
+}
+
 impl Drop for Tail {
     fn drop(&mut self) {
         self.kill();
