@@ -9,6 +9,7 @@ mod crash;
 mod edges;
 mod purge;
 mod server;
+mod storm;
 mod tail;
 mod verify;
 mod workload;
@@ -25,7 +26,7 @@ use crate::servers::unique_temp_dir;
 use crate::util::{state_dir, workspace_root};
 
 const USAGE: &str = "usage: cargo xtask chaos [--quick] [--changes N] [--kills N] [--restarts N] \
-                     [--seed N] [--ustream PATH] [--edges]";
+                     [--seed N] [--ustream PATH] [--ddl-storm SEEDS] [--edges]";
 
 /// What one run of the command does.
 #[derive(Debug)]
@@ -36,18 +37,32 @@ struct Args {
     seed: u64,
     /// A `ustream` binary to use instead of building the release one.
     ustream: Option<PathBuf>,
+    /// Seeds of stream-mysql's DDL storm test to run against the command's server.
+    ddl_storm: u64,
     edges: bool,
+}
+
+/// `USTREAM_CHAOS_CHANGES`: the stream's size when no flag gives it (for CI).
+fn changes_from_env() -> Result<Option<u64>> {
+    std::env::var("USTREAM_CHAOS_CHANGES")
+        .ok()
+        .map(|v| {
+            v.parse()
+                .with_context(|| format!("USTREAM_CHAOS_CHANGES: `{v}` is not a number"))
+        })
+        .transpose()
 }
 
 fn parse(args: &[&str]) -> Result<Args> {
     let mut a = Args {
-        changes: 1_000_000,
+        changes: changes_from_env()?.unwrap_or(1_000_000),
         kills: 20,
         restarts: 5,
         seed: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_secs()),
         ustream: None,
+        ddl_storm: 0,
         edges: false,
     };
     let mut it = args.iter();
@@ -68,19 +83,12 @@ fn parse(args: &[&str]) -> Result<Args> {
             "--restarts" => a.restarts = number("--restarts", value("--restarts")?)? as usize,
             "--seed" => a.seed = number("--seed", value("--seed")?)?,
             "--ustream" => a.ustream = Some(PathBuf::from(value("--ustream")?)),
+            "--ddl-storm" => a.ddl_storm = number("--ddl-storm", value("--ddl-storm")?)?,
             "--edges" => a.edges = true,
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
     }
-    if let Ok(quick) = std::env::var("USTREAM_CHAOS_CHANGES") {
-        a.changes = number_env(&quick)?;
-    }
     Ok(a)
-}
-
-fn number_env(v: &str) -> Result<u64> {
-    v.parse()
-        .with_context(|| format!("USTREAM_CHAOS_CHANGES: `{v}` is not a number"))
 }
 
 /// What every phase works with.
@@ -147,11 +155,16 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     };
     let dir = unique_temp_dir("chaos");
     eprintln!("chaos: seed {}; MariaDB in {}", a.seed, dir.display());
-    let server = MariaDb::start(
-        &dir.join("server"),
-        &["--max-binlog-size=32M", "--max-connections=500"],
-    )
-    .map_err(anyhow::Error::msg)?;
+    // A temp dir of its own: the machine's /tmp is shared with other servers and cleaners.
+    let tmpdir = dir.join("server-tmp");
+    std::fs::create_dir_all(&tmpdir)?;
+    let tmpdir = format!("--tmpdir={}", tmpdir.display());
+    let mut server_args = vec!["--max-binlog-size=32M", "--max-connections=500", &tmpdir];
+    if a.edges {
+        // 10,000 tables: one tablespace file each would take the slow disk tens of minutes.
+        server_args.push("--innodb-file-per-table=OFF");
+    }
+    let server = MariaDb::start(&dir.join("server"), &server_args).map_err(anyhow::Error::msg)?;
     let version = server
         .sql("SELECT VERSION()")
         .map_err(anyhow::Error::msg)?
@@ -171,7 +184,7 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     let result = if a.edges {
         edges::run(&mut ctx)
     } else {
-        campaign(&mut ctx).map(|outcomes| {
+        campaign(&mut ctx, a.ddl_storm).map(|outcomes| {
             let failed = outcomes.iter().any(Outcome::failed);
             (report(&ctx, &version, &outcomes, started), failed)
         })
@@ -197,7 +210,7 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn campaign(ctx: &mut Ctx) -> Result<Vec<Outcome>> {
+fn campaign(ctx: &mut Ctx, storm_seeds: u64) -> Result<Vec<Outcome>> {
     let (crashed, leftover) = crash::run(ctx)?;
     eprintln!(
         "chaos: crash phase done in {:.0} s (lost {}, misread {})",
@@ -210,6 +223,9 @@ fn campaign(ctx: &mut Ctx) -> Result<Vec<Outcome>> {
     );
     let mut outcomes = vec![crashed, restarted];
     outcomes.extend(purge::run(ctx, leftover)?);
+    if storm_seeds > 0 {
+        outcomes.push(storm::run(ctx, storm_seeds)?);
+    }
     Ok(outcomes)
 }
 
@@ -296,7 +312,9 @@ mod tests {
 
     #[test]
     fn quick_is_a_tenth_of_the_default() {
-        assert_eq!(parse(&[]).expect("parses").changes, 1_000_000);
+        if std::env::var_os("USTREAM_CHAOS_CHANGES").is_none() {
+            assert_eq!(parse(&[]).expect("parses").changes, 1_000_000);
+        }
         assert_eq!(parse(&["--quick"]).expect("parses").changes, 100_000);
         assert!(parse(&["--kills"]).is_err());
     }

@@ -189,6 +189,13 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Outcome, Leftover)> {
             break;
         }
     }
+    if let Some(first) = walk.first_missing() {
+        notes.push(format!(
+            "stuck: no restart got past reference line {first}; {} changes never printed \
+             (still on the server: not destroyed, but the stream cannot move on)",
+            walk.lost()
+        ));
+    }
     let died_count = died.len() as u64;
     if !died.is_empty() {
         notes.push(format!(
@@ -200,8 +207,8 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Outcome, Leftover)> {
     notes.push(format!(
         "{kills} kills: every restart resumed exactly after its saved checkpoint ({} did not); \
          {} repeats in all, at most {} after one kill: lines printed after the last checkpoint \
-         save before the kill (the checkpoint is saved after each printed batch of up to 1,024 \
-         events); {} kills cut a line in half (not delivered, printed again whole)",
+         save before the kill (the checkpoint is saved after each printed batch: 1,024 events \
+         and the rest of the binlog row event that reached them); lines cut in half by a kill (not delivered, printed again whole): {}",
         walk.off_checkpoint, walk.repeats, walk.most_repeats_at_once, walk.cut_lines
     ));
     notes.extend(walk.examples.iter().cloned());

@@ -145,48 +145,45 @@ fn measure(ustream: &Path, args: &[String], out: &Path) -> Result<(f64, u64)> {
     Ok((seconds, peak))
 }
 
-/// Runs every edge; returns the report and whether one failed.
-pub(super) fn run(ctx: &mut Ctx) -> Result<(String, bool)> {
-    let mut report = String::from(
-        "\n## `cargo xtask chaos --edges` report\n\n\
-         | edge | changes printed | seconds | peak RSS | within 256 MB |\n\
-         | --- | ---: | ---: | ---: | --- |\n",
-    );
-    let mut failed = false;
-    for edge in edges() {
-        eprintln!("chaos edges: {}: writing...", edge.name);
-        ctx.server.sql(&edge.setup).map_err(anyhow::Error::msg)?;
-        let start = binlog_end(&ctx.url)?;
-        for w in &edge.writes {
-            ctx.server.sql(w).map_err(anyhow::Error::msg)?;
+/// One edge's row of the report, and whether it stayed within its budget.
+struct Row {
+    line: String,
+    ok: bool,
+}
+
+fn measure_edge(ctx: &mut Ctx, edge: &Edge) -> Result<Row> {
+    eprintln!("chaos edges: {}: writing...", edge.name);
+    ctx.server.sql(&edge.setup).map_err(anyhow::Error::msg)?;
+    let start = binlog_end(&ctx.url)?;
+    for w in &edge.writes {
+        ctx.server.sql(w).map_err(anyhow::Error::msg)?;
+    }
+    eprintln!("chaos edges: {}: reading...", edge.name);
+    let out = ctx.work.join("edge.jsonl");
+    let args = vec![
+        ctx.url.clone(),
+        "--from".into(),
+        start,
+        "--limit".into(),
+        edge.changes.to_string(),
+        "--idle-exit-ms".into(),
+        "30000".into(),
+    ];
+    let (seconds, peak_kb) = measure(&ctx.ustream, &args, &out)?;
+    let mut printed = 0u64;
+    let mut bad = 0u64;
+    for_each_line(&out, |line| {
+        printed += 1;
+        if serde_json::from_str::<serde_json::Value>(line).is_err() {
+            bad += 1;
         }
-        eprintln!("chaos edges: {}: reading...", edge.name);
-        let out = ctx.work.join("edge.jsonl");
-        let args = vec![
-            ctx.url.clone(),
-            "--from".into(),
-            start,
-            "--limit".into(),
-            edge.changes.to_string(),
-            "--idle-exit-ms".into(),
-            "30000".into(),
-        ];
-        let (seconds, peak_kb) = measure(&ctx.ustream, &args, &out)?;
-        let mut printed = 0u64;
-        let mut bad = 0u64;
-        for_each_line(&out, |line| {
-            printed += 1;
-            if serde_json::from_str::<serde_json::Value>(line).is_err() {
-                bad += 1;
-            }
-            Ok(())
-        })?;
-        let _ = std::fs::remove_file(&out);
-        let within = peak_kb <= BUDGET_KB;
-        failed |= !within || printed != edge.changes || bad > 0;
-        let _ = writeln!(
-            report,
-            "| {} | {printed} of {}{} | {seconds:.1} | {:.0} MB | {} |",
+        Ok(())
+    })?;
+    let _ = std::fs::remove_file(&out);
+    let within = peak_kb <= BUDGET_KB;
+    Ok(Row {
+        line: format!(
+            "| {} | {printed} of {}{} | {seconds:.1} | {:.0} MB | {} |\n",
             edge.name,
             edge.changes,
             if bad > 0 {
@@ -196,7 +193,30 @@ pub(super) fn run(ctx: &mut Ctx) -> Result<(String, bool)> {
             },
             peak_kb as f64 / 1024.0,
             if within { "yes" } else { "NO" }
-        );
+        ),
+        ok: within && printed == edge.changes && bad == 0,
+    })
+}
+
+/// Runs every edge; returns the report and whether one failed.
+pub(super) fn run(ctx: &mut Ctx) -> Result<(String, bool)> {
+    let mut report = String::from(
+        "\n## `cargo xtask chaos --edges` report\n\n\
+         | edge | changes printed | seconds | peak RSS | within 256 MB |\n\
+         | --- | ---: | ---: | ---: | --- |\n",
+    );
+    let mut failed = false;
+    for edge in edges() {
+        match measure_edge(ctx, &edge) {
+            Ok(row) => {
+                failed |= !row.ok;
+                report.push_str(&row.line);
+            }
+            Err(e) => {
+                failed = true;
+                let _ = writeln!(report, "| {} | FAILED: {e:#} | | | |", edge.name);
+            }
+        }
     }
     Ok((report, failed))
 }
