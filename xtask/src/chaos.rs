@@ -201,6 +201,9 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     if std::fs::create_dir_all(state_dir()).is_ok() && std::fs::write(&saved, &report).is_ok() {
         eprintln!("chaos: report saved in {}", saved.display());
     }
+    if failed && a.edges {
+        bail!("chaos --edges: an edge lost changes or went over its memory budget");
+    }
     if failed {
         bail!(
             "chaos: changes were lost, misread or repeated outside the checkpoint window, or \
