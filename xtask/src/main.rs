@@ -12,6 +12,7 @@
 //!   OOM (needs nightly and cargo-fuzz).
 
 mod bench;
+mod chaos;
 mod demo;
 mod fuzz;
 mod servers;
@@ -32,6 +33,8 @@ commands:
   demo [--seconds N]                         live change events from a throwaway MariaDB shop
   bench [--quick] [--rows N] [--rounds N]    binlog readers side by side, and live lag (docs/benchmarks.md)
   fuzz [--minutes N] [target ...]            each fuzz target N minutes (default 10); fails on crash, hang, OOM
+  chaos [--quick] [--changes N] [--kills N]  kills, server restarts, purged binlog: nothing lost or misread (docs/reliability.md)
+  chaos --edges                              1,000 columns, 10,000 tables, a 64 MB row, a 1 M-row transaction: peak RSS
 ";
 
 fn main() {
@@ -53,6 +56,7 @@ fn run(args: &[String]) -> Result<()> {
         ["demo", rest @ ..] => demo::run(rest),
         ["bench", rest @ ..] => bench::run(rest),
         ["fuzz", rest @ ..] => fuzz::run(rest),
+        ["chaos", rest @ ..] => chaos::run(rest),
         [] | ["help" | "--help" | "-h"] => {
             print!("{USAGE}");
             Ok(())

@@ -4,6 +4,10 @@ mod support;
 
 mod dead_letters;
 mod mariadb_tail;
+mod mariadb_tail_ddl_forms;
+mod mariadb_tail_network_faults;
 mod mongo_tail;
+mod mongo_tail_network_faults;
 mod run_config;
 mod tail_arguments;
+mod tail_process;

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod mariadb;
+pub mod proxy;
 pub mod secantus;
 
 use std::sync::atomic::{AtomicU32, Ordering};

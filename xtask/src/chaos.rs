@@ -1,0 +1,324 @@
+//! `cargo xtask chaos`: the reliability campaign (docs/reliability.md). A MariaDB of its own, a
+//! large change stream, and three faults: `ustream tail --checkpoint` killed at random points
+//! and restarted, the server restarted under a running tail, the binlog purged past a
+//! checkpoint. Every printed line is checked against an uninterrupted read (by position and
+//! content) and the tables rebuilt from the events against the server's `SELECT`. Prints a
+//! report and fails on any loss or misread.
+
+mod crash;
+mod edges;
+mod purge;
+mod server;
+mod storm;
+mod tail;
+mod verify;
+mod workload;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use stream_testkit::mariadb::MariaDb;
+
+use crate::servers::unique_temp_dir;
+use crate::util::{state_dir, workspace_root};
+
+const USAGE: &str = "usage: cargo xtask chaos [--quick] [--changes N] [--kills N] [--restarts N] \
+                     [--seed N] [--ustream PATH] [--ddl-storm SEEDS] [--edges]";
+
+/// What one run of the command does.
+#[derive(Debug)]
+struct Args {
+    changes: u64,
+    kills: usize,
+    restarts: usize,
+    seed: u64,
+    /// A `ustream` binary to use instead of building the release one.
+    ustream: Option<PathBuf>,
+    /// Seeds of stream-mysql's DDL storm test to run against the command's server.
+    ddl_storm: u64,
+    edges: bool,
+}
+
+/// `USTREAM_CHAOS_CHANGES`: the stream's size when no flag gives it (for CI).
+fn changes_from_env() -> Result<Option<u64>> {
+    std::env::var("USTREAM_CHAOS_CHANGES")
+        .ok()
+        .map(|v| {
+            v.parse()
+                .with_context(|| format!("USTREAM_CHAOS_CHANGES: `{v}` is not a number"))
+        })
+        .transpose()
+}
+
+fn parse(args: &[&str]) -> Result<Args> {
+    let mut a = Args {
+        changes: changes_from_env()?.unwrap_or(1_000_000),
+        kills: 20,
+        restarts: 5,
+        seed: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs()),
+        ustream: None,
+        ddl_storm: 0,
+        edges: false,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| -> Result<&str> {
+            it.next()
+                .copied()
+                .with_context(|| format!("{name} needs a value\n{USAGE}"))
+        };
+        let number = |name: &str, v: &str| -> Result<u64> {
+            v.parse()
+                .with_context(|| format!("{name}: `{v}` is not a number"))
+        };
+        match *arg {
+            "--quick" => a.changes = 100_000,
+            "--changes" => a.changes = number("--changes", value("--changes")?)?.max(1_000),
+            "--kills" => a.kills = number("--kills", value("--kills")?)? as usize,
+            "--restarts" => a.restarts = number("--restarts", value("--restarts")?)? as usize,
+            "--seed" => a.seed = number("--seed", value("--seed")?)?,
+            "--ustream" => a.ustream = Some(PathBuf::from(value("--ustream")?)),
+            "--ddl-storm" => a.ddl_storm = number("--ddl-storm", value("--ddl-storm")?)?,
+            "--edges" => a.edges = true,
+            other => bail!("unknown argument `{other}`\n{USAGE}"),
+        }
+    }
+    Ok(a)
+}
+
+/// What every phase works with.
+struct Ctx {
+    server: MariaDb,
+    /// `mysql://user:pass@127.0.0.1:port` of `server`.
+    url: String,
+    ustream: PathBuf,
+    /// Outputs and checkpoints.
+    work: PathBuf,
+    seed: u64,
+    changes: u64,
+    kills: usize,
+    restarts: usize,
+}
+
+/// One fault's result: a row of the report.
+#[derive(Debug)]
+struct Outcome {
+    fault: String,
+    injected: String,
+    /// Distinct changes checked.
+    changes: u64,
+    lost: u64,
+    misread: u64,
+    repeats: u64,
+    /// Repeats the guarantee does not allow (before the last checkpoint, or with no restart).
+    outside_window: u64,
+    /// Runs of `ustream tail` that exited with an error instead of streaming on.
+    died: u64,
+    seconds: f64,
+    notes: Vec<String>,
+}
+
+impl Outcome {
+    fn failed(&self) -> bool {
+        self.lost > 0 || self.misread > 0 || self.outside_window > 0 || self.died > 0
+    }
+}
+
+/// The release `ustream`, built once.
+fn release_ustream() -> Result<PathBuf> {
+    eprintln!("chaos: building the release ustream...");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--release", "-p", "stream-cli"])
+        .current_dir(workspace_root())
+        .status()
+        .context("running cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release -p stream-cli failed");
+    }
+    state_dir()
+        .parent()
+        .map(|t| t.join("release").join("ustream"))
+        .context("the target dir")
+}
+
+pub(crate) fn run(args: &[&str]) -> Result<()> {
+    let a = parse(args)?;
+    let ustream = match &a.ustream {
+        Some(path) => path.clone(),
+        None => release_ustream()?,
+    };
+    let dir = unique_temp_dir("chaos");
+    eprintln!("chaos: seed {}; MariaDB in {}", a.seed, dir.display());
+    // A temp dir of its own: the machine's /tmp is shared with other servers and cleaners.
+    let tmpdir = dir.join("server-tmp");
+    std::fs::create_dir_all(&tmpdir)?;
+    let tmpdir = format!("--tmpdir={}", tmpdir.display());
+    let mut server_args = vec!["--max-binlog-size=32M", "--max-connections=500", &tmpdir];
+    if a.edges {
+        // 10,000 tables: one tablespace file each would take the slow disk tens of minutes.
+        server_args.push("--innodb-file-per-table=OFF");
+    }
+    let server = MariaDb::start(&dir.join("server"), &server_args).map_err(anyhow::Error::msg)?;
+    let version = server
+        .sql("SELECT VERSION()")
+        .map_err(anyhow::Error::msg)?
+        .trim()
+        .to_owned();
+    let mut ctx = Ctx {
+        url: server.url(),
+        server,
+        ustream,
+        work: dir.clone(),
+        seed: a.seed,
+        changes: a.changes,
+        kills: a.kills,
+        restarts: a.restarts,
+    };
+    let started = Instant::now();
+    let result = if a.edges {
+        edges::run(&mut ctx)
+    } else {
+        campaign(&mut ctx, a.ddl_storm).map(|outcomes| {
+            let failed = outcomes.iter().any(Outcome::failed);
+            (report(&ctx, &version, &outcomes, started), failed)
+        })
+    };
+    drop(ctx);
+    let _ = std::fs::remove_dir_all(&dir);
+    let (report, failed) = result?;
+    print!("{report}");
+    let saved = state_dir().join(if a.edges {
+        "chaos-edges-report.md"
+    } else {
+        "chaos-report.md"
+    });
+    if std::fs::create_dir_all(state_dir()).is_ok() && std::fs::write(&saved, &report).is_ok() {
+        eprintln!("chaos: report saved in {}", saved.display());
+    }
+    if failed && a.edges {
+        bail!("chaos --edges: an edge lost changes or went over its memory budget");
+    }
+    if failed {
+        bail!(
+            "chaos: changes were lost, misread or repeated outside the checkpoint window, or \
+             ustream exited with an error"
+        );
+    }
+    Ok(())
+}
+
+fn campaign(ctx: &mut Ctx, storm_seeds: u64) -> Result<Vec<Outcome>> {
+    let (crashed, leftover) = crash::run(ctx)?;
+    eprintln!(
+        "chaos: crash phase done in {:.0} s (lost {}, misread {})",
+        crashed.seconds, crashed.lost, crashed.misread
+    );
+    let restarted = server::run(ctx)?;
+    eprintln!(
+        "chaos: server phase done in {:.0} s (lost {}, misread {})",
+        restarted.seconds, restarted.lost, restarted.misread
+    );
+    let mut outcomes = vec![crashed, restarted];
+    outcomes.extend(purge::run(ctx, leftover)?);
+    if storm_seeds > 0 {
+        outcomes.push(storm::run(ctx, storm_seeds)?);
+    }
+    Ok(outcomes)
+}
+
+/// Thousands separators, for numbers pasted into docs.
+fn n(v: u64) -> String {
+    let digits = v.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn report(ctx: &Ctx, version: &str, outcomes: &[Outcome], started: Instant) -> String {
+    let mut r = String::new();
+    let _ = writeln!(
+        r,
+        "\n## `cargo xtask chaos` report\n\nseed {} · {} changes in the crash stream · MariaDB {version} \
+         · {} · {:.0} s\n",
+        ctx.seed,
+        n(ctx.changes),
+        ctx.ustream.display(),
+        started.elapsed().as_secs_f64()
+    );
+    let _ = writeln!(
+        r,
+        "| fault | injected | changes checked | lost | misread | repeats |\n| --- | --- | ---: | ---: | ---: | ---: |"
+    );
+    for o in outcomes {
+        let _ = writeln!(
+            r,
+            "| {} | {} | {} | {} | {} | {} |",
+            o.fault,
+            o.injected,
+            n(o.changes),
+            n(o.lost),
+            n(o.misread),
+            n(o.repeats)
+        );
+    }
+    for o in outcomes {
+        let _ = writeln!(r, "\n{} ({:.0} s):", o.fault, o.seconds);
+        for note in &o.notes {
+            let _ = writeln!(r, "- {note}");
+        }
+        if o.died > 0 {
+            let _ = writeln!(
+                r,
+                "- FAILED: `ustream tail` exited with an error {} times",
+                o.died
+            );
+        }
+        if o.outside_window > 0 {
+            let _ = writeln!(
+                r,
+                "- FAILED: {} repeats outside the at-least-once window",
+                o.outside_window
+            );
+        }
+    }
+    let verdict = if outcomes.iter().any(Outcome::failed) {
+        "FAILED: see above"
+    } else {
+        "lost 0, misread 0 in every fault; repeats only after the last saved checkpoint"
+    };
+    let _ = writeln!(r, "\nverdict: {verdict}");
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_numbers_have_thousands_separators() {
+        assert_eq!(n(0), "0");
+        assert_eq!(n(999), "999");
+        assert_eq!(n(1_000), "1,000");
+        assert_eq!(n(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn quick_is_a_tenth_of_the_default() {
+        if std::env::var_os("USTREAM_CHAOS_CHANGES").is_none() {
+            assert_eq!(parse(&[]).expect("parses").changes, 1_000_000);
+        }
+        assert_eq!(parse(&["--quick"]).expect("parses").changes, 100_000);
+        assert!(parse(&["--kills"]).is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! Crash: `ustream tail --checkpoint DIR` killed with SIGKILL at random points of a large
+//! change stream and restarted with the same command each time; the union of the runs' output
+//! must hold every line of an uninterrupted read, by position and content, and that read must
+//! rebuild the server's tables exactly. Repeats are allowed only after the checkpoint saved
+//! last before a kill, and counted.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::tail::{Tail, binlog_end, read_uninterrupted};
+use super::verify::{Reference, Replica, Walk, binlog_position};
+use super::workload::Workload;
+use super::{Ctx, Outcome};
+
+/// The database of the crash workload (the history-lost phase reuses it).
+pub(crate) const DB: &str = "chaos";
+
+/// What the crash phase leaves for the history-lost phase.
+pub(crate) struct Leftover {
+    pub(crate) workload: Workload,
+    pub(crate) checkpoint_dir: std::path::PathBuf,
+}
+
+/// The position saved in `DIR/tail.checkpoint.json`, if any.
+pub(crate) fn saved_position(dir: &Path) -> Result<Option<String>> {
+    let path = dir.join("tail.checkpoint.json");
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Ok(None);
+    };
+    let saved: serde_json::Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not JSON", path.display()))?;
+    Ok(saved["position"].as_str().map(str::to_owned))
+}
+
+pub(crate) fn run(ctx: &Ctx) -> Result<(Outcome, Leftover)> {
+    let started = Instant::now();
+    let start = binlog_end(&ctx.url)?;
+    let mut workload = Workload::new(DB, ctx.seed);
+    ctx.server
+        .sql(&workload.schema())
+        .map_err(anyhow::Error::msg)?;
+    let pieces = workload.pieces(ctx.changes, 50_000);
+    let total = workload.changes;
+    eprintln!(
+        "chaos crash: writing {total} row changes in {} pieces...",
+        pieces.len()
+    );
+    for piece in &pieces {
+        ctx.server.sql(piece).map_err(anyhow::Error::msg)?;
+    }
+    drop(pieces);
+    eprintln!(
+        "chaos crash: written in {:.0} s; reading it once uninterrupted...",
+        started.elapsed().as_secs_f64()
+    );
+    let url = format!("{}/{DB}", ctx.url);
+    let reference_out = ctx.work.join("crash-reference.jsonl");
+    let read_started = Instant::now();
+    read_uninterrupted(
+        &ctx.ustream,
+        &[
+            url.clone(),
+            "--from".into(),
+            start.clone(),
+            "--limit".into(),
+            total.to_string(),
+            "--idle-exit-ms".into(),
+            "60000".into(),
+        ],
+        &reference_out,
+    )?;
+    let read_seconds = read_started.elapsed().as_secs_f64();
+    let mut replica = Replica::default();
+    let reference = Reference::load(&reference_out, &mut replica)?;
+    let comparison = replica.compare(&ctx.server, DB)?;
+    let mut notes = Vec::new();
+    notes.extend(comparison.examples.iter().cloned());
+    notes.extend(replica.examples.iter().cloned());
+    let reference_bytes = std::fs::metadata(&reference_out)?.len();
+    notes.push(format!(
+        "uninterrupted read: {} lines ({:.0} MB) in {read_seconds:.1} s; {}; before images that \
+         did not match: {}",
+        reference.len(),
+        reference_bytes as f64 / 1e6,
+        comparison.summary(),
+        replica.misread
+    ));
+    let mut lost_by_reference = 0;
+    if reference.len() as u64 != total {
+        lost_by_reference = total.saturating_sub(reference.len() as u64);
+        notes.push(format!(
+            "the uninterrupted read printed {} lines; the workload made {total} changes",
+            reference.len()
+        ));
+    }
+
+    let checkpoint_dir = ctx.work.join("crash-checkpoint");
+    let args = vec![
+        url.clone(),
+        "--from".into(),
+        start.clone(),
+        "--checkpoint".into(),
+        checkpoint_dir.display().to_string(),
+    ];
+    let mut rng = fastrand::Rng::with_seed(ctx.seed ^ 0x00c0_ffee);
+    let mut points: Vec<u64> = (0..ctx.kills)
+        .map(|_| rng.u64(1..reference_bytes.max(2)))
+        .collect();
+    points.sort_unstable();
+    let mut walk = Walk::new(&reference);
+    let mut resumed_after = None;
+    let mut previous = 0;
+    let mut kills = 0;
+    // Errors of runs that exited on their own instead of being killed; like a supervisor,
+    // the command restarts them and carries on.
+    let mut died: Vec<String> = Vec::new();
+    let mut run = |name: String,
+                   extra: &[&str],
+                   kill_after: Option<u64>,
+                   walk: &mut Walk<'_>,
+                   resumed_after: &mut Option<(u64, u64, u64)>|
+     -> Result<bool> {
+        let out = ctx.work.join(format!("{name}.jsonl"));
+        let mut all = args.clone();
+        all.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut tail = Tail::start(&ctx.ustream, &all, &out)?;
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        let status = loop {
+            if let Some(status) = tail.exited() {
+                break Some(status);
+            }
+            if kill_after.is_some_and(|bytes| tail.printed() >= bytes) {
+                tail.kill();
+                break None;
+            }
+            if Instant::now() > deadline {
+                bail!("{name} neither finished nor printed enough within an hour");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let failed = status.is_some_and(|s| !s.success());
+        if failed {
+            let error = tail
+                .stderr()
+                .lines()
+                .find(|l| l.starts_with("ustream: error:"))
+                .unwrap_or("(no error line)")
+                .to_owned();
+            eprintln!("chaos crash: {name} exited on its own: {error}");
+            died.push(format!("{name}: {error}"));
+        }
+        walk.run(&name, &out, *resumed_after)?;
+        *resumed_after = saved_position(&checkpoint_dir)?
+            .as_deref()
+            .and_then(binlog_position);
+        let _ = std::fs::remove_file(&out);
+        let _ = std::fs::remove_file(out.with_extension("stderr"));
+        Ok(status.is_some_and(|s| s.success()))
+    };
+    for (k, &point) in points.iter().enumerate() {
+        let bytes = (point - previous).max(1);
+        previous = point;
+        run(
+            format!("crash-run-{k:02}"),
+            &[],
+            Some(bytes),
+            &mut walk,
+            &mut resumed_after,
+        )?;
+        kills += 1;
+        eprintln!(
+            "chaos crash: kill {kills}/{} after {bytes} bytes; first line missing: {:?}",
+            ctx.kills,
+            walk.first_missing()
+        );
+    }
+    // Restarts until a run exits cleanly having found nothing more to print.
+    for k in 0..10 {
+        let clean = run(
+            format!("crash-final-{k}"),
+            &["--idle-exit-ms", "5000"],
+            None,
+            &mut walk,
+            &mut resumed_after,
+        )?;
+        if clean && walk.first_missing().is_none() {
+            break;
+        }
+    }
+    if let Some(first) = walk.first_missing() {
+        notes.push(format!(
+            "stuck: no restart got past reference line {first}; {} changes never printed \
+             (still on the server: not destroyed, but the stream cannot move on)",
+            walk.lost()
+        ));
+    }
+    let died_count = died.len() as u64;
+    if !died.is_empty() {
+        notes.push(format!(
+            "{} runs exited with an error instead of streaming on (each restarted); first: {}",
+            died.len(),
+            died[0]
+        ));
+    }
+    notes.push(format!(
+        "{kills} kills: every restart resumed exactly after its saved checkpoint ({} did not); \
+         {} repeats in all, at most {} after one kill: lines printed after the last checkpoint \
+         save before the kill (the checkpoint is saved after each printed batch: 1,024 events \
+         and the rest of the binlog row event that reached them); lines cut in half by a kill (not delivered, printed again whole): {}",
+        walk.off_checkpoint, walk.repeats, walk.most_repeats_at_once, walk.cut_lines
+    ));
+    notes.extend(walk.examples.iter().cloned());
+    let outcome = Outcome {
+        fault: "`ustream tail --checkpoint` killed (SIGKILL) and restarted".into(),
+        injected: format!(
+            "{kills} kills at random points of {total} changes, same command each restart"
+        ),
+        changes: total,
+        lost: walk.lost() + lost_by_reference + comparison.missing + comparison.extra,
+        misread: walk.misread + comparison.differ + replica.misread,
+        repeats: walk.repeats,
+        outside_window: walk.off_checkpoint,
+        died: died_count,
+        seconds: started.elapsed().as_secs_f64(),
+        notes,
+    };
+    let _ = std::fs::remove_file(&reference_out);
+    Ok((
+        outcome,
+        Leftover {
+            workload,
+            checkpoint_dir,
+        },
+    ))
+}
