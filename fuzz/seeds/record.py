@@ -145,6 +145,24 @@ def rows_parts(kind, body):
     return present, body[i:]
 
 
+def event_stream(first, stream):
+    """A binlog_events input: flags and skip, then each event's type and data."""
+    return bytes(first) + b"".join(bytes([kind]) + struct.pack("<H", len(body)) + body
+                                   for kind, body in stream)
+
+
+def fixture_events(path):
+    """Events of the tracker's recorded fixtures: u32 record length, 19-byte header, data."""
+    with open(path, "rb") as f:
+        data = f.read()
+    pos = 0
+    while pos + 4 <= len(data):
+        size = struct.unpack_from("<I", data, pos)[0]
+        record = data[pos + 4:pos + 4 + size]
+        yield record[4], record[19:]
+        pos += 4 + size
+
+
 def frame(first, chunks, rest):
     out = bytes(first)
     for c in chunks:
@@ -186,6 +204,16 @@ def record_binlog_seeds():
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+    stream = list(events(binlog))
+    no_log = [(k, strip_optional_metadata(b) if k == TABLE_MAP else b) for k, b in stream]
+    write("binlog_events", event_stream([1, 0], stream), "recorded-full")
+    write("binlog_events", event_stream([1, 0], no_log), "recorded-no-log")
+    write("binlog_events", event_stream([3, 1], no_log), "recorded-no-log-by-gtid-skip-1")
+    fixtures = os.path.join(SEEDS, "..", "..", "crates", "stream-mysql", "tests", "fixtures", "binlog")
+    for name, flags in [("by_file", 5), ("by_gtid", 7)]:  # CRC32 checksums
+        path = os.path.join(fixtures, name + ".bin")
+        if os.path.exists(path):
+            write("binlog_events", event_stream([flags, 0], fixture_events(path)), "fixture-" + name)
     ddl_log = []  # (db, statement) in binlog order
     table_map = None
     for kind, body in events(binlog):

@@ -54,6 +54,11 @@ impl<'a> Frames<'a> {
         chunk
     }
 
+    /// Whether everything was read.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
     /// Everything not read yet.
     pub fn rest(self) -> &'a [u8] {
         self.data

@@ -109,6 +109,8 @@ enum Outcome {
     Crash(String),
     Hang,
     OutOfMemory(String),
+    /// Stopped by a signal (SIGINT, SIGTERM) before its time was up: no finding, no verdict.
+    Interrupted,
     /// The run failed without libFuzzer reporting a finding (a build error, a bad flag).
     Failed(String),
 }
@@ -189,6 +191,9 @@ fn outcome(success: bool, log: &str) -> Outcome {
     }
     if log.contains("ERROR: libFuzzer: timeout") {
         return Outcome::Hang;
+    }
+    if log.contains("libFuzzer: run interrupted") {
+        return Outcome::Interrupted;
     }
     if log.contains("ERROR: libFuzzer: out-of-memory")
         || log.contains("allocation-size-too-big")
@@ -292,6 +297,7 @@ fn print_report(reports: &[Report]) {
             Outcome::Hang => "HANG (an input ran over 10 s)".to_owned(),
             Outcome::Crash(what) => format!("CRASH: {what}"),
             Outcome::OutOfMemory(what) => format!("OOM: {what}"),
+            Outcome::Interrupted => "INTERRUPTED by a signal: run it again".to_owned(),
             Outcome::Failed(what) => format!("FAILED: {what}"),
         };
         println!(
@@ -334,7 +340,7 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     } else {
         a.targets
     };
-    eprintln!("xtask fuzz: building {} ...", targets.join(", "));
+    eprintln!("xtask fuzz: building the fuzz targets ...");
     let build = nightly_cargo(&root)
         .args(["fuzz", "build", "--debug-assertions"])
         .output()
@@ -354,16 +360,35 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
         reports.push(report);
     }
     print_report(&reports);
-    let failed: Vec<&str> = reports
-        .iter()
-        .filter(|r| r.outcome != Outcome::Ok)
-        .map(|r| r.target.as_str())
-        .collect();
-    if !failed.is_empty() {
-        bail!(
-            "fuzzing found problems in {}: save each reproducer under fuzz/artifacts-found/<target>/",
-            failed.join(", ")
-        );
+    let named = |pick: fn(&Outcome) -> bool| -> Vec<&str> {
+        reports
+            .iter()
+            .filter(|r| pick(&r.outcome))
+            .map(|r| r.target.as_str())
+            .collect()
+    };
+    let findings = named(|o| {
+        matches!(
+            o,
+            Outcome::Crash(_) | Outcome::Hang | Outcome::OutOfMemory(_)
+        )
+    });
+    let unfinished = named(|o| matches!(o, Outcome::Interrupted | Outcome::Failed(_)));
+    let mut problems = Vec::new();
+    if !findings.is_empty() {
+        problems.push(format!(
+            "fuzzing found problems in {}: keep each reproducer under fuzz/artifacts-found/<target>/",
+            findings.join(", ")
+        ));
+    }
+    if !unfinished.is_empty() {
+        problems.push(format!(
+            "{} did not run to the end (see the log)",
+            unfinished.join(", ")
+        ));
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
     }
     Ok(())
 }
@@ -426,6 +451,10 @@ stat::peak_rss_mb:              53
             outcome(false, "error: no such command: `fuzz`\n"),
             Outcome::Failed(_)
         ));
+        assert_eq!(
+            outcome(false, "==9== libFuzzer: run interrupted; exiting\n"),
+            Outcome::Interrupted
+        );
     }
 
     #[test]
@@ -441,6 +470,7 @@ stat::peak_rss_mb:              53
     fn the_targets_are_the_fuzz_crates_binaries() {
         let targets = all_targets(&workspace_root()).expect("fuzz/Cargo.toml");
         for t in [
+            "binlog_events",
             "binlog_rows",
             "binary_json",
             "ddl",
