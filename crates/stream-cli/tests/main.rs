@@ -5,4 +5,5 @@ mod support;
 mod dead_letters;
 mod mariadb_tail;
 mod mongo_tail;
+mod postgres_run;
 mod run_config;
