@@ -226,3 +226,48 @@ impl<W: AsyncWrite + Unpin + Send> Sink for JsonLinesSink<W> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Namespace, Op, SchemaChangeKind, SourceKind};
+
+    #[tokio::test]
+    async fn write_batch_writes_the_row_changes_by_default_and_says_all_is_durable() {
+        let at: Position = "binlog:b.000001:4+1".parse().expect("position");
+        let change = ChangeEvent {
+            source: SourceKind::MySql,
+            namespace: Namespace::new("shop", "t"),
+            op: Op::Insert,
+            key: None,
+            before: None,
+            after: None,
+            update: None,
+            position: at.clone(),
+            ts_ms: 0,
+            txn: None,
+        };
+        let schema = SchemaChange {
+            source: SourceKind::MySql,
+            namespace: Namespace::new("shop", "t"),
+            kind: SchemaChangeKind::Truncate,
+            statement: None,
+            position: at.clone(),
+            ts_ms: 0,
+        };
+        let batch = SinkBatch::new(
+            "shop",
+            vec![
+                SinkEvent::Schema(Arc::new(schema)),
+                SinkEvent::Change(Arc::new(change)),
+            ],
+            at,
+        );
+        let mut sink = JsonLinesSink::new("lines", Vec::new());
+        assert_eq!(sink.write_batch(&batch).await.expect("write"), Durable::All);
+        let empty = SinkBatch::new("shop", Vec::new(), batch.position.clone());
+        assert_eq!(sink.write_batch(&empty).await.expect("write"), Durable::All);
+        let out = String::from_utf8(sink.into_inner()).expect("utf8");
+        assert_eq!(out.lines().count(), 1, "only the row change: {out}");
+    }
+}

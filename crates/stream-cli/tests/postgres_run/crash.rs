@@ -130,7 +130,7 @@ async fn mariadb_to_postgres_survives_sigkill_at_random_points_with_every_row_eq
     let config = write_config(
         dir.path(),
         &format!(
-            "sources:\n  shop:\n    url: {}/\n    include: ['{db}.*']\n    from: snapshot\n\
+            "sources:\n  {db}:\n    url: {}/\n    include: ['{db}.*']\n    from: snapshot\n\
              sinks:\n  replica:\n    url: '{}'\n    schema: {db}\ncheckpoints: postgres\n",
             mariadb_url(),
             Server::Postgres.url(),
@@ -235,7 +235,7 @@ async fn mariadb_to_postgres_survives_sigkill_at_random_points_with_every_row_eq
         .await
         .expect("drop");
     pg.batch_execute(&format!(
-        "DROP SCHEMA \"{db}\" CASCADE; DELETE FROM ustream.checkpoints WHERE pipeline = 'shop.replica'"
+        "DROP SCHEMA \"{db}\" CASCADE; DELETE FROM ustream.checkpoints WHERE pipeline = '{db}.replica'"
     ))
     .await
     .expect("drop schema");

@@ -29,8 +29,8 @@ async fn mariadb_to_postgres_copies_the_snapshot_then_applies_changes_and_schema
     let config = write_config(
         dir.path(),
         &format!(
-            "sources:\n  shop:\n    url: {}/\n    include: ['{db}.*']\n    from: snapshot\n\
-             sinks:\n  replica:\n    url: '{pg}'\n    sources: [shop]\n    schema: {db}\n\
+            "sources:\n  {db}:\n    url: {}/\n    include: ['{db}.*']\n    from: snapshot\n\
+             sinks:\n  replica:\n    url: '{pg}'\n    sources: ['{db}']\n    schema: {db}\n\
              \x20 history:\n    url: '{pg}'\n    schema: {db}_soft\n    deletes: soft\n\
              checkpoints: postgres\n",
             mariadb_url(),
@@ -147,7 +147,7 @@ async fn mariadb_to_postgres_copies_the_snapshot_then_applies_changes_and_schema
         .expect("drop");
     pg.batch_execute(&format!(
         "DROP SCHEMA {hard} CASCADE; DROP SCHEMA {soft} CASCADE; \
-         DELETE FROM ustream.checkpoints WHERE pipeline IN ('shop.replica', 'shop.history')"
+         DELETE FROM ustream.checkpoints WHERE pipeline IN ('{db}.replica', '{db}.history')"
     ))
     .await
     .expect("drop schemas");
@@ -168,7 +168,7 @@ async fn mariadb_dry_run_prints_the_postgres_ddl_and_first_events_and_writes_not
     let config = write_config(
         dir.path(),
         &format!(
-            "sources:\n  shop:\n    url: {}/\n    include: ['{db}.*']\n\
+            "sources:\n  {db}:\n    url: {}/\n    include: ['{db}.*']\n\
              sinks:\n  replica:\n    url: '{}'\n",
             mariadb_url(),
             Server::Postgres.url(),
@@ -185,8 +185,9 @@ async fn mariadb_dry_run_prints_the_postgres_ddl_and_first_events_and_writes_not
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout
-            .contains("-- sources.shop: connected, prerequisites met; would start from a snapshot"),
+        stdout.contains(&format!(
+            "-- sources.{db}: connected, prerequisites met; would start from a snapshot"
+        )),
         "{stdout}"
     );
     assert!(
@@ -219,4 +220,95 @@ async fn mariadb_dry_run_prints_the_postgres_ddl_and_first_events_and_writes_not
     my.query_drop(format!("DROP DATABASE `{db}`"))
         .await
         .expect("drop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_to_postgres_sets_refused_changes_aside_in_the_dead_letter_file() {
+    let mut my = mariadb().await;
+    let pg = postgres().await;
+    let db = unique_name("pgdlq");
+    my.query_drop(format!(
+        "CREATE DATABASE `{db}`; CREATE TABLE `{db}`.t (id INT PRIMARY KEY, qty INT); \
+         INSERT INTO `{db}`.t VALUES (1, 1), (2, 2)"
+    ))
+    .await
+    .expect("schema");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let letters = dir.path().join("refused.jsonl");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "sources:\n  {db}:\n    url: {}/\n    include: ['{db}.*']\n\
+             sinks:\n  replica:\n    url: '{}'\n    on_error: dead-letter\n    dead_letters: {}\n",
+            mariadb_url(),
+            Server::Postgres.url(),
+            letters.display(),
+        ),
+    );
+    let mut running = Running::start(&config);
+    let copied = wait_for(Duration::from_secs(60), || async {
+        let n: i64 = pg
+            .query_one(&format!("SELECT count(*) FROM \"{db}\".t"), &[])
+            .await
+            .ok()?
+            .get(0);
+        (n == 2).then_some(())
+    })
+    .await;
+    assert!(copied.is_some(), "{:#?}", running.seen);
+    // A rule the target has and the source does not.
+    pg.batch_execute(&format!(
+        "ALTER TABLE \"{db}\".t ADD CONSTRAINT small CHECK (qty < 100)"
+    ))
+    .await
+    .expect("constraint");
+    my.query_drop(format!(
+        "UPDATE `{db}`.t SET qty = 500 WHERE id = 1; INSERT INTO `{db}`.t VALUES (3, 3)"
+    ))
+    .await
+    .expect("changes");
+    let applied = wait_for(Duration::from_secs(60), || async {
+        let n: i64 = pg
+            .query_one(
+                &format!("SELECT count(*) FROM \"{db}\".t WHERE id = 3"),
+                &[],
+            )
+            .await
+            .ok()?
+            .get(0);
+        let text = std::fs::read_to_string(&letters).ok()?;
+        (n == 1 && !text.is_empty()).then_some(text)
+    })
+    .await;
+    let Some(text) = applied else {
+        panic!(
+            "the rest was not applied or nothing was set aside: {:#?}",
+            running.seen
+        );
+    };
+    let letter: serde_json::Value =
+        serde_json::from_str(text.lines().next().expect("a letter")).expect("json");
+    assert_eq!(letter["event"]["after"]["qty"], 500, "{letter}");
+    assert!(
+        letter["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("small")),
+        "{letter}"
+    );
+    let qty: i32 = pg
+        .query_one(&format!("SELECT qty FROM \"{db}\".t WHERE id = 1"), &[])
+        .await
+        .expect("row")
+        .get(0);
+    assert_eq!(qty, 1, "the refused update left the row as it was");
+    let (status, stderr) = running.terminate();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    my.query_drop(format!("DROP DATABASE `{db}`"))
+        .await
+        .expect("drop");
+    pg.batch_execute(&format!(
+        "DROP SCHEMA \"{db}\" CASCADE; DELETE FROM ustream.checkpoints WHERE pipeline = '{db}.replica'"
+    ))
+    .await
+    .expect("drop schema");
 }

@@ -38,7 +38,7 @@ async fn mongo_to_postgres_applies_inserts_updates_and_deletes() {
     let config = write_config(
         dir.path(),
         &format!(
-            "sources:\n  docs:\n    url: '{}'\n    include: ['{db}.*']\n    from: '{start}'\n\
+            "sources:\n  {db}:\n    url: '{}'\n    include: ['{db}.*']\n    from: '{start}'\n\
              sinks:\n  replica:\n    url: '{}'\n    columns:\n      total: {{path: amount.total, type: numeric}}\n\
              checkpoints: postgres\n",
             Server::Mongo.url(),
@@ -88,8 +88,8 @@ async fn mongo_to_postgres_applies_inserts_updates_and_deletes() {
     assert_eq!(status.code(), Some(0), "{stderr}");
     let stored: i64 = pg
         .query_one(
-            "SELECT count(*) FROM ustream.checkpoints WHERE pipeline = 'docs.replica'",
-            &[],
+            "SELECT count(*) FROM ustream.checkpoints WHERE pipeline = $1",
+            &[&format!("{db}.replica")],
         )
         .await
         .expect("checkpoint")
@@ -97,7 +97,7 @@ async fn mongo_to_postgres_applies_inserts_updates_and_deletes() {
     assert_eq!(stored, 1, "the position is kept in the sink's database");
     let _ = client.database(&db).drop().await;
     pg.batch_execute(&format!(
-        "DROP SCHEMA \"{db}\" CASCADE; DELETE FROM ustream.checkpoints WHERE pipeline = 'docs.replica'"
+        "DROP SCHEMA \"{db}\" CASCADE; DELETE FROM ustream.checkpoints WHERE pipeline = '{db}.replica'"
     ))
     .await
     .expect("drop schema");

@@ -124,3 +124,31 @@ impl Checkpointer {
         self.stop_source.cancel();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checkpoint_is_the_earliest_position_every_consumer_made_durable() {
+        let at = |offset, skip| Position::binlog("b.000001", offset, skip);
+        assert_eq!(earliest(at(300, 0), Durable::All), Some(at(300, 0)));
+        assert_eq!(
+            earliest(at(300, 2), Durable::Upto(at(200, 1))),
+            Some(at(200, 1)),
+            "a sink holding the open transaction's rows"
+        );
+        assert_eq!(
+            earliest(at(300, 0), Durable::Upto(at(400, 0))),
+            Some(at(300, 0)),
+            "never past the batch"
+        );
+        assert_eq!(earliest(at(300, 0), Durable::Held), None);
+        let token = Position::MongoDb(stream_core::MongoPosition::ResumeToken(vec![1]));
+        assert_eq!(
+            earliest(at(300, 0), Durable::Upto(token)),
+            None,
+            "positions that cannot be ordered save nothing"
+        );
+    }
+}

@@ -14,7 +14,7 @@ use stream_core::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// Work items a consumer may have queued before the source waits for it.
+/// Work items a callback may have queued before the source waits for it.
 pub(crate) const QUEUE: usize = 64;
 
 /// Events handed to one consumer, and where its answer goes.
@@ -179,7 +179,11 @@ impl Consumers {
         kind: Kind,
         spawn: impl FnOnce(mpsc::Receiver<Work>) -> JoinHandle<()>,
     ) {
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let queue = match kind {
+            Kind::Callback => QUEUE,
+            Kind::Sink { .. } => super::sinks::QUEUE,
+        };
+        let (tx, rx) = mpsc::channel(queue);
         let task = spawn(rx);
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.retain(|t| !t.is_finished());

@@ -24,7 +24,11 @@ use super::consumers::{Shared, Work};
 
 /// The most events one `write_batch` call gets when batches have queued up (a single source
 /// batch may be larger: it is never split).
-pub(crate) const MAX_BATCH: usize = 16 * 1024;
+pub(crate) const MAX_BATCH: usize = 8 * 1024;
+
+/// Source batches a sink may have queued before the sources wait for it: with the batch
+/// being written, what a sink holds in memory stays near two joins' worth of events.
+pub(crate) const QUEUE: usize = 8;
 
 /// A sink as the builder was given it.
 pub(crate) struct SinkSpec {
@@ -183,4 +187,180 @@ fn join(works: &mut [Work]) -> Option<SinkBatch> {
         }
     }
     Some(joined)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use futures::StreamExt as _;
+    use stream_core::{
+        Batch, ChangeEvent, CheckpointStore as _, MemoryCheckpointStore, Namespace, Op, Opened,
+        Position, SchemaChange, SchemaChangeKind, Source, SourceError, SourceEvent, SourceKind,
+        StartFrom,
+    };
+
+    use super::*;
+    use crate::Streamer;
+
+    fn at(offset: u64, skip: u64) -> Position {
+        Position::binlog("b.000001", offset, skip)
+    }
+
+    fn change(db: &str, offset: u64, skip: u64) -> SourceEvent {
+        SourceEvent::Change(ChangeEvent {
+            source: SourceKind::MySql,
+            namespace: Namespace::new(db, "t"),
+            op: Op::Insert,
+            key: None,
+            before: None,
+            after: None,
+            update: None,
+            position: at(offset, skip),
+            ts_ms: 0,
+            txn: None,
+        })
+    }
+
+    /// Yields its batches, then waits.
+    struct Scripted(Vec<Batch>);
+
+    #[async_trait::async_trait]
+    impl Source for Scripted {
+        fn kind(&self) -> SourceKind {
+            SourceKind::MySql
+        }
+        async fn open(
+            &mut self,
+            _from: StartFrom,
+            _shutdown: CancellationToken,
+        ) -> Result<Opened, SourceError> {
+            let batches = std::mem::take(&mut self.0);
+            Ok(Opened {
+                start: at(4, 0),
+                batches: futures::stream::iter(batches.into_iter().map(Ok))
+                    .chain(futures::stream::pending())
+                    .boxed(),
+            })
+        }
+    }
+
+    /// The builder takes a store by value; the test reads it too.
+    struct Shared(Arc<MemoryCheckpointStore>);
+
+    #[async_trait::async_trait]
+    impl stream_core::CheckpointStore for Shared {
+        async fn load(
+            &self,
+            pipeline: &str,
+        ) -> Result<Option<stream_core::Checkpoint>, stream_core::CheckpointError> {
+            self.0.load(pipeline).await
+        }
+        async fn save(
+            &self,
+            pipeline: &str,
+            checkpoint: &stream_core::Checkpoint,
+        ) -> Result<(), stream_core::CheckpointError> {
+            self.0.save(pipeline, checkpoint).await
+        }
+    }
+
+    /// Records the batches it is handed; holds the end of an open transaction.
+    struct Holding(Arc<Mutex<Vec<SinkBatch>>>);
+
+    #[async_trait::async_trait]
+    impl Sink for Holding {
+        fn name(&self) -> &str {
+            "holding"
+        }
+        async fn write(
+            &mut self,
+            _events: &[Arc<stream_core::ChangeEvent>],
+        ) -> Result<(), SinkError> {
+            Ok(())
+        }
+        async fn write_batch(&mut self, batch: &SinkBatch) -> Result<Durable, SinkError> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(batch.clone());
+            // A batch ending inside the transaction at 200: its events from there are held.
+            Ok(if batch.position == at(200, 1) {
+                Durable::Upto(at(100, 1))
+            } else {
+                Durable::All
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sink_gets_only_its_sources_batches_whole_and_the_checkpoint_stops_where_it_holds() {
+        let batches = |db: &'static str| {
+            move || -> Box<dyn Source> {
+                let ddl = SourceEvent::Schema(SchemaChange {
+                    source: SourceKind::MySql,
+                    namespace: Namespace::new(db, "t"),
+                    kind: SchemaChangeKind::Alter,
+                    statement: None,
+                    position: at(100, 0),
+                    ts_ms: 0,
+                });
+                Box::new(Scripted(vec![
+                    Batch {
+                        events: vec![ddl, change(db, 100, 1), change(db, 200, 1)],
+                        position: at(200, 1),
+                        state: Some(serde_json::json!({"tables": []})),
+                    },
+                    Batch {
+                        events: Vec::new(),
+                        position: at(300, 0),
+                        state: None,
+                    },
+                ]))
+            }
+        };
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let store = Arc::new(MemoryCheckpointStore::new());
+        let streamer = Streamer::builder()
+            .source("a", batches("shop"))
+            .source("b", batches("shop"))
+            .sink_from("replica", Holding(seen.clone()), &["a"], ["shop.*"])
+            .checkpoints(Shared(store.clone()))
+            .start()
+            .await
+            .expect("start");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let last = |s: &Mutex<Vec<SinkBatch>>| {
+            s.lock()
+                .ok()
+                .and_then(|s| s.last().map(|b| b.position.clone()))
+        };
+        while last(&seen) != Some(at(300, 0)) {
+            assert!(tokio::time::Instant::now() < deadline, "both batches");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        streamer.stop().await.expect("stop");
+        let seen = seen.lock().expect("lock").clone();
+        assert!(seen.iter().all(|b| &*b.source == "a"), "{seen:?}");
+        let joined: Vec<Position> = seen
+            .iter()
+            .flat_map(|b| b.events.iter().map(|e| e.position().clone()))
+            .collect();
+        assert_eq!(
+            joined,
+            [at(100, 0), at(100, 1), at(200, 1)],
+            "schema change in place"
+        );
+        assert!(
+            seen[0].state.is_some(),
+            "the state comes with the first batch"
+        );
+        let saved = store.load("a").await.expect("load").expect("saved");
+        assert_eq!(saved.position, at(300, 0));
+        assert!(
+            store.load("b").await.expect("load b").is_some(),
+            "b goes on alone"
+        );
+    }
 }
