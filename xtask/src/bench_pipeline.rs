@@ -142,11 +142,12 @@ impl Run {
     }
 }
 
-/// Polls `sql` until it prints `expected`; the seconds it took from `since`.
+/// Polls `sql` until it prints `expected` (an error, such as a table not created yet, is
+/// "not yet"); the seconds it took from `since`.
 fn wait_for(run: &mut Run, pg: &str, sql: &str, expected: &str, since: Instant) -> Result<f64> {
     loop {
         run.alive()?;
-        if psql(pg, sql)? == expected {
+        if psql(pg, sql).is_ok_and(|out| out == expected) {
             return Ok(since.elapsed().as_secs_f64());
         }
         if since.elapsed() > Duration::from_secs(3600) {
@@ -244,14 +245,7 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
             &config(&mysql, &position, "mixed", &pg, "bench_catchup"),
         )?;
         let check = "SELECT count(*) || '|' || count(*) FILTER (WHERE status = 'paid') FROM bench_catchup.mixed";
-        // The table appears with the first commit.
-        let catchup_secs = loop {
-            run.alive()?;
-            match psql(&pg, check) {
-                Ok(out) if out == expected => break started.elapsed().as_secs_f64(),
-                _ => std::thread::sleep(Duration::from_millis(100)),
-            }
-        };
+        let catchup_secs = wait_for(&mut run, &pg, check, &expected, started)?;
         let catchup_rss = run.peak_rss_kb();
         run.stop()?;
 
@@ -300,13 +294,13 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
             "snapshot",
             &config(&mysql, "snapshot", "snap", &pg, "bench_snap"),
         )?;
-        let snap_secs = loop {
-            run.alive()?;
-            match psql(&pg, "SELECT count(*) FROM bench_snap.snap") {
-                Ok(out) if out == a.rows.to_string() => break started.elapsed().as_secs_f64(),
-                _ => std::thread::sleep(Duration::from_millis(100)),
-            }
-        };
+        let snap_secs = wait_for(
+            &mut run,
+            &pg,
+            "SELECT count(*) FROM bench_snap.snap",
+            &a.rows.to_string(),
+            started,
+        )?;
         let snap_rss = run.peak_rss_kb();
         run.stop()?;
 

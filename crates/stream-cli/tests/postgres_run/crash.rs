@@ -13,8 +13,8 @@ use mysql_async::prelude::*;
 use stream_testkit::{Server, unique_name};
 
 use super::support::{
-    Running, mariadb, mariadb_checksum, mariadb_url, postgres, postgres_checksum, wait_for,
-    write_config,
+    Running, drop_all, mariadb, mariadb_checksum, mariadb_url, postgres, postgres_checksum,
+    wait_for, write_config,
 };
 
 const ACCOUNTS: u64 = 100;
@@ -239,12 +239,5 @@ async fn mariadb_to_postgres_survives_sigkill_at_random_points_with_every_row_eq
     );
     assert!(samples > 0, "the balances were never sampled");
 
-    my.query_drop(format!("DROP DATABASE `{db}`"))
-        .await
-        .expect("drop");
-    pg.batch_execute(&format!(
-        "DROP SCHEMA \"{db}\" CASCADE; DELETE FROM ustream.checkpoints WHERE pipeline = '{db}.replica'"
-    ))
-    .await
-    .expect("drop schema");
+    drop_all(&mut my, &pg, &db, std::slice::from_ref(&db), &["replica"]).await;
 }

@@ -7,8 +7,8 @@ use mysql_async::prelude::*;
 use stream_testkit::{Server, unique_name};
 
 use super::support::{
-    Running, mariadb, mariadb_checksum, mariadb_url, postgres, postgres_checksum, wait_for,
-    write_config,
+    Running, drop_all, mariadb, mariadb_checksum, mariadb_url, pg_count, postgres,
+    postgres_checksum, wait_for, write_config,
 };
 
 const ORDERS: [&str; 5] = ["id", "remark", "qty", "code", "extra"];
@@ -40,13 +40,9 @@ async fn mariadb_to_postgres_copies_the_snapshot_then_applies_changes_and_schema
     let mut running = Running::start(&config);
     running.line_starting("ustream: running 1 source", Duration::from_secs(60));
     for schema in [db.clone(), format!("{db}_soft")] {
+        let sql = format!("SELECT count(*) FROM \"{schema}\".orders");
         let copied = wait_for(Duration::from_secs(60), || async {
-            let n: i64 = pg
-                .query_one(&format!("SELECT count(*) FROM \"{schema}\".orders"), &[])
-                .await
-                .ok()?
-                .get(0);
-            (n == 200).then_some(())
+            (pg_count(&pg, &sql).await? == 200).then_some(())
         })
         .await;
         assert!(
@@ -142,15 +138,8 @@ async fn mariadb_to_postgres_copies_the_snapshot_then_applies_changes_and_schema
         "{error}"
     );
 
-    my.query_drop(format!("DROP DATABASE `{db}`"))
-        .await
-        .expect("drop");
-    pg.batch_execute(&format!(
-        "DROP SCHEMA {hard} CASCADE; DROP SCHEMA {soft} CASCADE; \
-         DELETE FROM ustream.checkpoints WHERE pipeline IN ('{db}.replica', '{db}.history')"
-    ))
-    .await
-    .expect("drop schemas");
+    let schemas = [db.clone(), format!("{db}_soft")];
+    drop_all(&mut my, &pg, &db, &schemas, &["replica", "history"]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,9 +206,7 @@ async fn mariadb_dry_run_prints_the_postgres_ddl_and_first_events_and_writes_not
         .expect("look")
         .get(0);
     assert!(!created, "the dry run created the schema");
-    my.query_drop(format!("DROP DATABASE `{db}`"))
-        .await
-        .expect("drop");
+    drop_all(&mut my, &pg, &db, &[], &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,13 +233,9 @@ async fn mariadb_to_postgres_sets_refused_changes_aside_in_the_dead_letter_file(
         ),
     );
     let mut running = Running::start(&config);
+    let sql = format!("SELECT count(*) FROM \"{db}\".t");
     let copied = wait_for(Duration::from_secs(60), || async {
-        let n: i64 = pg
-            .query_one(&format!("SELECT count(*) FROM \"{db}\".t"), &[])
-            .await
-            .ok()?
-            .get(0);
-        (n == 2).then_some(())
+        (pg_count(&pg, &sql).await? == 2).then_some(())
     })
     .await;
     assert!(copied.is_some(), "{:#?}", running.seen);
@@ -303,12 +286,5 @@ async fn mariadb_to_postgres_sets_refused_changes_aside_in_the_dead_letter_file(
     assert_eq!(qty, 1, "the refused update left the row as it was");
     let (status, stderr) = running.terminate();
     assert_eq!(status.code(), Some(0), "{stderr}");
-    my.query_drop(format!("DROP DATABASE `{db}`"))
-        .await
-        .expect("drop");
-    pg.batch_execute(&format!(
-        "DROP SCHEMA \"{db}\" CASCADE; DELETE FROM ustream.checkpoints WHERE pipeline = '{db}.replica'"
-    ))
-    .await
-    .expect("drop schema");
+    drop_all(&mut my, &pg, &db, std::slice::from_ref(&db), &["replica"]).await;
 }

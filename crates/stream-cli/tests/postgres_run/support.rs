@@ -207,3 +207,32 @@ pub async fn postgres_checksum(
     let row = pg.query_one(&sql, &[]).await.ok()?;
     Some((row.get(0), row.get(1)))
 }
+
+/// `SELECT count(*) ...` on PostgreSQL; `None` while the table is missing.
+pub async fn pg_count(pg: &tokio_postgres::Client, sql: &str) -> Option<i64> {
+    Some(pg.query_one(sql, &[]).await.ok()?.get(0))
+}
+
+/// Drops a test's MariaDB database, its PostgreSQL schemas and the checkpoints of its source
+/// `db` in the sinks named.
+pub async fn drop_all(
+    my: &mut mysql_async::Conn,
+    pg: &tokio_postgres::Client,
+    db: &str,
+    schemas: &[String],
+    sinks: &[&str],
+) {
+    my.query_drop(format!("DROP DATABASE `{db}`"))
+        .await
+        .expect("drop database");
+    let mut sql: String = schemas
+        .iter()
+        .map(|s| format!("DROP SCHEMA IF EXISTS \"{s}\" CASCADE;"))
+        .collect();
+    for sink in sinks {
+        sql.push_str(&format!(
+            "DELETE FROM ustream.checkpoints WHERE pipeline = '{db}.{sink}';"
+        ));
+    }
+    pg.batch_execute(&sql).await.expect("drop schemas");
+}
