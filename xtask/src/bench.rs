@@ -17,6 +17,9 @@ use stream_testkit::mariadb::MariaDb;
 
 use crate::util::{find_binary, run_checked, state_dir, workspace_root};
 
+#[path = "bench_pipeline.rs"]
+mod pipeline;
+
 const USAGE: &str =
     "usage: cargo xtask bench [--quick] [--rows N] [--rounds N] [--rate N] [--seconds N]";
 
@@ -74,6 +77,9 @@ struct Sample {
 }
 
 pub(crate) fn run(args: &[&str]) -> Result<()> {
+    if let ["pipeline", rest @ ..] = args {
+        return pipeline::run(rest);
+    }
     let a = parse(args)?;
     let root = workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
@@ -250,7 +256,7 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
 }
 
 /// Writes the workload; returns the binlog file and offset where it starts.
-fn workload(server: &MariaDb, rows: u64) -> Result<(String, u64)> {
+pub(crate) fn workload(server: &MariaDb, rows: u64) -> Result<(String, u64)> {
     server
         .sql(
             "CREATE DATABASE bench; CREATE TABLE bench.mixed (

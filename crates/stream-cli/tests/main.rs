@@ -8,6 +8,7 @@ mod mariadb_tail_ddl_forms;
 mod mariadb_tail_network_faults;
 mod mongo_tail;
 mod mongo_tail_network_faults;
+mod postgres_run;
 mod run_config;
 mod tail_arguments;
 mod tail_process;

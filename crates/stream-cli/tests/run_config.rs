@@ -157,20 +157,6 @@ fn an_environment_override_is_named_instead_of_a_line() {
     );
 }
 
-#[test]
-fn run_says_postgres_sinks_are_not_wired_yet_with_exit_1() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let init = ustream(&["init"], &[]);
-    let path = write_config(dir.path(), &String::from_utf8(init.stdout).expect("utf8"));
-    let out = ustream(&["run", path.to_str().expect("path")], &PASSWORDS);
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "ustream: error: sinks.warehouse: PostgreSQL sinks (the stream-postgres crate) are not \
-         wired into `ustream run` yet\n"
-    );
-}
-
 /// `mysql://user:WRONG@host:port/` for the shared MariaDB.
 fn mariadb_url_with_password(password_reference: &str) -> String {
     let url = Server::MySql.url();

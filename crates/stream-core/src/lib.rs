@@ -87,7 +87,7 @@ pub use position::{
 pub use probe::Probe;
 pub use reconnect::{Reconnect, Retry};
 pub use redact::{UrlParts, redact_url};
-pub use sink::{JsonLinesSink, Sink, SinkError};
+pub use sink::{Durable, JsonLinesSink, Sink, SinkBatch, SinkError, SinkEvent};
 pub use source::{BatchStream, ErrorClass, Opened, Source, SourceError, StartFrom};
 pub use store::{Filter, MemoryStore, Query, Store, StoreError};
 pub use tokio_util::sync::CancellationToken;

@@ -1,10 +1,12 @@
-//! The `Sink` trait and a JSON-lines sink.
+//! The `Sink` trait, the source batches a sink can be handed ([`SinkBatch`]), and a JSON-lines
+//! sink.
 
 use std::sync::Arc;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use crate::event::ChangeEvent;
+use crate::event::{ChangeEvent, SchemaChange};
+use crate::position::Position;
 use crate::source::ErrorClass;
 
 /// What can go wrong while writing to a sink.
@@ -33,6 +35,96 @@ pub enum SinkError {
     },
 }
 
+/// One event of a [`SinkBatch`]: a row change or a change of a table's definition.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SinkEvent {
+    /// A row or document change.
+    Change(Arc<ChangeEvent>),
+    /// A definition change (DDL), in its place between the row changes.
+    Schema(Arc<SchemaChange>),
+}
+
+impl SinkEvent {
+    /// The position after this event.
+    pub fn position(&self) -> &Position {
+        match self {
+            SinkEvent::Change(c) => &c.position,
+            SinkEvent::Schema(s) => &s.position,
+        }
+    }
+}
+
+/// Consecutive events of one source as a pipeline read them: what a sink needs to commit
+/// whole source transactions and to store the source's position with its data.
+///
+/// ```
+/// use std::sync::Arc;
+/// use stream_core::{Position, SinkBatch};
+///
+/// let at: Position = "binlog:mysql-bin.000001:4+0".parse()?;
+/// let batch = SinkBatch::new("shop", Vec::new(), at.clone());
+/// assert_eq!((batch.source.as_ref(), batch.changes().count()), ("shop", 0));
+/// assert_eq!(batch.position, at);
+/// # Ok::<(), stream_core::PositionParseError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SinkBatch {
+    /// The source's name: the pipeline whose position this batch moves.
+    pub source: Arc<str>,
+    /// The events of the namespaces the sink asked for, in commit order; possibly none (the
+    /// position still moves).
+    pub events: Vec<SinkEvent>,
+    /// Where the source resumes once everything of the batch is durable. Like
+    /// [`crate::Batch::position`], it may sit inside a source transaction (a MySQL position
+    /// with `skip` > 0): the events of that transaction after the last commit are then only
+    /// part of it.
+    pub position: Position,
+    /// The source's state as of `position` (a binlog reader's table definitions), when it
+    /// changed with this batch or the pipeline (re)started; `None`: unchanged.
+    pub state: Option<Arc<serde_json::Value>>,
+}
+
+impl SinkBatch {
+    /// A batch of `events` of `source`, ending at `position`, without state.
+    pub fn new(source: impl Into<Arc<str>>, events: Vec<SinkEvent>, position: Position) -> Self {
+        Self {
+            source: source.into(),
+            events,
+            position,
+            state: None,
+        }
+    }
+
+    /// The same batch with the source's state.
+    pub fn with_state(mut self, state: Option<Arc<serde_json::Value>>) -> Self {
+        self.state = state;
+        self
+    }
+
+    /// The row changes, in order.
+    pub fn changes(&self) -> impl Iterator<Item = &Arc<ChangeEvent>> {
+        self.events.iter().filter_map(|e| match e {
+            SinkEvent::Change(c) => Some(c),
+            SinkEvent::Schema(_) => None,
+        })
+    }
+}
+
+/// How much of a [`SinkBatch`] a sink made durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durable {
+    /// Everything, up to the batch's position.
+    All,
+    /// Up to this position; the events after it (a source transaction still open at the
+    /// batch's end) are held and written with a later batch.
+    Upto(Position),
+    /// Nothing new: every event of the batch is held.
+    Held,
+}
+
 /// A destination for change events.
 ///
 /// # Contract: at-least-once
@@ -52,6 +144,23 @@ pub trait Sink: Send {
 
     /// Writes the events durably, in order.
     async fn write(&mut self, events: &[Arc<ChangeEvent>]) -> Result<(), SinkError>;
+
+    /// Writes a source batch: its row changes, definition changes, position and the source's
+    /// state, and says how much of it is durable. A pipeline that knows batch boundaries
+    /// calls this instead of [`Sink::write`], so a sink can commit whole source transactions
+    /// only and store the position in the same transaction as the data (exactly-once in
+    /// effect). The source checkpoints no further than what every sink made durable.
+    ///
+    /// On `Err` nothing of the batch may count as written: the caller retries the same
+    /// batch. The default writes the row changes with [`Sink::write`] (definition changes are
+    /// ignored) and answers [`Durable::All`].
+    async fn write_batch(&mut self, batch: &SinkBatch) -> Result<Durable, SinkError> {
+        let changes: Vec<Arc<ChangeEvent>> = batch.changes().cloned().collect();
+        if !changes.is_empty() {
+            self.write(&changes).await?;
+        }
+        Ok(Durable::All)
+    }
 
     /// Checks that the destination is reachable; called before the pipeline starts.
     async fn health_check(&mut self) -> Result<(), SinkError> {
@@ -115,5 +224,50 @@ impl<W: AsyncWrite + Unpin + Send> Sink for JsonLinesSink<W> {
             reason: e.to_string(),
             class: ErrorClass::Transient,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Namespace, Op, SchemaChangeKind, SourceKind};
+
+    #[tokio::test]
+    async fn write_batch_writes_the_row_changes_by_default_and_says_all_is_durable() {
+        let at: Position = "binlog:b.000001:4+1".parse().expect("position");
+        let change = ChangeEvent {
+            source: SourceKind::MySql,
+            namespace: Namespace::new("shop", "t"),
+            op: Op::Insert,
+            key: None,
+            before: None,
+            after: None,
+            update: None,
+            position: at.clone(),
+            ts_ms: 0,
+            txn: None,
+        };
+        let schema = SchemaChange {
+            source: SourceKind::MySql,
+            namespace: Namespace::new("shop", "t"),
+            kind: SchemaChangeKind::Truncate,
+            statement: None,
+            position: at.clone(),
+            ts_ms: 0,
+        };
+        let batch = SinkBatch::new(
+            "shop",
+            vec![
+                SinkEvent::Schema(Arc::new(schema)),
+                SinkEvent::Change(Arc::new(change)),
+            ],
+            at,
+        );
+        let mut sink = JsonLinesSink::new("lines", Vec::new());
+        assert_eq!(sink.write_batch(&batch).await.expect("write"), Durable::All);
+        let empty = SinkBatch::new("shop", Vec::new(), batch.position.clone());
+        assert_eq!(sink.write_batch(&empty).await.expect("write"), Durable::All);
+        let out = String::from_utf8(sink.into_inner()).expect("utf8");
+        assert_eq!(out.lines().count(), 1, "only the row change: {out}");
     }
 }

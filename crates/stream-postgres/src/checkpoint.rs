@@ -119,6 +119,20 @@ impl PostgresCheckpointStore {
         }
     }
 
+    /// The stored checkpoint of `pipeline`, read without creating `ustream.checkpoints` when
+    /// it is missing (`None` then): for looking without writing (`ustream run --dry-run`).
+    pub async fn peek(&self, pipeline: &str) -> Result<Option<Checkpoint>, PostgresError> {
+        let client = connect(&self.url, "ustream-checkpoints").await?;
+        let exists = client
+            .query_one("SELECT to_regclass('ustream.checkpoints') IS NOT NULL", &[])
+            .await
+            .map_err(|e| PostgresError::from_driver("looking for ustream.checkpoints", &e))?;
+        if !exists.get::<_, bool>(0) {
+            return Ok(None);
+        }
+        read(&client, pipeline, false).await
+    }
+
     async fn with_client<T>(
         &self,
         f: impl AsyncFnOnce(&mut Client) -> Result<T, PostgresError>,

@@ -104,7 +104,8 @@ pub struct PostgresSinkConfig {
     /// What to do with changes the target refuses.
     #[serde(default)]
     pub on_error: OnError,
-    /// MongoDB: extracted columns per collection (`orders` or `shop.orders`), by column name.
+    /// MongoDB: extracted columns per collection (`orders`, `shop.orders`, or `*` for every
+    /// collection), by column name.
     #[serde(default)]
     pub columns: BTreeMap<String, BTreeMap<String, ExtractedColumn>>,
 }
@@ -135,7 +136,8 @@ impl PostgresSinkConfig {
         }
     }
 
-    /// The extracted columns of a collection, by `db.collection` or by collection name.
+    /// The extracted columns of a collection, by `db.collection`, by collection name, or
+    /// those under `*` (every collection).
     pub(crate) fn extracted(
         &self,
         db: &str,
@@ -144,6 +146,7 @@ impl PostgresSinkConfig {
         self.columns
             .get(&format!("{db}.{collection}"))
             .or_else(|| self.columns.get(collection))
+            .or_else(|| self.columns.get("*"))
     }
 }
 

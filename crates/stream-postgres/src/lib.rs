@@ -57,6 +57,7 @@ mod encode;
 mod error;
 mod evolve;
 mod merge;
+mod preview;
 mod rows;
 mod schema;
 mod sink;

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use stream_core::{
-    Batch, ChangeEvent, Checkpoint, Namespace, Position, SchemaChange, Sink, SinkError, SourceEvent,
+    Batch, ChangeEvent, Checkpoint, Durable, Namespace, Position, SchemaChange, Sink, SinkBatch,
+    SinkError, SinkEvent, SourceEvent,
 };
 
 use crate::checkpoint::{self, valid_pipeline};
@@ -34,6 +35,30 @@ impl<'a> Item<'a> {
             _ => None,
         }
     }
+
+    /// The item of a sink event; `None` for kinds of event this sink does not know.
+    fn of_sink(e: &'a SinkEvent) -> Option<Self> {
+        match e {
+            SinkEvent::Change(c) => Some(Item::Change(c)),
+            SinkEvent::Schema(s) => Some(Item::Schema(s)),
+            _ => None,
+        }
+    }
+
+    fn position(&self) -> &'a Position {
+        match self {
+            Item::Change(c) => &c.position,
+            Item::Schema(s) => &s.position,
+        }
+    }
+
+    /// A copy to hold until its source transaction completes.
+    fn to_held(self) -> SinkEvent {
+        match self {
+            Item::Change(c) => SinkEvent::Change(Arc::new(c.clone())),
+            Item::Schema(s) => SinkEvent::Schema(Arc::new(s.clone())),
+        }
+    }
 }
 
 /// What one call committed.
@@ -59,6 +84,17 @@ pub(crate) struct Known {
     pub(crate) targets: HashMap<Namespace, Arc<TargetTable>>,
 }
 
+impl Known {
+    /// Learns the definitions of tables not known yet from a source state.
+    fn learn(&mut self, state: Option<&serde_json::Value>) {
+        if let Some(state) = state {
+            for (name, def) in tables_from_state(state) {
+                self.defs.entry(name).or_insert_with(|| Arc::new(def));
+            }
+        }
+    }
+}
+
 /// What one transaction did, merged into the sink's totals when it commits.
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
@@ -76,7 +112,11 @@ pub struct PostgresSink {
     pipeline: Option<String>,
     pub(crate) known: Known,
     /// Events of a source transaction that is not complete yet.
-    held: Vec<SourceEvent>,
+    held: Vec<SinkEvent>,
+    /// The checkpoint stored in the target when this connection was made: batches up to it
+    /// are in the target already (a commit whose acknowledgement was lost, or a pipeline that
+    /// resumed from an earlier position for another sink's sake) and are skipped.
+    applied_upto: Option<Position>,
     /// Source state not yet written with a checkpoint.
     pending_state: Option<serde_json::Value>,
     nulled: NullCounts,
@@ -105,6 +145,7 @@ impl PostgresSink {
             pipeline: None,
             known: Known::default(),
             held: Vec::new(),
+            applied_upto: None,
             pending_state: None,
             nulled: NullCounts::new(),
             skipped_updates: 0,
@@ -168,14 +209,54 @@ impl PostgresSink {
     /// On `Err` nothing of the batch is applied and the sink is as before: call again with the
     /// same batch (after a backoff when the error is transient).
     pub async fn apply(&mut self, batch: &Batch) -> Result<Applied, PostgresError> {
-        let held = std::mem::take(&mut self.held);
-        let items: Vec<Item<'_>> = held
+        let fresh = batch
+            .events
             .iter()
-            .chain(&batch.events)
             .filter_map(Item::of)
+            .map(|i| (i, None))
             .collect();
-        let (commit_len, position) = commit_point(&items, &batch.position);
-        let state = batch.state.clone().or_else(|| self.pending_state.clone());
+        self.apply_items(fresh, &batch.position, batch.state.as_ref())
+            .await
+            .map(|(applied, _)| applied)
+    }
+
+    /// [`Self::apply`] of the events `fresh` of a batch ending at `end` (each with the shared
+    /// event it came from, if any, to hold without a copy); also says whether the whole batch
+    /// was in the target already.
+    async fn apply_items(
+        &mut self,
+        mut fresh: Vec<(Item<'_>, Option<&SinkEvent>)>,
+        end: &Position,
+        batch_state: Option<&serde_json::Value>,
+    ) -> Result<(Applied, bool), PostgresError> {
+        self.read_applied_upto().await?;
+        if let Some(upto) = &self.applied_upto {
+            let covered = |p: &Position| p.compare(upto).is_some_and(|o| o.is_le());
+            if covered(end) {
+                tracing::debug!(sink = %self.name, position = %end, "batch already in the target; skipped");
+                self.held.clear();
+                // The table definitions that came with the batch still hold.
+                self.known.learn(batch_state);
+                let applied = Applied {
+                    checkpoint: Some(Checkpoint {
+                        position: end.clone(),
+                        state: batch_state.cloned(),
+                    }),
+                    ..Applied::default()
+                };
+                return Ok((applied, true));
+            }
+            fresh.retain(|(item, _)| !covered(item.position()));
+            self.applied_upto = None;
+        }
+        let held = std::mem::take(&mut self.held);
+        let (items, origins): (Vec<Item<'_>>, Vec<Option<&SinkEvent>>) = held
+            .iter()
+            .filter_map(|e| Item::of_sink(e).map(|i| (i, Some(e))))
+            .chain(fresh)
+            .unzip();
+        let (commit_len, position) = commit_point(&items, end);
+        let state = batch_state.cloned().or_else(|| self.pending_state.clone());
         let result = match position {
             Some(position) if commit_len == 0 && self.pipeline.is_none() => {
                 // Only the position moved and nothing stores it here: no transaction needed.
@@ -192,21 +273,20 @@ impl PostgresSink {
                     position,
                     state: state.clone(),
                 };
-                self.transact(&items[..commit_len], Some(checkpoint), batch.state.as_ref())
+                self.transact(&items[..commit_len], Some(checkpoint), batch_state)
                     .await
                     .map(Some)
             }
             None => Ok(None),
         };
-        let tail: Vec<SourceEvent> = held
-            .iter()
-            .chain(&batch.events)
-            .filter(|e| Item::of(e).is_some())
-            .skip(commit_len)
-            .cloned()
-            .collect();
         match result {
             Ok(done) => {
+                let tail: Vec<SinkEvent> = items[commit_len..]
+                    .iter()
+                    .zip(&origins[commit_len..])
+                    .map(|(item, origin)| origin.map_or_else(|| item.to_held(), SinkEvent::clone))
+                    .collect();
+                drop((items, origins));
                 self.held = tail;
                 let mut applied = Applied {
                     held: self.held.len(),
@@ -225,13 +305,29 @@ impl PostgresSink {
                         }
                     }
                 }
-                Ok(applied)
+                Ok((applied, false))
             }
             Err(e) => {
+                drop((items, origins));
                 self.held = held;
                 Err(e)
             }
         }
+    }
+
+    /// Reads the stored checkpoint once per connection (with `checkpoint_as`).
+    async fn read_applied_upto(&mut self) -> Result<(), PostgresError> {
+        let Some(pipeline) = self.pipeline.clone() else {
+            return Ok(());
+        };
+        let session = self.session().await?;
+        if session.checked {
+            return Ok(());
+        }
+        let stored = checkpoint::read(&session.client, &pipeline, false).await?;
+        session.checked = true;
+        self.applied_upto = stored.map(|c| c.position);
+        Ok(())
     }
 
     /// Connects when there is no live connection.
@@ -267,14 +363,10 @@ impl PostgresSink {
         state: Option<&serde_json::Value>,
     ) -> Result<(Option<Checkpoint>, Outcome), PostgresError> {
         let mut known = self.known.clone();
-        if let Some(state) = state {
-            for (name, def) in tables_from_state(state) {
-                known.defs.entry(name).or_insert_with(|| Arc::new(def));
-            }
-        }
+        known.learn(state);
         let outcome = self.run(items, checkpoint.as_ref(), &mut known).await;
         match outcome {
-            Ok(Some(outcome)) => {
+            Ok(outcome) => {
                 self.known = known;
                 for ((table, reason), n) in &outcome.nulls {
                     metrics::counter!("ustream_postgres_values_nulled_total",
@@ -286,12 +378,6 @@ impl PostgresSink {
                     .increment(outcome.changes);
                 self.skipped_updates += outcome.skipped_updates;
                 Ok((checkpoint, outcome))
-            }
-            // Already committed before (a commit whose acknowledgement was lost).
-            Ok(None) => {
-                // The table definitions that came with the batch still hold.
-                self.known = known;
-                Ok((checkpoint, Outcome::default()))
             }
             Err(e) => {
                 if let Some(session) = self.session.take()
@@ -306,14 +392,13 @@ impl PostgresSink {
         }
     }
 
-    /// The body of [`Self::transact`]; `Ok(None)` when the stored checkpoint shows the
-    /// transaction was committed already.
+    /// The body of [`Self::transact`].
     async fn run(
         &mut self,
         items: &[Item<'_>],
         checkpoint: Option<&Checkpoint>,
         known: &mut Known,
-    ) -> Result<Option<Outcome>, PostgresError> {
+    ) -> Result<Outcome, PostgresError> {
         let pipeline = self.pipeline.clone();
         let session = self.session().await?;
         session.begin();
@@ -322,22 +407,6 @@ impl PostgresSink {
             .batch_execute("BEGIN")
             .await
             .map_err(|e| PostgresError::from_driver("starting a transaction", &e))?;
-        if let (Some(pipeline), Some(checkpoint), false) = (&pipeline, checkpoint, session.checked)
-        {
-            let stored = checkpoint::read(&session.client, pipeline, true).await?;
-            session.checked = true;
-            if let Some(stored) = stored
-                && checkpoint
-                    .position
-                    .compare(&stored.position)
-                    .is_some_and(|o| o.is_le())
-            {
-                tracing::info!(sink = %self.name, position = %checkpoint.position,
-                    "batch already committed before the connection was lost; skipped");
-                self.finish_empty().await?;
-                return Ok(None);
-            }
-        }
         let stop_on_reject = self.config.on_error == OnError::Stop;
         let mut outcome = Outcome::default();
         let mut buffers: Vec<(Arc<TargetTable>, TableBuffer<'_>)> = Vec::new();
@@ -381,7 +450,10 @@ impl PostgresSink {
         }
         self.flush_all(&mut buffers, &mut outcome).await?;
         let session = self.session().await?;
-        if let (Some(pipeline), Some(checkpoint)) = (&pipeline, checkpoint) {
+        // Pushed application events have no source position to resume from.
+        if let (Some(pipeline), Some(checkpoint)) = (&pipeline, checkpoint)
+            && !matches!(checkpoint.position, Position::App { .. })
+        {
             checkpoint::write(&session.client, pipeline, checkpoint).await?;
         }
         session
@@ -389,16 +461,7 @@ impl PostgresSink {
             .batch_execute("COMMIT")
             .await
             .map_err(|e| PostgresError::from_driver("committing", &e))?;
-        Ok(Some(outcome))
-    }
-
-    async fn finish_empty(&mut self) -> Result<(), PostgresError> {
-        let session = self.session().await?;
-        session
-            .client
-            .batch_execute("ROLLBACK")
-            .await
-            .map_err(|e| PostgresError::from_driver("ending a transaction", &e))
+        Ok(outcome)
     }
 
     async fn flush_all(
@@ -470,7 +533,18 @@ impl Sink for PostgresSink {
         let Some(last) = events.last() else {
             return Ok(());
         };
-        let items: Vec<Item<'_>> = events.iter().map(|e| Item::Change(e)).collect();
+        let name = self.name.clone();
+        self.read_applied_upto()
+            .await
+            .map_err(|e| e.into_sink_error(&name))?;
+        let mut items: Vec<Item<'_>> = events.iter().map(|e| Item::Change(e)).collect();
+        if let Some(upto) = self.applied_upto.take() {
+            items.retain(|i| !i.position().compare(&upto).is_some_and(|o| o.is_le()));
+            if items.is_empty() {
+                self.applied_upto = Some(upto);
+                return Ok(());
+            }
+        }
         let checkpoint = Checkpoint::at(Position::clone(&last.position));
         match self.transact(&items, Some(checkpoint), None).await {
             Ok((_, outcome)) => {
@@ -479,6 +553,30 @@ impl Sink for PostgresSink {
             }
             Err(e) => Err(e.into_sink_error(&self.name)),
         }
+    }
+
+    /// [`PostgresSink::apply`] of the batch: whole source transactions only, with the
+    /// checkpoint in the same transaction when one is configured; says how far the target
+    /// holds the batch (the end of a source transaction still open is held for a later
+    /// batch). Refused changes under `on_error: dead-letter` are kept for
+    /// [`PostgresSink::take_rejected`].
+    async fn write_batch(&mut self, batch: &SinkBatch) -> Result<Durable, SinkError> {
+        let fresh = batch
+            .events
+            .iter()
+            .filter_map(|e| Item::of_sink(e).map(|i| (i, Some(e))))
+            .collect();
+        let (applied, covered) = self
+            .apply_items(fresh, &batch.position, batch.state.as_deref())
+            .await
+            .map_err(|e| e.into_sink_error(&self.name))?;
+        self.rejected.extend(applied.rejected);
+        Ok(match applied.checkpoint {
+            _ if covered => Durable::All,
+            Some(checkpoint) if checkpoint.position == batch.position => Durable::All,
+            Some(checkpoint) => Durable::Upto(checkpoint.position),
+            None => Durable::Held,
+        })
     }
 
     async fn health_check(&mut self) -> Result<(), SinkError> {

@@ -218,13 +218,9 @@ fn driver(context: &str) -> impl Fn(tokio_postgres::Error) -> PostgresError + '_
     move |e| PostgresError::from_driver(context, &e)
 }
 
-/// Creates the table when missing (inside the caller's transaction) and reads it back.
-pub(crate) async fn ensure(
-    client: &Client,
-    spec: &TableSpec,
-) -> Result<Arc<TargetTable>, PostgresError> {
+/// The statements that create the schema and table of `spec`.
+pub(crate) fn create_sql(spec: &TableSpec) -> String {
     let qualified = format!("{}.{}", ident(&spec.schema), ident(&spec.name));
-    let context = format!("creating {qualified}");
     let mut defs: Vec<String> = spec
         .columns
         .iter()
@@ -251,16 +247,28 @@ pub(crate) async fn ensure(
         let key: Vec<String> = spec.key.iter().map(|k| ident(k)).collect();
         defs.push(format!("PRIMARY KEY ({})", key.join(", ")));
     }
+    format!(
+        "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE IF NOT EXISTS {qualified} ({})",
+        ident(&spec.schema),
+        defs.join(", ")
+    )
+}
+
+/// Creates the table when missing (inside the caller's transaction) and reads it back.
+pub(crate) async fn ensure(
+    client: &Client,
+    spec: &TableSpec,
+) -> Result<Arc<TargetTable>, PostgresError> {
+    let qualified = format!("{}.{}", ident(&spec.schema), ident(&spec.name));
+    let context = format!("creating {qualified}");
     let exists = load(client, spec).await?;
     let table = match exists {
         Some(t) => t,
         None => {
-            let sql = format!(
-                "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE IF NOT EXISTS {qualified} ({})",
-                ident(&spec.schema),
-                defs.join(", ")
-            );
-            client.batch_execute(&sql).await.map_err(driver(&context))?;
+            client
+                .batch_execute(&create_sql(spec))
+                .await
+                .map_err(driver(&context))?;
             tracing::info!(table = %qualified, source = %spec.source_name, "created target table");
             load(client, spec)
                 .await?

@@ -6,13 +6,19 @@
 //! | [`config`] | the file as written: serde types refusing unknown keys |
 //! | [`plan`] | the file's meaning checked: URLs, patterns, positions, names, combinations |
 //! | [`sources`] | sources from the plan (change capture or polling) |
-//! | [`sinks`] | sinks and checkpoint stores from the plan: the seam for stream-postgres |
+//! | [`sinks`] | PostgreSQL sinks (one per sink and source) and the checkpoint store |
+//! | [`deliver`] | the sink the streamer drives: dead-letter file, counters, progress |
+//! | [`progress`] | the initial snapshot's progress, on the terminal and in `/stats` |
 //! | [`http`] | `/metrics`, `/health`, `/stats` on axum |
-//! | [`service`] | the running process: streamer, HTTP, signals |
+//! | [`service`] | the running process: streamer, HTTP, signals, exit on failure |
+//! | [`dry_run`] | `--dry-run`: connect, check, print the DDL and the first events |
 
 mod config;
+mod deliver;
+mod dry_run;
 mod http;
 mod plan;
+mod progress;
 mod service;
 mod sinks;
 mod sources;
@@ -36,6 +42,10 @@ const EXAMPLE: &str = include_str!("example.yaml");
 pub(crate) struct RunArgs {
     /// The config file (`ustream init` prints an example).
     config: PathBuf,
+    /// Connect, check the prerequisites, print the DDL the sinks would run and the first
+    /// events, and write nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// `ustream validate`'s arguments.
@@ -55,9 +65,6 @@ pub(crate) enum RunError {
     /// (exit 2).
     #[error("{key}: {reason}")]
     Input { key: String, reason: String },
-    /// The config asks for something this build cannot run yet (exit 1).
-    #[error("{key}: {what} are not wired into `ustream run` yet")]
-    NotWired { key: String, what: String },
     /// Anything that went wrong while running (exit 1).
     #[error("{0}")]
     Runtime(String),
@@ -68,7 +75,7 @@ impl RunError {
     pub(crate) fn exit_code(&self) -> i32 {
         match self {
             RunError::Config(_) | RunError::Input { .. } => 2,
-            RunError::NotWired { .. } | RunError::Runtime(_) => 1,
+            RunError::Runtime(_) => 1,
         }
     }
 }
@@ -102,7 +109,11 @@ pub(crate) fn init() -> anyhow::Result<()> {
 /// `ustream run CONFIG.yaml`: runs until SIGTERM or SIGINT, then finishes what is in flight.
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let plan = load(&args.config)?;
-    service::run(plan).await?;
+    if args.dry_run {
+        dry_run::dry_run(plan).await?;
+    } else {
+        service::run(plan).await?;
+    }
     Ok(())
 }
 

@@ -63,15 +63,8 @@ pub(crate) enum ReadMode {
     },
 }
 
-/// One sink, ready for [`super::sinks::build_sink`].
+/// One sink, ready for [`super::sinks::build_sinks`].
 #[derive(Debug, Clone)]
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "read by build_sink once stream-postgres is wired in"
-    )
-)]
 pub(crate) struct SinkPlan {
     pub(crate) name: String,
     pub(crate) kind: SinkKind,

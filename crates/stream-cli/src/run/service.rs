@@ -1,24 +1,33 @@
 //! The running process: sinks, the streamer with every source, HTTP, and a clean stop on
-//! SIGTERM or SIGINT (the batches in flight finish and are checkpointed, then exit 0).
+//! SIGTERM or SIGINT (the batches in flight finish and are committed, then exit 0). A source
+//! or sink that stops for good stops the process with exit code 1.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use stream_core::{CancellationToken, CheckpointStore, ErrorClass, Sink};
+use stream_core::{CancellationToken, CheckpointStore, ErrorClass};
+use stream_edge::{Backoff, Decision, RetryPolicy};
 use ultimate_stream::heartbeat::Health;
 use ultimate_stream::{SourceHealth, Streamer, StreamerError};
 
 use super::RunError;
+use super::deliver::SinkStats;
 use super::http::{self, ComponentHealth, Observe, Status};
 use super::plan::Plan;
-use super::sinks::{build_sink, checkpoint_store};
+use super::progress::{self, Progress};
+use super::sinks::{BuiltSink, build_sinks, checkpoint_store};
 use super::sources::build_source;
 
-/// Runs `plan` until a signal, then stops cleanly.
+/// Runs `plan` until a signal, then stops cleanly; or until a source or sink fails for good.
 pub(crate) async fn run(plan: Plan) -> Result<(), RunError> {
-    let mut sinks: Vec<(String, Box<dyn Sink>)> = Vec::with_capacity(plan.sinks.len());
-    for sink in &plan.sinks {
-        sinks.push((sink.name.clone(), build_sink(sink).await?));
+    let mut sinks = build_sinks(&plan)?;
+    let progress = Arc::new(Progress::default());
+    let mut reporting = BTreeSet::new();
+    for sink in &mut sinks {
+        if reporting.insert(sink.source.clone()) {
+            sink.sink.report_progress(progress.clone());
+        }
     }
     let checkpoints = if plan.sinks.is_empty() {
         eprintln!(
@@ -26,21 +35,28 @@ pub(crate) async fn run(plan: Plan) -> Result<(), RunError> {
         );
         None
     } else {
-        checkpoint_store(&plan.checkpoints).await?
+        checkpoint_store(&plan).await?
     };
 
     let shutdown = CancellationToken::new();
     stop_on_signals(&shutdown);
-    let state = Arc::new(RunState::new(&plan));
+    let state = Arc::new(RunState::new(&plan, &sinks, progress.clone()));
     let server = match &plan.listen {
         Some(listen) => Some(start_http(listen, state.clone(), shutdown.clone()).await?),
         None => None,
     };
+    {
+        let (progress, sources) = (progress.clone(), plan.sources.clone());
+        tokio::spawn(async move { progress::estimate(&progress, &sources).await });
+    }
+    let printing = CancellationToken::new();
+    progress::spawn_printer(progress, printing.clone());
 
     let started = tokio::select! {
         started = start_streamer(&plan, sinks, checkpoints) => started,
         () = shutdown.cancelled() => {
             eprintln!("ustream: stopped while starting");
+            printing.cancel();
             return stop_http(server).await;
         }
     };
@@ -48,6 +64,7 @@ pub(crate) async fn run(plan: Plan) -> Result<(), RunError> {
         Ok(streamer) => streamer,
         Err(e) => {
             shutdown.cancel();
+            printing.cancel();
             let _ = stop_http(server).await;
             return Err(e);
         }
@@ -55,37 +72,87 @@ pub(crate) async fn run(plan: Plan) -> Result<(), RunError> {
     let _ = state.streamer.set(streamer.clone());
     eprintln!("ustream: running {}", plan.summary());
 
-    shutdown.cancelled().await;
-    eprintln!("ustream: stopping: finishing the batches in flight");
+    let failed = tokio::select! {
+        () = shutdown.cancelled() => None,
+        failure = streamer.failure() => Some(failure),
+    };
+    match &failed {
+        None => eprintln!("ustream: stopping: finishing the batches in flight"),
+        Some(_) => eprintln!("ustream: stopping: a source stopped for good"),
+    }
     let stopped = streamer
         .stop()
         .await
         .map_err(|e| RunError::Runtime(format!("stopping: {e}")));
+    printing.cancel();
+    shutdown.cancel();
     stop_http(server).await?;
     stopped?;
+    if let Some((source, reason)) = failed {
+        return Err(RunError::Runtime(failure_line(&plan, &source, &reason)));
+    }
+    let late: Vec<String> = streamer
+        .health()
+        .into_iter()
+        .filter_map(|(name, health)| match health {
+            SourceHealth::Failed { reason } => Some(format!("{name}: {reason}")),
+            _ => None,
+        })
+        .collect();
+    for line in late {
+        eprintln!("ustream: while stopping, {line}");
+    }
     eprintln!("ustream: stopped");
     Ok(())
 }
 
-/// The streamer with every source, and (see [`super::sinks`]) every sink.
+/// One line for a source that stopped for good, naming the sink when one refused its events.
+fn failure_line(plan: &Plan, source: &str, reason: &str) -> String {
+    for sink in &plan.sinks {
+        for name in [format!("{}.{source}", sink.name), sink.name.clone()] {
+            let refused = format!("`{name}` did not acknowledge its events: ");
+            let Some(rest) = reason.strip_prefix(&refused) else {
+                continue;
+            };
+            let rest = rest
+                .strip_prefix(&format!("sink `{name}` failed: "))
+                .unwrap_or(rest);
+            return format!("sinks.{}: {rest} (source {source})", sink.name);
+        }
+    }
+    format!("sources.{source}: {reason}")
+}
+
+/// Transient failures (a server that is down) are retried with backoff for as long as it
+/// takes; definite ones stop.
+fn retry_policy() -> RetryPolicy {
+    let backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    RetryPolicy::from_table([
+        (
+            ErrorClass::Transient,
+            Decision::Retry {
+                max_attempts: u32::MAX,
+            },
+        ),
+        (ErrorClass::Definite, Decision::Fail),
+    ])
+    .with_backoff(backoff)
+}
+
+/// The streamer with every source, and every sink fed by the sources its config names.
 async fn start_streamer(
     plan: &Plan,
-    sinks: Vec<(String, Box<dyn Sink>)>,
+    sinks: Vec<BuiltSink>,
     checkpoints: Option<Arc<dyn CheckpointStore>>,
 ) -> Result<Streamer, RunError> {
-    let mut builder = Streamer::builder();
+    let mut builder = Streamer::builder().retry_policy(retry_policy());
     for source in &plan.sources {
         let source = Arc::new(source.clone());
         let name = source.name.clone();
-        builder = builder.source(&name, move || build_source(&source));
+        builder = builder.source_with_state(&name, move |state| build_source(&source, state));
     }
-    // The seam: `builder = builder.sink(&name, sink, &sinks::sink_patterns(...))` once the
-    // facade has `Streamer::sink`; `build_sink` refuses every sink until then.
-    if let Some((name, _)) = sinks.first() {
-        return Err(RunError::NotWired {
-            key: format!("sinks.{name}"),
-            what: "sinks (`Streamer::sink` in the facade)".into(),
-        });
+    for built in sinks {
+        builder = builder.sink_from(&built.name, built.sink, &[&built.source], &built.patterns);
     }
     if let Some(store) = checkpoints {
         builder = builder.checkpoints(SharedStore(store));
@@ -102,11 +169,15 @@ async fn start_streamer(
                 RunError::Runtime(format!("{key}: {error}"))
             }
         }
+        StreamerError::Sink { sink, error } => {
+            let name = sink.split('.').next().unwrap_or(&sink).to_owned();
+            RunError::Runtime(format!("sinks.{name}: {error}"))
+        }
         other => RunError::Runtime(other.to_string()),
     })
 }
 
-/// The builder takes a store by value; ours is shared with the sinks' seam.
+/// The builder takes a store by value; ours is shared.
 struct SharedStore(Arc<dyn CheckpointStore>);
 
 #[async_trait::async_trait]
@@ -160,7 +231,7 @@ async fn stop_http(server: Option<Server>) -> Result<(), RunError> {
     }
 }
 
-fn stop_on_signals(shutdown: &CancellationToken) {
+pub(crate) fn stop_on_signals(shutdown: &CancellationToken) {
     let on_interrupt = shutdown.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -189,15 +260,22 @@ struct RunState {
     started: Instant,
     sources: Vec<String>,
     sinks: Vec<String>,
+    sink_stats: Vec<(String, Arc<SinkStats>)>,
+    progress: Arc<Progress>,
     streamer: OnceLock<Streamer>,
 }
 
 impl RunState {
-    fn new(plan: &Plan) -> Self {
+    fn new(plan: &Plan, built: &[BuiltSink], progress: Arc<Progress>) -> Self {
         Self {
             started: Instant::now(),
             sources: plan.sources.iter().map(|s| s.name.clone()).collect(),
             sinks: plan.sinks.iter().map(|s| s.name.clone()).collect(),
+            sink_stats: built
+                .iter()
+                .map(|b| (b.name.clone(), b.stats.clone()))
+                .collect(),
+            progress,
             streamer: OnceLock::new(),
         }
     }
@@ -246,6 +324,13 @@ impl Observe for RunState {
             "sources": self.sources,
             "sinks": self.sinks,
         });
+        let written: serde_json::Map<String, serde_json::Value> = self
+            .sink_stats
+            .iter()
+            .map(|(name, s)| (name.clone(), s.json()))
+            .collect();
+        stats["written"] = serde_json::Value::Object(written);
+        stats["snapshot"] = self.progress.json();
         if let Some(metrics) = self.streamer.get().map(Streamer::metrics) {
             let (p50, p95, p99) = metrics.delivery;
             stats["events_received"] = metrics.events_received.into();

@@ -6,10 +6,15 @@ use stream_mysql::{MySqlPollingSource, MySqlSource};
 
 use super::plan::{ReadMode, Server, SourcePlan};
 
-/// A fresh source for `plan` (the streamer builds one per connection).
-pub(crate) fn build_source(plan: &SourcePlan) -> Box<dyn Source> {
+/// A fresh source for `plan` (the streamer builds one per connection), with the state saved
+/// in the checkpoint it resumes from (a binlog reader's table definitions at that position).
+pub(crate) fn build_source(plan: &SourcePlan, state: Option<serde_json::Value>) -> Box<dyn Source> {
     let inner: Box<dyn Source> = match (&plan.server, &plan.mode) {
-        (Server::MySql(config), ReadMode::Stream) => Box::new(MySqlSource::new(config.clone())),
+        (Server::MySql(config), ReadMode::Stream) => {
+            let mut config = config.clone();
+            config.schema_state = state;
+            Box::new(MySqlSource::new(config))
+        }
         (
             Server::MySql(config),
             ReadMode::Poll {

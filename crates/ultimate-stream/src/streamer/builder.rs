@@ -123,14 +123,30 @@ impl StreamerBuilder {
     where
         F: Fn() -> Box<dyn Source> + Send + Sync + 'static,
     {
+        self.sources
+            .push(SourceSpec::custom(name, move |_state| make()));
+        self
+    }
+
+    /// Like [`source`](Self::source), for a source that keeps state with its positions (a
+    /// binlog reader's table definitions, [`Batch::state`](stream_core::Batch::state)):
+    /// `make` gets the state saved with the checkpoint it resumes from (`None` without one).
+    pub fn source_with_state<F>(mut self, name: &str, make: F) -> Self
+    where
+        F: Fn(Option<serde_json::Value>) -> Box<dyn Source> + Send + Sync + 'static,
+    {
         self.sources.push(SourceSpec::custom(name, make));
         self
     }
 
     /// Drives a [`Sink`]: it is handed the change events of namespaces matching any of
-    /// `patterns` (`db.table`, `db.*`, `*`), from every source, in commit order, in batches
-    /// (what queued up while its last write ran). A source checkpoints only what every sink
-    /// and callback acknowledged, so a sink gets everything at least once.
+    /// `patterns` (`db.table`, `db.*`, `*`), from every source and pushed, in commit order,
+    /// with [`Sink::write_batch`]: the source batches that queued up while its last write ran,
+    /// joined when they come from the same source, with the definition changes in place, the
+    /// position and the source's state. A source checkpoints only what every sink made
+    /// durable ([`Durable`](stream_core::Durable)) and every callback acknowledged, so a sink
+    /// gets everything at least once; one that stores the position with its data gets
+    /// exactly-once in effect.
     ///
     /// `start()` calls [`Sink::health_check`] first; [`Streamer::stop`] lets the sink finish
     /// and calls [`Sink::shutdown`]. A [`SinkError::Write`](stream_core::SinkError::Write) is
@@ -140,7 +156,42 @@ impl StreamerBuilder {
     /// [`SinkError::Rejected`](stream_core::SinkError::Rejected) event goes to the
     /// dead-letter queue if you configured one with [`dead_letters`](Self::dead_letters);
     /// otherwise it stops the sources too.
-    pub fn sink<I, S>(mut self, name: &str, sink: impl Sink + 'static, patterns: I) -> Self
+    pub fn sink<I, S>(self, name: &str, sink: impl Sink + 'static, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.add_sink(name, Box::new(sink), None, patterns)
+    }
+
+    /// Like [`sink`](Self::sink), fed by the named sources only (their batches; no pushed
+    /// events): two sources that stream databases of the same name do not mix. Each batch of
+    /// these sources is handed over with [`Sink::write_batch`], even one without an event of
+    /// `patterns` (its position still moves), so a sink that stores positions keeps up with
+    /// a source whose changes it filters out. A name that is not a source is the error of
+    /// `start()`.
+    pub fn sink_from<I, S>(
+        self,
+        name: &str,
+        sink: impl Sink + 'static,
+        sources: &[&str],
+        patterns: I,
+    ) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let sources = sources.iter().map(|s| Arc::from(*s)).collect();
+        self.add_sink(name, Box::new(sink), Some(sources), patterns)
+    }
+
+    fn add_sink<I, S>(
+        mut self,
+        name: &str,
+        sink: Box<dyn Sink>,
+        sources: Option<Vec<Arc<str>>>,
+        patterns: I,
+    ) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -156,8 +207,9 @@ impl StreamerBuilder {
             )),
             Ok(patterns) => self.sinks.push(SinkSpec {
                 name: name.to_owned(),
-                sink: Box::new(sink),
+                sink,
                 patterns,
+                sources,
             }),
             Err(e) => self.errors.push(e),
         }
@@ -266,12 +318,28 @@ impl StreamerBuilder {
                 ));
             }
         }
+        let sources: BTreeSet<&str> = self.sources.iter().map(SourceSpec::name).collect();
         let mut names = BTreeSet::new();
-        for name in self.sinks.iter().map(|s| s.name.as_str()) {
-            if !names.insert(name) {
+        for sink in &self.sinks {
+            if !names.insert(sink.name.as_str()) {
                 return Err(StreamerError::config(
                     "sinks",
-                    format!("two sinks are named `{name}`"),
+                    format!("two sinks are named `{}`", sink.name),
+                ));
+            }
+            let unknown = sink
+                .sources
+                .iter()
+                .flatten()
+                .find(|s| !sources.contains(s.as_ref()));
+            if let Some(unknown) = unknown {
+                return Err(StreamerError::config(
+                    "sinks",
+                    format!(
+                        "sink `{}` is fed by `{unknown}`, which is not a source; the sources are: {}",
+                        sink.name,
+                        sources.iter().copied().collect::<Vec<_>>().join(", ")
+                    ),
                 ));
             }
         }
@@ -423,6 +491,7 @@ impl StreamerBuilder {
             tasks: Default::default(),
             monitors: Default::default(),
             failures: Default::default(),
+            failed: tokio::sync::watch::Sender::new(0),
             store,
             #[cfg(feature = "cache")]
             cache,

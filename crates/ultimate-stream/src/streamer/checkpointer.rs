@@ -2,12 +2,18 @@
 //! consumer that ended without answering, or a checkpoint that cannot be saved (after the
 //! retry policy's attempts) stops the source: nothing after that batch is checkpointed, so a
 //! restart delivers it again.
+//!
+//! A sink may hold the end of a batch (a source transaction still open) and say it made
+//! durable only up to an earlier position, or nothing new: the checkpoint is then the
+//! earliest position every consumer made durable, and does not move while one holds
+//! everything.
 
+use std::cmp::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
 use stream_core::{
-    CancellationToken, Checkpoint, CheckpointError, CheckpointStore, ErrorClass, Position,
+    CancellationToken, Checkpoint, CheckpointError, CheckpointStore, Durable, ErrorClass, Position,
 };
 use stream_edge::{RetryPolicy, retry};
 use tokio::sync::mpsc;
@@ -46,12 +52,17 @@ impl Checkpointer {
     /// The last saved state travels with later positions until it changes.
     pub(crate) async fn run(self, mut pending: mpsc::Receiver<Pending>) {
         let mut state: Option<serde_json::Value> = None;
+        let mut saved: Option<Position> = None;
         while let Some(batch) = pending.recv().await {
+            let mut durable = Some(batch.position);
             for ack in batch.acks {
-                if let Err(refused) = ack.wait().await {
-                    return self.stop(format!(
-                        "{refused}; the checkpoint stays before them and a restart delivers them again"
-                    ));
+                match ack.wait().await {
+                    Ok(said) => durable = durable.and_then(|at| earliest(at, said)),
+                    Err(refused) => {
+                        return self.stop(format!(
+                            "{refused}; the checkpoint stays before them and a restart delivers them again"
+                        ));
+                    }
                 }
             }
             self.inner
@@ -61,27 +72,83 @@ impl Checkpointer {
                 state = batch.state;
             }
             let Some(store) = &self.store else { continue };
+            // A definition change ends a source transaction, so what a sink holds comes after
+            // the last one: the state at the batch's end is the state at `durable`.
+            let Some(position) = durable else { continue };
+            if saved
+                .as_ref()
+                .and_then(|s| position.compare(s))
+                .is_some_and(Ordering::is_le)
+            {
+                continue;
+            }
             let checkpoint = Checkpoint {
-                position: batch.position,
+                position,
                 state: state.clone(),
             };
-            let saved = retry(&self.retry, class_of, || {
+            let outcome = retry(&self.retry, class_of, || {
                 store.save(&self.name, &checkpoint)
             })
             .await;
-            if let Err(gave_up) = saved {
+            if let Err(gave_up) = outcome {
                 let s = if gave_up.attempts == 1 { "" } else { "s" };
                 return self.stop(format!(
                     "checkpoint at {} not saved after {} attempt{s}: {}; a restart delivers what followed the last saved one again",
                     checkpoint.position, gave_up.attempts, gave_up.error
                 ));
             }
+            saved = Some(checkpoint.position);
         }
     }
+}
 
+/// The earlier of `at` and what a consumer said is durable; `None`: nothing may be saved for
+/// this batch (the consumer holds all of it, or its position cannot be ordered against the
+/// batch's).
+fn earliest(at: Position, said: Durable) -> Option<Position> {
+    match said {
+        Durable::Upto(upto) => match upto.compare(&at) {
+            Some(Ordering::Less) => Some(upto),
+            Some(_) => Some(at),
+            None => None,
+        },
+        Durable::Held => None,
+        _ => Some(at),
+    }
+}
+
+impl Checkpointer {
     fn stop(&self, reason: String) {
         tracing::error!(source = %self.name, reason, "source stopped");
         self.inner.source_failed(&self.name, reason);
         self.stop_source.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checkpoint_is_the_earliest_position_every_consumer_made_durable() {
+        let at = |offset, skip| Position::binlog("b.000001", offset, skip);
+        assert_eq!(earliest(at(300, 0), Durable::All), Some(at(300, 0)));
+        assert_eq!(
+            earliest(at(300, 2), Durable::Upto(at(200, 1))),
+            Some(at(200, 1)),
+            "a sink holding the open transaction's rows"
+        );
+        assert_eq!(
+            earliest(at(300, 0), Durable::Upto(at(400, 0))),
+            Some(at(300, 0)),
+            "never past the batch"
+        );
+        assert_eq!(earliest(at(300, 0), Durable::Held), None);
+        let token = Position::MongoDb(stream_core::MongoPosition::ResumeToken(vec![1]));
+        assert_eq!(
+            earliest(at(300, 0), Durable::Upto(token)),
+            None,
+            "positions that cannot be ordered save nothing"
+        );
     }
 }

@@ -1,28 +1,55 @@
 //! The consumers a source waits for before it checkpoints: callbacks (`on`, `on_batch`) and
 //! sinks. Each runs in its own task behind a bounded queue; every piece of work it is handed
 //! is answered with an acknowledgement or a refusal. No answer (the task ended) is a refusal.
+//! Callbacks get the row changes of their pattern; sinks get every batch of the sources that
+//! feed them (possibly without an event of theirs: the position still moves), with the
+//! definition changes in place, the position and the source's state.
 
 use std::sync::{Arc, Mutex};
 
-use stream_core::{ChangeEvent, CowList, NamespacePattern};
+use stream_core::{
+    ChangeEvent, CowList, Durable, NamespacePattern, Position, SchemaChange, SchemaChangeKind,
+    SinkBatch, SinkEvent,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// Work items a consumer may have queued before the source waits for it.
+/// Work items a callback may have queued before the source waits for it.
 pub(crate) const QUEUE: usize = 64;
 
 /// Events handed to one consumer, and where its answer goes.
 pub(crate) struct Work {
+    /// The row changes (what callbacks get).
     pub(crate) events: Vec<Arc<ChangeEvent>>,
-    answer: oneshot::Sender<Result<(), String>>,
+    /// For sinks: the whole batch.
+    pub(crate) batch: Option<SinkBatch>,
+    answer: oneshot::Sender<Result<Durable, String>>,
 }
 
 impl Work {
     /// `Ok`: the events are delivered, dead-lettered or deliberately skipped, so the source
     /// may checkpoint past them. `Err`: they were not, and the source must stop before them.
     pub(crate) fn answer(self, outcome: Result<(), String>) {
+        self.answer_durable(outcome.map(|()| Durable::All));
+    }
+
+    /// As [`Work::answer`], saying how much is durable (a sink holding the end of an open
+    /// source transaction).
+    pub(crate) fn answer_durable(self, outcome: Result<Durable, String>) {
         let _ = self.answer.send(outcome);
     }
+}
+
+/// One source batch (or one pushed event) as the consumers are handed it.
+pub(crate) struct Delivery<'a> {
+    /// The source's name; `None` for pushed events.
+    pub(crate) source: Option<&'a Arc<str>>,
+    /// Row and definition changes in commit order.
+    pub(crate) items: &'a [SinkEvent],
+    /// The row changes alone.
+    pub(crate) changes: &'a [Arc<ChangeEvent>],
+    pub(crate) position: &'a Position,
+    pub(crate) state: Option<&'a Arc<serde_json::Value>>,
 }
 
 /// Why a source must stop: a consumer did not acknowledge its events.
@@ -45,11 +72,11 @@ impl std::fmt::Display for Refused {
 /// One consumer's answer for one batch, to await before checkpointing.
 pub(crate) struct Ack {
     consumer: Arc<str>,
-    answer: Result<oneshot::Receiver<Result<(), String>>, String>,
+    answer: Result<oneshot::Receiver<Result<Durable, String>>, String>,
 }
 
 impl Ack {
-    pub(crate) async fn wait(self) -> Result<(), Refused> {
+    pub(crate) async fn wait(self) -> Result<Durable, Refused> {
         let refused = |reason| Refused {
             consumer: self.consumer.clone(),
             reason,
@@ -64,16 +91,74 @@ impl Ack {
     }
 }
 
+/// What a consumer is.
+#[derive(Clone)]
+pub(crate) enum Kind {
+    /// A callback: the row changes of its patterns.
+    Callback,
+    /// A sink: every batch of its sources (`None`: of every source, and pushed events).
+    Sink { sources: Option<Vec<Arc<str>>> },
+}
+
 struct Slot {
     id: u64,
     name: Arc<str>,
     patterns: Vec<NamespacePattern>,
+    kind: Kind,
     tx: mpsc::Sender<Work>,
 }
 
 impl Slot {
     fn wants(&self, event: &ChangeEvent) -> bool {
         self.patterns.iter().any(|p| p.matches(&event.namespace))
+    }
+
+    fn wants_schema(&self, change: &SchemaChange) -> bool {
+        let ns = &change.namespace;
+        self.patterns.iter().any(|p| match &change.kind {
+            SchemaChangeKind::DropDatabase => p.matches_db(&ns.db),
+            SchemaChangeKind::Rename { to } => p.matches(ns) || p.matches(to),
+            _ => p.matches(ns),
+        })
+    }
+
+    /// What this consumer gets of `delivery`; `None`: nothing, not even the position.
+    fn work_of(
+        &self,
+        delivery: &Delivery<'_>,
+    ) -> Option<(Vec<Arc<ChangeEvent>>, Option<SinkBatch>)> {
+        match &self.kind {
+            Kind::Callback => {
+                let mine: Vec<Arc<ChangeEvent>> = delivery
+                    .changes
+                    .iter()
+                    .filter(|e| self.wants(e))
+                    .cloned()
+                    .collect();
+                (!mine.is_empty()).then_some((mine, None))
+            }
+            Kind::Sink { sources } => {
+                let source = match (delivery.source, sources) {
+                    (Some(source), Some(wanted)) if wanted.contains(source) => source.clone(),
+                    (Some(source), None) => source.clone(),
+                    (None, None) => Arc::from("app"),
+                    _ => return None,
+                };
+                let items: Vec<SinkEvent> = delivery
+                    .items
+                    .iter()
+                    .filter(|item| match item {
+                        SinkEvent::Change(c) => self.wants(c),
+                        SinkEvent::Schema(s) => self.wants_schema(s),
+                        _ => false,
+                    })
+                    .cloned()
+                    .collect();
+                let batch = SinkBatch::new(source, items, delivery.position.clone())
+                    .with_state(delivery.state.cloned());
+                Some((Vec::new(), Some(batch)))
+            }
+        }
     }
 }
 
@@ -91,9 +176,14 @@ impl Consumers {
         id: u64,
         name: Arc<str>,
         patterns: Vec<NamespacePattern>,
+        kind: Kind,
         spawn: impl FnOnce(mpsc::Receiver<Work>) -> JoinHandle<()>,
     ) {
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let queue = match kind {
+            Kind::Callback => QUEUE,
+            Kind::Sink { .. } => super::sinks::QUEUE,
+        };
+        let (tx, rx) = mpsc::channel(queue);
         let task = spawn(rx);
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.retain(|t| !t.is_finished());
@@ -103,6 +193,7 @@ impl Consumers {
             id,
             name,
             patterns,
+            kind,
             tx,
         }));
     }
@@ -112,20 +203,19 @@ impl Consumers {
         self.slots.retain(|s| s.id != id) > 0
     }
 
-    /// Hands each consumer the events it wants, waiting while a queue is full
+    /// Hands each consumer what it wants of `delivery`, waiting while a queue is full
     /// (backpressure). One answer per consumer that was handed something; a consumer whose
     /// task has ended answers with a refusal at once.
-    pub(crate) async fn dispatch(&self, events: &[Arc<ChangeEvent>]) -> Vec<Ack> {
+    pub(crate) async fn dispatch(&self, delivery: &Delivery<'_>) -> Vec<Ack> {
         let mut acks = Vec::new();
         for slot in self.slots.snapshot().iter() {
-            let mine: Vec<Arc<ChangeEvent>> =
-                events.iter().filter(|e| slot.wants(e)).cloned().collect();
-            if mine.is_empty() {
+            let Some((events, batch)) = slot.work_of(delivery) else {
                 continue;
-            }
+            };
             let (answer, answered) = oneshot::channel();
             let work = Work {
-                events: mine,
+                events,
+                batch,
                 answer,
             };
             let answer = match slot.tx.send(work).await {

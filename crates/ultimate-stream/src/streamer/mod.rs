@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     monitors: std::sync::Mutex<BTreeMap<String, Arc<Monitor>>>,
     /// Sources that stopped on a final error, with the first reason.
     failures: std::sync::Mutex<BTreeMap<String, String>>,
+    /// How many sources failed: wakes [`Streamer::failure`].
+    failed: tokio::sync::watch::Sender<usize>,
     store: Arc<dyn Store>,
     #[cfg(feature = "cache")]
     pub(crate) cache: Option<stream_cache::Cache>,
@@ -80,6 +82,9 @@ impl Inner {
     pub(crate) fn source_failed(&self, name: &str, reason: String) {
         let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         failures.entry(name.to_owned()).or_insert(reason);
+        let failed = failures.len();
+        drop(failures);
+        self.failed.send_replace(failed);
     }
 
     fn next_id(&self) -> u64 {
@@ -92,9 +97,13 @@ impl Inner {
         let name = callback.name(id, &pattern);
         let shared = self.shared.clone();
         let task_name = name.clone();
-        self.consumers.add(id, name, vec![pattern], move |rx| {
-            callback.spawn(shared, task_name, rx)
-        });
+        self.consumers.add(
+            id,
+            name,
+            vec![pattern],
+            consumers::Kind::Callback,
+            move |rx| callback.spawn(shared, task_name, rx),
+        );
         id
     }
 
@@ -102,14 +111,21 @@ impl Inner {
         if self.catalog.matches_nothing(&spec.patterns) {
             tracing::warn!(sink = %spec.name, "no pattern of this sink matches a table or collection of the sources yet");
         }
-        let shared = self.shared.clone();
-        let name: Arc<str> = spec.name.into();
-        let task_name = name.clone();
-        let sink = spec.sink;
-        self.consumers
-            .add(self.next_id(), name, spec.patterns, move |rx| {
-                tokio::spawn(sinks::run_sink(shared, task_name, sink, rx))
-            });
+        let task = sinks::SinkTask {
+            shared: self.shared.clone(),
+            name: spec.name.into(),
+            stopping: self.shutdown.clone(),
+        };
+        let kind = consumers::Kind::Sink {
+            sources: spec.sources,
+        };
+        self.consumers.add(
+            self.next_id(),
+            task.name.clone(),
+            spec.patterns,
+            kind,
+            move |rx| tokio::spawn(task.run(spec.sink, rx)),
+        );
     }
 }
 
@@ -369,7 +385,17 @@ impl Streamer {
             txn: None,
         });
         self.inner.hub.publish(event.clone()).await;
-        for ack in self.inner.consumers.dispatch(&[event]).await {
+        let position = event.position.clone();
+        let changes = [event.clone()];
+        let items = [stream_core::SinkEvent::Change(event)];
+        let delivery = consumers::Delivery {
+            source: None,
+            items: &items,
+            changes: &changes,
+            position: &position,
+            state: None,
+        };
+        for ack in self.inner.consumers.dispatch(&delivery).await {
             ack.wait()
                 .await
                 .map_err(|refused| StreamerError::NotDelivered {
@@ -418,6 +444,23 @@ impl Streamer {
                 (name, health)
             })
             .collect()
+    }
+
+    /// Waits until a source stops on a final error (a lost connection it could not get back,
+    /// or a callback or sink feeding from it that refused its events for good), and returns
+    /// its name and the reason. Never returns while every source runs.
+    pub async fn failure(&self) -> (String, String) {
+        let mut failed = self.inner.failed.subscribe();
+        let _ = failed.wait_for(|n| *n > 0).await;
+        let failures = self
+            .inner
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match failures.iter().next() {
+            Some((name, reason)) => (name.clone(), reason.clone()),
+            None => (String::new(), "stopped".to_owned()),
+        }
     }
 
     /// Health events of every source (healthy, degraded, unhealthy, connection lost,

@@ -8,13 +8,14 @@ use std::time::Instant;
 use futures::StreamExt as _;
 use stream_core::{
     BatchStream, CancellationToken, ChangeEvent, CheckpointStore, ErrorClass, Namespace, Opened,
-    Position, SourceError, SourceEvent, StartFrom,
+    Position, SinkEvent, SourceError, SourceEvent, StartFrom,
 };
 use stream_heartbeat::{HeartbeatConfig, Monitor};
 use tokio::sync::mpsc;
 
 use super::Inner;
 use super::checkpointer::{Checkpointer, Pending};
+use super::consumers::Delivery;
 use super::sources::SourceSpec;
 
 /// Batches handed over but not yet checkpointed, at most.
@@ -51,9 +52,16 @@ impl Pipeline {
         let mut position = opened.start.clone();
         self.monitor.delivered(&position);
         let mut batches = opened.batches;
+        let source: Arc<str> = name.as_str().into();
         loop {
             let ended = self
-                .pump(&mut batches, &mut position, &mut state, &pending_tx)
+                .pump(
+                    &source,
+                    &mut batches,
+                    &mut position,
+                    &mut state,
+                    &pending_tx,
+                )
                 .await;
             let lost = match ended {
                 Ended::Stopped => {
@@ -105,12 +113,15 @@ impl Pipeline {
 
     async fn pump(
         &self,
+        source: &Arc<str>,
         batches: &mut BatchStream,
         position: &mut Position,
         state: &mut Option<serde_json::Value>,
         pending: &mpsc::Sender<Pending>,
     ) -> Ended {
         let stop = &self.stop;
+        // Sinks get the state with the first batch after (re)opening, then when it changes.
+        let mut state_for_sinks = state.clone().map(Arc::new);
         loop {
             let next = tokio::select! {
                 biased;
@@ -131,12 +142,20 @@ impl Pipeline {
             let changed_state = batch.state.is_some();
             if changed_state {
                 state.clone_from(&batch.state);
+                state_for_sinks = state.clone().map(Arc::new);
             }
-            let events = self.take_changes(batch.events).await;
+            let (items, events) = self.take_changes(batch.events).await;
             self.inner.metrics.received(events.len());
+            let delivery = Delivery {
+                source: Some(source),
+                items: &items,
+                changes: &events,
+                position: &batch.position,
+                state: state_for_sinks.as_ref(),
+            };
             let handed = async {
                 self.inner.hub.publish_all(events.iter().cloned()).await;
-                self.inner.consumers.dispatch(&events).await
+                self.inner.consumers.dispatch(&delivery).await
             };
             // A subscriber that holds the source back must not hold up stopping.
             let acks = tokio::select! {
@@ -144,6 +163,7 @@ impl Pipeline {
                 acks = handed => acks,
                 () = stop.cancelled() => return Ended::Stopped,
             };
+            state_for_sinks = None;
             *position = batch.position.clone();
             self.monitor.delivered(position);
             let item = Pending {
@@ -159,9 +179,13 @@ impl Pipeline {
         }
     }
 
-    /// The row changes of a batch, with the cache and the catalog of namespaces updated by
-    /// them and by its schema changes.
-    async fn take_changes(&self, batch: Vec<SourceEvent>) -> Vec<Arc<ChangeEvent>> {
+    /// The events of a batch (row and schema changes, for sinks) and its row changes alone,
+    /// with the cache and the catalog of namespaces updated by them.
+    async fn take_changes(
+        &self,
+        batch: Vec<SourceEvent>,
+    ) -> (Vec<SinkEvent>, Vec<Arc<ChangeEvent>>) {
+        let mut items: Vec<SinkEvent> = Vec::with_capacity(batch.len());
         let mut events: Vec<Arc<ChangeEvent>> = Vec::with_capacity(batch.len());
         let mut learned: Option<Namespace> = None;
         for event in batch {
@@ -171,7 +195,9 @@ impl Pipeline {
                         self.inner.catalog.learn(&change.namespace);
                         learned = Some(change.namespace.clone());
                     }
-                    events.push(Arc::new(change));
+                    let change = Arc::new(change);
+                    items.push(SinkEvent::Change(change.clone()));
+                    events.push(change);
                 }
                 SourceEvent::Schema(change) => {
                     self.inner.catalog.learn_schema_change(&change);
@@ -180,6 +206,7 @@ impl Pipeline {
                     if let Some(cache) = &self.inner.cache {
                         cache.apply_schema(&change).await;
                     }
+                    items.push(SinkEvent::Schema(Arc::new(change)));
                 }
                 _ => {}
             }
@@ -190,7 +217,7 @@ impl Pipeline {
                 cache.apply(event).await;
             }
         }
-        events
+        (items, events)
     }
 }
 

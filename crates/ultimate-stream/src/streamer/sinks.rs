@@ -1,31 +1,42 @@
-//! Sinks ([`stream_core::Sink`]) driven by the streamer: each in its own task, fed the events
-//! of its patterns in commit order, written in batches (whatever queued up while the previous
-//! write ran, up to [`MAX_BATCH`] events). A write is acknowledged only once the sink returned
-//! `Ok`; then, and only then, may the sources checkpoint past it.
+//! Sinks ([`stream_core::Sink`]) driven by the streamer: each in its own task, handed source
+//! batches with [`Sink::write_batch`] in commit order. Batches that queued up while the
+//! previous write ran are joined when they come from the same source (up to [`MAX_BATCH`]
+//! events), so a busy sink commits fewer, larger transactions. A write is acknowledged with
+//! what the sink made durable; the sources checkpoint no further than that.
 //!
-//! Errors: a [`SinkError::Write`] is retried as the retry policy says for its class; when the
-//! policy gives up, the sink is broken: the work is refused and every source feeding it stops
-//! (a restart resumes from the last checkpoint). A [`SinkError::Rejected`] event goes to the
-//! dead-letter queue when the application configured one (and the rest of the batch is
-//! written again); without one, it stops the sources too.
+//! Errors: a [`SinkError::Write`] is retried as the retry policy says for its class (while
+//! the streamer stops, a failed attempt is not retried: what it held is read again after a
+//! restart); when the policy gives up, the sink is broken: the work is refused and every
+//! source feeding it stops (a restart resumes from the last checkpoint). A
+//! [`SinkError::Rejected`] event goes to the dead-letter queue when the application
+//! configured one (and the rest of the batch is written again); without one, it stops the
+//! sources too.
 
 use std::sync::Arc;
 
-use stream_core::{ChangeEvent, ErrorClass, NamespacePattern, Sink, SinkError};
-use stream_edge::retry;
-use tokio::sync::{Mutex, mpsc};
+use stream_core::{
+    CancellationToken, Durable, ErrorClass, NamespacePattern, Sink, SinkBatch, SinkError, SinkEvent,
+};
+use stream_edge::Action;
+use tokio::sync::mpsc;
 
 use super::consumers::{Shared, Work};
 
-/// The most events one `write` call gets when work has queued up (a single source batch may
-/// be larger: it is never split).
-pub(crate) const MAX_BATCH: usize = 1024;
+/// The most events one `write_batch` call gets when batches have queued up (a single source
+/// batch may be larger: it is never split).
+pub(crate) const MAX_BATCH: usize = 8 * 1024;
+
+/// Source batches a sink may have queued before the sources wait for it: with the batch
+/// being written, what a sink holds in memory stays near two joins' worth of events.
+pub(crate) const QUEUE: usize = 8;
 
 /// A sink as the builder was given it.
 pub(crate) struct SinkSpec {
     pub(crate) name: String,
     pub(crate) sink: Box<dyn Sink>,
     pub(crate) patterns: Vec<NamespacePattern>,
+    /// The sources that feed it; `None`: every source, and pushed events.
+    pub(crate) sources: Option<Vec<Arc<str>>>,
 }
 
 fn class_of(error: &SinkError) -> ErrorClass {
@@ -35,96 +46,321 @@ fn class_of(error: &SinkError) -> ErrorClass {
     }
 }
 
-pub(crate) async fn run_sink(
-    shared: Arc<Shared>,
-    name: Arc<str>,
-    sink: Box<dyn Sink>,
-    mut rx: mpsc::Receiver<Work>,
-) {
-    // Owned by this task alone; the lock only lets each retried attempt hold it.
-    let sink = Arc::new(Mutex::new(sink));
-    let mut broken: Option<String> = None;
-    while let Some(first) = rx.recv().await {
-        let mut queued = first.events.len();
-        let mut works = vec![first];
-        while queued < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(work) => {
-                    queued += work.events.len();
-                    works.push(work);
+/// One sink's task.
+pub(crate) struct SinkTask {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) name: Arc<str>,
+    /// The streamer is stopping: no more retries.
+    pub(crate) stopping: CancellationToken,
+}
+
+impl SinkTask {
+    pub(crate) async fn run(self, mut sink: Box<dyn Sink>, mut rx: mpsc::Receiver<Work>) {
+        let mut broken: Option<String> = None;
+        // A work of another source that ended the previous join.
+        let mut next: Option<Work> = None;
+        loop {
+            let first = match next.take() {
+                Some(work) => work,
+                None => match rx.recv().await {
+                    Some(work) => work,
+                    None => break,
+                },
+            };
+            let mut works = vec![first];
+            let mut queued = events_of(&works[0]);
+            while queued < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(work) if same_source(&works[0], &work) => {
+                        queued += events_of(&work);
+                        works.push(work);
+                    }
+                    Ok(work) => {
+                        next = Some(work);
+                        break;
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
+            }
+            let outcome = match (&broken, join(&mut works)) {
+                (Some(reason), _) => Err(format!("it failed earlier: {reason}")),
+                (None, Some(batch)) => self.write(sink.as_mut(), batch).await,
+                (None, None) => Ok(Durable::All),
+            };
+            if let (Err(reason), None) = (&outcome, &broken) {
+                tracing::error!(sink = %self.name, error = %reason, "sink failed; the sources feeding it stop");
+                broken = Some(reason.clone());
+            }
+            for work in works {
+                work.answer_durable(outcome.clone());
             }
         }
-        let outcome = match &broken {
-            Some(reason) => Err(format!("it failed earlier: {reason}")),
-            None => {
-                let events = works
-                    .iter()
-                    .flat_map(|w| w.events.iter().cloned())
-                    .collect();
-                write(&shared, &name, &sink, events).await
-            }
-        };
-        if let (Err(reason), None) = (&outcome, &broken) {
-            tracing::error!(sink = %name, error = %reason, "sink failed; the sources feeding it stop");
-            broken = Some(reason.clone());
-        }
-        for work in works {
-            work.answer(outcome.clone());
+        if let Err(e) = sink.shutdown().await {
+            tracing::error!(sink = %self.name, error = %e, "sink did not shut down cleanly");
         }
     }
-    if let Err(e) = sink.lock().await.shutdown().await {
-        tracing::error!(sink = %name, error = %e, "sink did not shut down cleanly");
+
+    /// Writes `batch` until the sink took it (rejected events dead-lettered), or says why not.
+    async fn write(&self, sink: &mut dyn Sink, mut batch: SinkBatch) -> Result<Durable, String> {
+        loop {
+            let (error, attempts) = match self.attempts(sink, &batch).await {
+                Ok(durable) => {
+                    self.shared.metrics.delivered(batch.changes().count());
+                    return Ok(durable);
+                }
+                Err(failed) => failed,
+            };
+            let s = if attempts == 1 { "" } else { "s" };
+            let failure = format!("{error} (after {attempts} attempt{s})");
+            let SinkError::Rejected { position, .. } = &error else {
+                return Err(failure);
+            };
+            if !self.shared.dead_letters_chosen {
+                return Err(format!(
+                    "{failure}; configure a dead-letter queue to set rejected events aside"
+                ));
+            }
+            let at = batch.events.iter().position(
+                |e| matches!(e, SinkEvent::Change(c) if c.position.to_string() == *position),
+            );
+            let Some(SinkEvent::Change(rejected)) = at.map(|at| batch.events.remove(at)) else {
+                return Err(format!(
+                    "{failure}; no event of the batch is at that position"
+                ));
+            };
+            let reason = error.to_string();
+            self.shared
+                .dead_letter(&self.name, &[rejected], &reason, attempts)
+                .await?;
+        }
+    }
+
+    /// Tries `batch` as the retry policy says; the last error and the attempts made.
+    async fn attempts(
+        &self,
+        sink: &mut dyn Sink,
+        batch: &SinkBatch,
+    ) -> Result<Durable, (SinkError, u32)> {
+        let mut attempt = 1;
+        loop {
+            let error = match sink.write_batch(batch).await {
+                Ok(durable) => return Ok(durable),
+                Err(error) => error,
+            };
+            let Action::RetryAfter(delay) = self.shared.retry.next(class_of(&error), attempt)
+            else {
+                return Err((error, attempt));
+            };
+            if self.stopping.is_cancelled() {
+                return Err((error, attempt));
+            }
+            tracing::warn!(sink = %self.name, attempt, error = %error, ?delay, "sink write failed; retrying");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.stopping.cancelled() => return Err((error, attempt)),
+            }
+            attempt += 1;
+        }
     }
 }
 
-/// Writes `events` until the sink took them all (rejected ones dead-lettered), or says why not.
-async fn write(
-    shared: &Shared,
-    name: &str,
-    sink: &Arc<Mutex<Box<dyn Sink>>>,
-    mut events: Vec<Arc<ChangeEvent>>,
-) -> Result<(), String> {
-    loop {
-        let batch: Arc<[Arc<ChangeEvent>]> = events.iter().cloned().collect();
-        let attempts = retry(&shared.retry, class_of, || {
-            let (sink, batch) = (sink.clone(), batch.clone());
-            async move { sink.lock().await.write(&batch).await }
+fn events_of(work: &Work) -> usize {
+    work.batch.as_ref().map_or(0, |b| b.events.len())
+}
+
+fn same_source(a: &Work, b: &Work) -> bool {
+    match (&a.batch, &b.batch) {
+        (Some(a), Some(b)) => a.source == b.source,
+        _ => false,
+    }
+}
+
+/// The works' batches as one: their events in order, the last position, the last state.
+fn join(works: &mut [Work]) -> Option<SinkBatch> {
+    let mut batches = works.iter_mut().filter_map(|w| w.batch.take());
+    let mut joined = batches.next()?;
+    for batch in batches {
+        joined.events.extend(batch.events);
+        joined.position = batch.position;
+        if batch.state.is_some() {
+            joined.state = batch.state;
+        }
+    }
+    Some(joined)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use futures::StreamExt as _;
+    use stream_core::{
+        Batch, ChangeEvent, CheckpointStore as _, MemoryCheckpointStore, Namespace, Op, Opened,
+        Position, SchemaChange, SchemaChangeKind, Source, SourceError, SourceEvent, SourceKind,
+        StartFrom,
+    };
+
+    use super::*;
+    use crate::Streamer;
+
+    fn at(offset: u64, skip: u64) -> Position {
+        Position::binlog("b.000001", offset, skip)
+    }
+
+    fn change(db: &str, offset: u64, skip: u64) -> SourceEvent {
+        SourceEvent::Change(ChangeEvent {
+            source: SourceKind::MySql,
+            namespace: Namespace::new(db, "t"),
+            op: Op::Insert,
+            key: None,
+            before: None,
+            after: None,
+            update: None,
+            position: at(offset, skip),
+            ts_ms: 0,
+            txn: None,
         })
-        .await;
-        let gave_up = match attempts {
-            Ok(()) => {
-                shared.metrics.delivered(events.len());
-                return Ok(());
+    }
+
+    /// Yields its batches, then waits.
+    struct Scripted(Vec<Batch>);
+
+    #[async_trait::async_trait]
+    impl Source for Scripted {
+        fn kind(&self) -> SourceKind {
+            SourceKind::MySql
+        }
+        async fn open(
+            &mut self,
+            _from: StartFrom,
+            _shutdown: CancellationToken,
+        ) -> Result<Opened, SourceError> {
+            let batches = std::mem::take(&mut self.0);
+            Ok(Opened {
+                start: at(4, 0),
+                batches: futures::stream::iter(batches.into_iter().map(Ok))
+                    .chain(futures::stream::pending())
+                    .boxed(),
+            })
+        }
+    }
+
+    /// The builder takes a store by value; the test reads it too.
+    struct Shared(Arc<MemoryCheckpointStore>);
+
+    #[async_trait::async_trait]
+    impl stream_core::CheckpointStore for Shared {
+        async fn load(
+            &self,
+            pipeline: &str,
+        ) -> Result<Option<stream_core::Checkpoint>, stream_core::CheckpointError> {
+            self.0.load(pipeline).await
+        }
+        async fn save(
+            &self,
+            pipeline: &str,
+            checkpoint: &stream_core::Checkpoint,
+        ) -> Result<(), stream_core::CheckpointError> {
+            self.0.save(pipeline, checkpoint).await
+        }
+    }
+
+    /// Records the batches it is handed; holds the end of an open transaction.
+    struct Holding(Arc<Mutex<Vec<SinkBatch>>>);
+
+    #[async_trait::async_trait]
+    impl Sink for Holding {
+        fn name(&self) -> &str {
+            "holding"
+        }
+        async fn write(
+            &mut self,
+            _events: &[Arc<stream_core::ChangeEvent>],
+        ) -> Result<(), SinkError> {
+            Ok(())
+        }
+        async fn write_batch(&mut self, batch: &SinkBatch) -> Result<Durable, SinkError> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(batch.clone());
+            // A batch ending inside the transaction at 200: its events from there are held.
+            Ok(if batch.position == at(200, 1) {
+                Durable::Upto(at(100, 1))
+            } else {
+                Durable::All
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sink_gets_only_its_sources_batches_whole_and_the_checkpoint_stops_where_it_holds() {
+        let batches = |db: &'static str| {
+            move || -> Box<dyn Source> {
+                let ddl = SourceEvent::Schema(SchemaChange {
+                    source: SourceKind::MySql,
+                    namespace: Namespace::new(db, "t"),
+                    kind: SchemaChangeKind::Alter,
+                    statement: None,
+                    position: at(100, 0),
+                    ts_ms: 0,
+                });
+                Box::new(Scripted(vec![
+                    Batch {
+                        events: vec![ddl, change(db, 100, 1), change(db, 200, 1)],
+                        position: at(200, 1),
+                        state: Some(serde_json::json!({"tables": []})),
+                    },
+                    Batch {
+                        events: Vec::new(),
+                        position: at(300, 0),
+                        state: None,
+                    },
+                ]))
             }
-            Err(gave_up) => gave_up,
         };
-        let s = if gave_up.attempts == 1 { "" } else { "s" };
-        let failure = format!("{} (after {} attempt{s})", gave_up.error, gave_up.attempts);
-        let SinkError::Rejected { position, .. } = &gave_up.error else {
-            return Err(failure);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let store = Arc::new(MemoryCheckpointStore::new());
+        let streamer = Streamer::builder()
+            .source("a", batches("shop"))
+            .source("b", batches("shop"))
+            .sink_from("replica", Holding(seen.clone()), &["a"], ["shop.*"])
+            .checkpoints(Shared(store.clone()))
+            .start()
+            .await
+            .expect("start");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let last = |s: &Mutex<Vec<SinkBatch>>| {
+            s.lock()
+                .ok()
+                .and_then(|s| s.last().map(|b| b.position.clone()))
         };
-        if !shared.dead_letters_chosen {
-            return Err(format!(
-                "{failure}; configure a dead-letter queue to set rejected events aside"
-            ));
+        while last(&seen) != Some(at(300, 0)) {
+            assert!(tokio::time::Instant::now() < deadline, "both batches");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let Some(at) = events
+        streamer.stop().await.expect("stop");
+        let seen = seen.lock().expect("lock").clone();
+        assert!(seen.iter().all(|b| &*b.source == "a"), "{seen:?}");
+        let joined: Vec<Position> = seen
             .iter()
-            .position(|e| e.position.to_string() == *position)
-        else {
-            return Err(format!(
-                "{failure}; no event of the batch is at that position"
-            ));
-        };
-        let rejected = events.remove(at);
-        let reason = gave_up.error.to_string();
-        shared
-            .dead_letter(name, &[rejected], &reason, gave_up.attempts)
-            .await?;
-        if events.is_empty() {
-            return Ok(());
-        }
+            .flat_map(|b| b.events.iter().map(|e| e.position().clone()))
+            .collect();
+        assert_eq!(
+            joined,
+            [at(100, 0), at(100, 1), at(200, 1)],
+            "schema change in place"
+        );
+        assert!(
+            seen[0].state.is_some(),
+            "the state comes with the first batch"
+        );
+        let saved = store.load("a").await.expect("load").expect("saved");
+        assert_eq!(saved.position, at(300, 0));
+        assert!(
+            store.load("b").await.expect("load b").is_some(),
+            "b goes on alone"
+        );
     }
 }

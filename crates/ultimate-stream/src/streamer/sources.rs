@@ -15,7 +15,8 @@ pub(crate) enum SourceSpec {
     Mongo(Box<stream_mongo::MongoConfig>),
     Custom {
         name: String,
-        make: Arc<dyn Fn() -> Box<dyn Source> + Send + Sync>,
+        /// Builds the source with the state saved in its checkpoint.
+        make: Arc<dyn Fn(Option<serde_json::Value>) -> Box<dyn Source> + Send + Sync>,
     },
 }
 
@@ -35,7 +36,7 @@ impl SourceSpec {
 
     pub(crate) fn custom<F>(name: &str, make: F) -> Self
     where
-        F: Fn() -> Box<dyn Source> + Send + Sync + 'static,
+        F: Fn(Option<serde_json::Value>) -> Box<dyn Source> + Send + Sync + 'static,
     {
         SourceSpec::Custom {
             name: name.to_owned(),
@@ -67,10 +68,7 @@ impl SourceSpec {
                 let _ = state;
                 Box::new(stream_mongo::MongoSource::new((**config).clone()))
             }
-            SourceSpec::Custom { make, .. } => {
-                let _ = state;
-                make()
-            }
+            SourceSpec::Custom { make, .. } => make(state),
         }
     }
 

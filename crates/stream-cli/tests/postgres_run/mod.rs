@@ -1,0 +1,8 @@
+//! `ustream run` with PostgreSQL sinks, the built binary driven by a config file: MariaDB and
+//! MongoDB into PostgreSQL, schema changes, crashes (SIGKILL at random points) and restarts.
+
+mod support;
+
+mod crash;
+mod mariadb;
+mod mongo;
