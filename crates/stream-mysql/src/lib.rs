@@ -64,6 +64,6 @@ mod values;
 pub use config::{ConfigError, MySqlConfig, SslMode};
 pub use poll::MySqlPollingSource;
 pub use probe::MySqlProbe;
-pub use server::list_tables;
+pub use server::{estimate_rows, list_tables};
 pub use source::MySqlSource;
 pub use store::MySqlStore;

@@ -347,6 +347,27 @@ pub async fn list_tables(config: &MySqlConfig) -> Result<Vec<Namespace>, SourceE
         .collect())
 }
 
+/// The base tables this config would stream with the server's row estimate of each
+/// (`information_schema.TABLES.TABLE_ROWS`: InnoDB's estimate, not a count), in name order.
+pub async fn estimate_rows(config: &MySqlConfig) -> Result<Vec<(Namespace, u64)>, SourceError> {
+    let mut conn = connect(config).await?;
+    let tables: Vec<(String, String, Option<u64>)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES \
+             WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN \
+             ('mysql', 'information_schema', 'performance_schema', 'sys') \
+             ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        )
+        .await
+        .map_err(|e| map_err(config, e))?;
+    let _ = conn.disconnect().await;
+    Ok(tables
+        .into_iter()
+        .filter(|(db, table, _)| config.wants(db, table))
+        .map(|(db, table, rows)| (Namespace::new(db, table), rows.unwrap_or(0)))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

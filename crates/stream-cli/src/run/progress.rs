@@ -211,35 +211,17 @@ pub(crate) fn spawn_printer(progress: std::sync::Arc<Progress>, stop: Cancellati
 /// `information_schema.TABLES.TABLE_ROWS`; MongoDB has none here). Failures only cost the
 /// estimate.
 pub(crate) async fn estimate(progress: &Progress, sources: &[SourcePlan]) {
-    use mysql_async::prelude::Queryable as _;
     for source in sources {
         let (Server::MySql(config), stream_core::StartFrom::Snapshot) =
             (&source.server, &source.from)
         else {
             continue;
         };
-        let listed = async {
-            let mut conn = mysql_async::Conn::new(config.opts()).await?;
-            let rows: Vec<(String, String, Option<u64>)> = conn
-                .query(
-                    "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES \
-                     WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN \
-                     ('mysql', 'information_schema', 'performance_schema', 'sys')",
-                )
-                .await?;
-            let _ = conn.disconnect().await;
-            Ok::<_, mysql_async::Error>(rows)
-        };
+        let listed = stream_mysql::estimate_rows(config);
         match tokio::time::timeout(Duration::from_secs(10), listed).await {
             Ok(Ok(rows)) => {
-                for (db, table, estimate) in rows {
-                    if config.wants(&db, &table) {
-                        progress.estimate(
-                            &source.name,
-                            format!("{db}.{table}"),
-                            estimate.unwrap_or(0),
-                        );
-                    }
+                for (table, estimate) in rows {
+                    progress.estimate(&source.name, table.to_string(), estimate);
                 }
             }
             Ok(Err(e)) => tracing::debug!(source = %source.name, error = %e, "no row estimates"),

@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use stream_core::Backoff;
 use stream_core::{CancellationToken, CheckpointStore, ErrorClass};
-use stream_edge::{Backoff, Decision, RetryPolicy};
+use stream_edge::{Decision, RetryPolicy};
 use ultimate_stream::heartbeat::Health;
 use ultimate_stream::{SourceHealth, Streamer, StreamerError};
 
