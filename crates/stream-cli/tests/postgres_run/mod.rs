@@ -6,3 +6,4 @@ mod support;
 mod crash;
 mod mariadb;
 mod mongo;
+mod outage;

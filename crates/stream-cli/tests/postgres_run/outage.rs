@@ -1,0 +1,86 @@
+//! PostgreSQL goes away under a running `ustream run` (every connection reset, new ones
+//! refused, through `FaultProxy`) while the source keeps writing: the pipeline retries instead
+//! of exiting, and once PostgreSQL is back every change lands exactly once.
+
+use std::time::Duration;
+
+use mysql_async::prelude::*;
+use stream_testkit::{Server, unique_name};
+
+use super::support::{
+    Running, drop_all, mariadb, mariadb_checksum, mariadb_url, pg_count, postgres,
+    postgres_checksum, wait_for, write_config,
+};
+use crate::tail_process::proxy_to;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_to_postgres_rides_out_a_postgres_outage_and_applies_every_change_once() {
+    let mut my = mariadb().await;
+    let pg = postgres().await;
+    let db = unique_name("pgdown");
+    my.query_drop(format!(
+        "CREATE DATABASE `{db}`; \
+         CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT); \
+         INSERT INTO `{db}`.t SELECT seq, seq FROM `{db}`.seq_1_to_100"
+    ))
+    .await
+    .expect("schema");
+    let (proxy, pg_via_proxy) = proxy_to(Server::Postgres).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "sources:\n  {db}:\n    url: {}/\n    include: ['{db}.*']\n    from: snapshot\n\
+             sinks:\n  replica:\n    url: '{pg_via_proxy}'\n    schema: {db}\n\
+             checkpoints: postgres\n",
+            mariadb_url(),
+        ),
+    );
+    let mut running = Running::start(&config);
+    let count_sql = format!("SELECT count(*) FROM \"{db}\".t");
+    let copied = wait_for(Duration::from_secs(60), || async {
+        (pg_count(&pg, &count_sql).await? == 100).then_some(())
+    })
+    .await;
+    assert!(copied.is_some(), "snapshot: {:#?}", running.seen);
+
+    // PostgreSQL is gone: open connections get an RST, new ones too.
+    proxy.set(stream_testkit::proxy::Fault::Reset);
+    for sql in [
+        "INSERT INTO t SELECT seq, seq FROM seq_101_to_300",
+        "UPDATE t SET v = v * 2 WHERE id % 3 = 0",
+        "DELETE FROM t WHERE id % 7 = 0",
+    ] {
+        my.query_drop(format!("USE `{db}`; {sql}"))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    // The sink must have tried (and failed) at least once while PostgreSQL was away.
+    let refused = wait_for(Duration::from_secs(30), || async {
+        (proxy.resets() >= 2).then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "the sink never tried PostgreSQL");
+    assert!(
+        running.child.try_wait().expect("wait").is_none(),
+        "ustream run exited while PostgreSQL was down: {:#?}",
+        running.seen
+    );
+    proxy.set(stream_testkit::proxy::Fault::Pass);
+
+    let source = mariadb_checksum(&mut my, &format!("`{db}`.t"), &["id", "v"], "id").await;
+    let table = format!("\"{db}\".t");
+    let same = wait_for(Duration::from_secs(60), || async {
+        let got = postgres_checksum(&pg, &table, &["id", "v"], "id", false).await?;
+        (got == source).then_some(())
+    })
+    .await;
+    assert!(
+        same.is_some(),
+        "the replica never matched the source after PostgreSQL came back; stderr: {:#?}",
+        running.seen
+    );
+    let (status, stderr) = running.terminate();
+    assert!(status.success(), "{stderr}");
+    drop_all(&mut my, &pg, &db, &[db.clone()], &["replica"]).await;
+}
