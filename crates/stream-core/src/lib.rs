@@ -63,6 +63,7 @@ pub mod position;
 pub mod probe;
 pub mod reconnect;
 mod redact;
+pub mod schedule;
 pub mod sink;
 pub mod source;
 pub mod store;
@@ -87,6 +88,7 @@ pub use position::{
 pub use probe::Probe;
 pub use reconnect::{Reconnect, Retry};
 pub use redact::{UrlParts, redact_url};
+pub use schedule::{Cron, CronError, PollSchedule};
 pub use sink::{Durable, JsonLinesSink, Sink, SinkBatch, SinkError, SinkEvent};
 pub use source::{BatchStream, ErrorClass, Opened, Source, SourceError, StartFrom};
 pub use store::{Filter, MemoryStore, Query, Store, StoreError};

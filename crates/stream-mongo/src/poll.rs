@@ -15,7 +15,8 @@
 //! usual choice; when a collection holds several types, later types in MongoDB's sort order
 //! (numbers, strings, ..., dates, timestamps) count as newer.
 //!
-//! **How it reads.** Every [`interval`](MongoPollingSource::interval), each wanted collection
+//! **How it reads.** Every [`interval`](MongoPollingSource::interval) (or at the times of a
+//! cron [`schedule`](MongoPollingSource::schedule)), each wanted collection
 //! (re-listed every round, so collections created later are picked up and read from their
 //! first document) is read in (field, `_id`) order after the last (field, `_id`) delivered, in
 //! chunks of [`chunk`](MongoPollingSource::chunk) documents, one batch per chunk; a quiet
@@ -36,9 +37,9 @@ use mongodb::bson::{Bson, DateTime, Document, RawDocumentBuf, Timestamp, doc};
 use mongodb::error::Error as DriverError;
 use mongodb::{Client, Collection};
 use stream_core::{
-    Backoff, Batch, CancellationToken, ChangeEvent, ErrorClass, MongoPosition, Namespace, Op,
-    Opened, PollCursor, PollProgress, Position, Reconnect, Retry, Row, Source, SourceError,
-    SourceEvent, SourceKind, StartFrom,
+    Backoff, Batch, CancellationToken, ChangeEvent, Cron, ErrorClass, MongoPosition, Namespace, Op,
+    Opened, PollCursor, PollProgress, PollSchedule, Position, Reconnect, Retry, Row, Source,
+    SourceError, SourceEvent, SourceKind, StartFrom,
 };
 use tokio::sync::mpsc;
 
@@ -61,7 +62,7 @@ const DEFAULT_CHUNK: u32 = 1000;
 pub struct MongoPollingSource {
     config: MongoConfig,
     field: String,
-    interval: Duration,
+    schedule: PollSchedule,
     safety_lag: Duration,
     chunk: u32,
 }
@@ -73,7 +74,7 @@ impl MongoPollingSource {
         Self {
             config,
             field: field.into(),
-            interval: Duration::from_secs(1),
+            schedule: PollSchedule::Every(Duration::from_secs(1)),
             safety_lag: Duration::from_secs(1),
             chunk: DEFAULT_CHUNK,
         }
@@ -81,7 +82,14 @@ impl MongoPollingSource {
 
     /// Time between polls.
     pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
+        self.schedule = PollSchedule::Every(interval);
+        self
+    }
+
+    /// Polls at the times a cron expression names (UTC) instead of every interval: once at
+    /// start, then at each of those times.
+    pub fn schedule(mut self, cron: Cron) -> Self {
+        self.schedule = PollSchedule::Cron(cron);
         self
     }
 
@@ -214,7 +222,7 @@ impl MongoPollingSource {
             client: client.clone(),
             config: self.config.clone(),
             field: self.field.clone(),
-            interval: self.interval,
+            schedule: self.schedule.clone(),
             lag: self.safety_lag,
             chunk: self.chunk,
             cursors,
@@ -262,7 +270,7 @@ struct Poller {
     client: Client,
     config: MongoConfig,
     field: String,
-    interval: Duration,
+    schedule: PollSchedule,
     lag: Duration,
     chunk: u32,
     cursors: BTreeMap<String, Cursor>,
@@ -273,10 +281,15 @@ struct Poller {
 
 impl Poller {
     /// Polls until a final error (sent) or the consumer leaving; failed rounds are retried
-    /// every interval as [`Reconnect`] decides (for `reconnect_for` without a good round).
+    /// every interval (every second on a cron schedule) as [`Reconnect`] decides (for
+    /// `reconnect_for` without a good round).
     async fn run(mut self, shutdown: &CancellationToken) {
+        let retry_every = match &self.schedule {
+            PollSchedule::Every(interval) => *interval,
+            PollSchedule::Cron(_) => Duration::from_secs(1),
+        };
         let mut reconnect =
-            Reconnect::new(self.config.reconnect_for).delays(Backoff::constant(self.interval));
+            Reconnect::new(self.config.reconnect_for).delays(Backoff::constant(retry_every));
         loop {
             match self.poll_once().await {
                 Ok(true) => reconnect.progressed(),
@@ -291,7 +304,7 @@ impl Poller {
                     Retry::Shutdown => return,
                 },
             }
-            tokio::time::sleep(self.interval).await;
+            tokio::time::sleep(self.schedule.delay_from(std::time::SystemTime::now())).await;
         }
     }
 

@@ -10,13 +10,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use mysql_async::prelude::*;
 use stream_core::{
-    Batch, CancellationToken, ChangeEvent, ErrorClass, MySqlPosition, Namespace, Op, Opened,
-    PollCursor, PollProgress, Position, Reconnect, Retry, Source, SourceError, SourceEvent,
-    SourceKind, StartFrom, TxnStart, Value,
+    Batch, CancellationToken, ChangeEvent, Cron, ErrorClass, MySqlPosition, Namespace, Op, Opened,
+    PollCursor, PollProgress, PollSchedule, Position, Reconnect, Retry, Source, SourceError,
+    SourceEvent, SourceKind, StartFrom, TxnStart, Value,
 };
 use tokio::sync::mpsc;
 
@@ -32,7 +32,7 @@ const CHUNK: usize = 5000;
 pub struct MySqlPollingSource {
     config: MySqlConfig,
     column: String,
-    interval: Duration,
+    schedule: PollSchedule,
     safety_lag: Duration,
 }
 
@@ -43,14 +43,21 @@ impl MySqlPollingSource {
         Self {
             config,
             column: column.into(),
-            interval: Duration::from_secs(1),
+            schedule: PollSchedule::Every(Duration::from_secs(1)),
             safety_lag: Duration::from_secs(1),
         }
     }
 
     /// Time between polls.
     pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
+        self.schedule = PollSchedule::Every(interval);
+        self
+    }
+
+    /// Polls at the times a cron expression names (UTC) instead of every interval: once at
+    /// start, then at each of those times.
+    pub fn schedule(mut self, cron: Cron) -> Self {
+        self.schedule = PollSchedule::Cron(cron);
         self
     }
 
@@ -188,14 +195,14 @@ impl Source for MySqlPollingSource {
         }
         drop(conn);
         let start = position(&cursors);
-        let (interval, lag) = (self.interval, self.safety_lag);
+        let (schedule, lag) = (self.schedule.clone(), self.safety_lag);
         let batches = crate::supervise::spawn_supervised("MySQL poller", 4, move |tx| {
             let poller = Poller {
                 reconnect: crate::server::reconnect_policy(&config),
                 config,
                 tables,
                 cursors,
-                interval,
+                schedule,
                 lag,
                 tx,
                 shutdown,
@@ -210,7 +217,7 @@ struct Poller {
     config: MySqlConfig,
     tables: Vec<Table>,
     cursors: BTreeMap<String, PollCursor>,
-    interval: Duration,
+    schedule: PollSchedule,
     lag: Duration,
     tx: mpsc::Sender<Result<Batch, SourceError>>,
     shutdown: CancellationToken,
@@ -227,7 +234,7 @@ impl Poller {
                     self.reconnect.progressed();
                     tokio::select! {
                         () = self.shutdown.cancelled() => return,
-                        () = tokio::time::sleep(self.interval) => {}
+                        () = tokio::time::sleep(self.schedule.delay_from(SystemTime::now())) => {}
                     }
                 }
                 Ok(false) => return,

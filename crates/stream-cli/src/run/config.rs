@@ -40,7 +40,7 @@ pub(crate) struct SourceConfig {
     pub(crate) interval: Option<Duration>,
     /// Polling: the change column (`updated_at`) or MongoDB field (`updatedAt`).
     pub(crate) column: Option<String>,
-    /// Polling: a cron schedule (refused for now: the polling sources run on an interval).
+    /// Polling: a cron schedule (UTC) instead of `interval`.
     pub(crate) schedule: Option<String>,
     /// Polling: rows younger than this wait for the next poll.
     #[serde(default, with = "stream_config::duration::option")]

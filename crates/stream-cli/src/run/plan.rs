@@ -6,7 +6,7 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use stream_config::{ConfigError, ConfigErrors, KeyPath, Loaded};
-use stream_core::{NamespaceFilter, NamespacePattern, StartFrom};
+use stream_core::{Cron, NamespaceFilter, NamespacePattern, PollSchedule, StartFrom};
 
 use super::config::{
     ColumnConfig, Deletes, FullDocumentSetting, Keyless, OnError, PreImagesSetting, RunConfig,
@@ -58,7 +58,8 @@ pub(crate) enum ReadMode {
     Stream,
     Poll {
         column: String,
-        interval: Duration,
+        /// Every `interval`, or at the times of a cron `schedule`.
+        schedule: PollSchedule,
         safety_lag: Duration,
     },
 }
@@ -384,19 +385,26 @@ fn read_mode(
             ReadMode::Stream
         }
         SourceMode::Poll => {
-            if source.schedule.is_some() {
-                errors.push(loaded.invalid(
-                    at("schedule"),
-                    "cron schedules are not supported yet: the polling sources poll every `interval`; use `interval: 1m`",
-                ));
-            }
             if source.interval.is_some_and(|i| i.is_zero()) {
                 errors.push(loaded.invalid(at("interval"), "must be more than 0s"));
+            }
+            let mut schedule = PollSchedule::Every(source.interval.unwrap_or(POLL_INTERVAL));
+            if let Some(text) = &source.schedule {
+                if source.interval.is_some() {
+                    errors.push(loaded.invalid(
+                        at("schedule"),
+                        "set either `interval` or `schedule`, not both",
+                    ));
+                }
+                match text.parse::<Cron>() {
+                    Ok(cron) => schedule = PollSchedule::Cron(cron),
+                    Err(e) => errors.push(loaded.invalid(at("schedule"), e.to_string())),
+                }
             }
             match &source.column {
                 Some(column) if !column.trim().is_empty() => ReadMode::Poll {
                     column: column.clone(),
-                    interval: source.interval.unwrap_or(POLL_INTERVAL),
+                    schedule,
                     safety_lag: source.safety_lag.unwrap_or(POLL_SAFETY_LAG),
                 },
                 _ => {

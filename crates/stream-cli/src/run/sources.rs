@@ -1,6 +1,8 @@
 //! Sources from their checked config: change capture or polling, MySQL/MariaDB or MongoDB.
 
-use stream_core::{CancellationToken, Opened, Source, SourceError, SourceKind, StartFrom};
+use stream_core::{
+    CancellationToken, Opened, PollSchedule, Source, SourceError, SourceKind, StartFrom,
+};
 use stream_mongo::{MongoPollingSource, MongoSource};
 use stream_mysql::{MySqlPollingSource, MySqlSource};
 
@@ -19,27 +21,31 @@ pub(crate) fn build_source(plan: &SourcePlan, state: Option<serde_json::Value>) 
             Server::MySql(config),
             ReadMode::Poll {
                 column,
-                interval,
+                schedule,
                 safety_lag,
             },
-        ) => Box::new(
-            MySqlPollingSource::new(config.clone(), column)
-                .interval(*interval)
-                .safety_lag(*safety_lag),
-        ),
+        ) => {
+            let source = MySqlPollingSource::new(config.clone(), column).safety_lag(*safety_lag);
+            Box::new(match schedule {
+                PollSchedule::Every(interval) => source.interval(*interval),
+                PollSchedule::Cron(cron) => source.schedule(cron.clone()),
+            })
+        }
         (Server::Mongo(config), ReadMode::Stream) => Box::new(MongoSource::new(config.clone())),
         (
             Server::Mongo(config),
             ReadMode::Poll {
                 column,
-                interval,
+                schedule,
                 safety_lag,
             },
-        ) => Box::new(
-            MongoPollingSource::new(config.clone(), column)
-                .interval(*interval)
-                .safety_lag(*safety_lag),
-        ),
+        ) => {
+            let source = MongoPollingSource::new(config.clone(), column).safety_lag(*safety_lag);
+            Box::new(match schedule {
+                PollSchedule::Every(interval) => source.interval(*interval),
+                PollSchedule::Cron(cron) => source.schedule(cron.clone()),
+            })
+        }
     };
     Box::new(StartWhenNew {
         inner,

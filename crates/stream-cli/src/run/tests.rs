@@ -284,14 +284,22 @@ fn settings_of_another_kind_of_source_are_refused() {
 }
 
 #[test]
-fn polling_needs_a_column_and_runs_on_an_interval() {
+fn polling_needs_a_column_and_runs_on_an_interval_or_a_cron_schedule() {
     let text = with_source("    url: mysql://u@h/\n    mode: poll\n");
     assert!(refusal(&text).starts_with("sources.shop.column: missing; `mode: poll`"));
     let text = with_source(
-        "    url: mysql://u@h/\n    mode: poll\n    column: updated_at\n    schedule: '*/5 * * * *'\n",
+        "    url: mysql://u@h/\n    mode: poll\n    column: updated_at\n    schedule: '*/61 * * * *'\n",
+    );
+    assert_eq!(
+        refusal(&text),
+        "sources.shop.schedule: cron expression `*/61 * * * *`: minute: step 61 is larger than 59 (line 6)"
+    );
+    let text = with_source(
+        "    url: mysql://u@h/\n    mode: poll\n    column: updated_at\n    interval: 5s\n    schedule: '@hourly'\n",
     );
     assert!(
-        refusal(&text).starts_with("sources.shop.schedule: cron schedules are not supported yet")
+        refusal(&text)
+            .starts_with("sources.shop.schedule: set either `interval` or `schedule`, not both")
     );
     let text = with_source("    url: mysql://u@h/\n    interval: 5s\n");
     assert_eq!(
@@ -306,7 +314,19 @@ fn polling_needs_a_column_and_runs_on_an_interval() {
         plan.sources[0].mode,
         ReadMode::Poll {
             column: "updatedAt".into(),
-            interval: Duration::from_secs(60),
+            schedule: stream_core::PollSchedule::Every(Duration::from_secs(60)),
+            safety_lag: Duration::from_secs(1),
+        }
+    );
+    let text = with_source(
+        "    url: mongodb://h/app\n    mode: poll\n    column: updatedAt\n    schedule: '*/5 * * * *'\n",
+    );
+    let scheduled = self::plan(&text).expect("valid");
+    assert_eq!(
+        scheduled.sources[0].mode,
+        ReadMode::Poll {
+            column: "updatedAt".into(),
+            schedule: stream_core::PollSchedule::Cron("*/5 * * * *".parse().expect("cron")),
             safety_lag: Duration::from_secs(1),
         }
     );

@@ -7,3 +7,4 @@ mod crash;
 mod mariadb;
 mod mongo;
 mod outage;
+mod poll;

@@ -82,5 +82,5 @@ async fn mariadb_to_postgres_rides_out_a_postgres_outage_and_applies_every_chang
     );
     let (status, stderr) = running.terminate();
     assert!(status.success(), "{stderr}");
-    drop_all(&mut my, &pg, &db, &[db.clone()], &["replica"]).await;
+    drop_all(&mut my, &pg, &db, std::slice::from_ref(&db), &["replica"]).await;
 }
