@@ -51,9 +51,13 @@ impl MySqlStore {
         }
     }
 
-    /// Closes the pool.
-    pub async fn close(self) -> Result<(), mysql_async::Error> {
-        self.pool.disconnect().await
+    /// Closes the pool (waits for its connections to be returned and disconnected).
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.pool.disconnect().await.map_err(|e| StoreError::Backend {
+            namespace: "*".into(),
+            reason: format!("closing the connection pool: {e}"),
+            class: ErrorClass::Transient,
+        })
     }
 
     async fn schema(&self, ns: &Namespace) -> Result<Arc<TableSchema>, StoreError> {
