@@ -45,6 +45,11 @@ pub(crate) struct BinlogReader {
     /// The table definitions changed (or were never sent): attach them to the next batch
     /// that covers everything handled.
     pub(crate) state_pending: bool,
+    /// A DDL statement was handled since the pending definitions were last true at every
+    /// position: they may go only with a batch that covers everything handled. Until then
+    /// (the definitions loaded at connect) any batch may carry them, so a consumer creating
+    /// tables from them has them with the first rows, even mid-transaction.
+    pub(crate) state_after_ddl: bool,
     pub(crate) reconnect: Reconnect,
 }
 
@@ -94,7 +99,8 @@ impl BinlogReader {
     /// covers everything handled (`complete`); `false` when nobody listens any more or
     /// shutdown began.
     async fn deliver(&mut self, events: Vec<SourceEvent>, at: Resume, complete: bool) -> bool {
-        let state = (complete && self.state_pending).then(|| self.catalog.to_state());
+        let state = (self.state_pending && (complete || !self.state_after_ddl))
+            .then(|| self.catalog.to_state());
         let sent = self.send(events, at.position(), state).await;
         if sent {
             self.resume = at;
@@ -123,6 +129,7 @@ impl BinlogReader {
         };
         if sent && attached {
             self.state_pending = false;
+            self.state_after_ddl = false;
         }
         sent
     }
@@ -310,6 +317,9 @@ impl BinlogReader {
                 tracker.handle(RawEvent::of(&event), &config, &mut self.catalog, &mut batch)?;
                 if tracker.take_schema_changed() {
                     self.state_pending = true;
+                }
+                if tracker.take_selected_schema_changed() {
+                    self.state_after_ddl = true;
                 }
                 if batch.len() >= MAX_BATCH && !self.flush(&tracker, &mut batch, false).await {
                     return Ok(());

@@ -32,6 +32,9 @@ pub(crate) struct ColumnSchema {
     /// Fraction digits of DATETIME, TIMESTAMP and TIME columns.
     #[serde(default)]
     pub(crate) fsp: u8,
+    /// DECIMAL precision and scale (a replica declares `numeric(p,s)` from them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) precision: Option<(u32, u32)>,
 }
 
 /// A CHECK constraint that keeps columns valid JSON (MariaDB's JSON columns).
@@ -303,12 +306,15 @@ impl Catalog {
             String,
             Option<String>,
             Option<u8>,
+            Option<u32>,
+            Option<u32>,
         );
         let rows: Vec<ColumnRow> = conn
             .exec(
                 format!(
                     "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, LOWER(DATA_TYPE), LOWER(COLUMN_TYPE), \
-                     CHARACTER_SET_NAME, DATETIME_PRECISION FROM information_schema.COLUMNS \
+                     CHARACTER_SET_NAME, DATETIME_PRECISION, NUMERIC_PRECISION, NUMERIC_SCALE \
+                     FROM information_schema.COLUMNS \
                      WHERE TABLE_SCHEMA NOT IN ({SYSTEM_SCHEMAS}){} \
                      ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
                     scope.columns
@@ -317,7 +323,7 @@ impl Catalog {
             )
             .await?;
         let mut tables: HashMap<(String, String), TableSchema> = HashMap::new();
-        for (db, table, name, data_type, column_type, charset, fsp) in rows {
+        for (db, table, name, data_type, column_type, charset, fsp, digits, scale) in rows {
             if !wants(&db, &table) {
                 continue;
             }
@@ -333,11 +339,14 @@ impl Catalog {
                 .push(ColumnSchema {
                     name,
                     unsigned: column_type.contains("unsigned"),
-                    data_type,
                     charset: charset.map(|c| c.to_ascii_lowercase()),
                     labels,
                     json: false,
                     fsp: fsp.unwrap_or(0),
+                    precision: (data_type == "decimal")
+                        .then(|| digits.zip(scale))
+                        .flatten(),
+                    data_type,
                 });
         }
         Ok(tables)

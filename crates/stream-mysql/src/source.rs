@@ -71,6 +71,7 @@ impl Source for MySqlSource {
                 shutdown,
                 view_filter: plan.view_filter,
                 state_pending: true,
+                state_after_ddl: false,
                 reconnect,
             };
             reader.run(plan.snapshot)

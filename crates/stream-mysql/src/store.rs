@@ -53,11 +53,14 @@ impl MySqlStore {
 
     /// Closes the pool (waits for its connections to be returned and disconnected).
     pub async fn close(self) -> Result<(), StoreError> {
-        self.pool.disconnect().await.map_err(|e| StoreError::Backend {
-            namespace: "*".into(),
-            reason: format!("closing the connection pool: {e}"),
-            class: ErrorClass::Transient,
-        })
+        self.pool
+            .disconnect()
+            .await
+            .map_err(|e| StoreError::Backend {
+                namespace: "*".into(),
+                reason: format!("closing the connection pool: {e}"),
+                class: ErrorClass::Transient,
+            })
     }
 
     async fn schema(&self, ns: &Namespace) -> Result<Arc<TableSchema>, StoreError> {

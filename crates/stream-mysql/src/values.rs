@@ -265,6 +265,7 @@ mod tests {
             labels: Vec::new(),
             json: false,
             fsp,
+            precision: None,
         }
     }
 

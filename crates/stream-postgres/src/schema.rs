@@ -79,7 +79,12 @@ fn column_from_state(c: &serde_json::Value) -> Option<SourceColumn> {
         None => MySqlType {
             data_type: c.get("data_type")?.as_str()?.to_owned(),
             unsigned: flag("unsigned"),
-            precision: None,
+            // `[p, s]`, saved by the MySQL source for DECIMAL columns.
+            precision: c.get("precision").and_then(|v| {
+                let pair = v.as_array()?;
+                let part = |i: usize| pair.get(i)?.as_u64().and_then(|n| u32::try_from(n).ok());
+                Some((part(0)?, part(1)?))
+            }),
             fsp: c.get("fsp").and_then(|v| v.as_u64()).unwrap_or(0).min(6) as u8,
             json: false,
         },

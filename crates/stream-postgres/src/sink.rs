@@ -230,13 +230,14 @@ impl PostgresSink {
         batch_state: Option<&serde_json::Value>,
     ) -> Result<(Applied, bool), PostgresError> {
         self.read_applied_upto().await?;
+        // Definitions may come with a batch of no changes (the MySQL source's first one, when
+        // it starts from a position): tables created later need them, whatever is committed now.
+        self.known.learn(batch_state);
         if let Some(upto) = &self.applied_upto {
             let covered = |p: &Position| p.compare(upto).is_some_and(|o| o.is_le());
             if covered(end) {
                 tracing::debug!(sink = %self.name, position = %end, "batch already in the target; skipped");
                 self.held.clear();
-                // The table definitions that came with the batch still hold.
-                self.known.learn(batch_state);
                 let applied = Applied {
                     checkpoint: Some(Checkpoint {
                         position: end.clone(),

@@ -120,13 +120,37 @@ fn same_json(a: &str, b: &str) -> bool {
 
 #[tokio::test]
 async fn postgres_replica_of_every_mariadb_type_matches_the_source_select() {
+    replica_matches_the_source(TableKnownFrom::Ddl).await;
+}
+
+#[tokio::test]
+async fn postgres_replica_of_a_mariadb_table_created_before_the_stream_keeps_its_types() {
+    replica_matches_the_source(TableKnownFrom::Server).await;
+}
+
+/// Where the source learns the table's columns: the CREATE TABLE in its binlog, or the
+/// server's information_schema (a table that existed before the stream started).
+#[derive(PartialEq)]
+enum TableKnownFrom {
+    Ddl,
+    Server,
+}
+
+async fn replica_matches_the_source(known_from: TableKnownFrom) {
     let mut my = mysql().await;
     let db = fresh_db(&mut my, "pgtypes").await;
+    if known_from == TableKnownFrom::Server {
+        my.query_drop(TABLE.replace("{db}", &db))
+            .await
+            .expect("create");
+    }
     let from = binlog_now(&mut my).await;
     let (mut batches, shutdown) = mysql_stream(&db, StartFrom::Position(from), None).await;
-    my.query_drop(TABLE.replace("{db}", &db))
-        .await
-        .expect("create");
+    if known_from == TableKnownFrom::Ddl {
+        my.query_drop(TABLE.replace("{db}", &db))
+            .await
+            .expect("create");
+    }
     my.query_drop(ROW.replace("{db}", &db)).await.expect("row");
     my.query_drop("SET SESSION sql_mode = ''")
         .await

@@ -155,6 +155,24 @@ impl NewColumn {
         } else {
             0
         };
+        let precision = (data_type == "decimal").then(|| {
+            let args: Vec<u32> = lower
+                .split_once('(')
+                .and_then(|(_, r)| r.split_once(')'))
+                .map(|(inner, _)| {
+                    inner
+                        .split(',')
+                        .filter_map(|a| a.trim().parse().ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            // MySQL's defaults: DECIMAL is DECIMAL(10,0), DECIMAL(p) is DECIMAL(p,0).
+            match args[..] {
+                [p, s] => (p, s),
+                [p] => (p, 0),
+                _ => (10, 0),
+            }
+        });
         let primary = options.iter().any(|o| {
             matches!(
                 o,
@@ -173,6 +191,7 @@ impl NewColumn {
                 data_type,
                 charset: None,
                 labels,
+                precision,
             },
             charset,
             json_type,

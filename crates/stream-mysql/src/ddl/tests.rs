@@ -12,6 +12,7 @@ fn col(name: &str, data_type: &str) -> ColumnSchema {
         labels: Vec::new(),
         json: false,
         fsp: 0,
+        precision: None,
     }
 }
 

@@ -139,6 +139,8 @@ pub(crate) struct Tracker {
     txn_gtid: Option<MariaDbGtid>,
     /// A DDL statement changed the known table definitions.
     schema_changed: bool,
+    /// A DDL statement changed (or named) a selected table or database.
+    selected_schema_changed: bool,
     /// The file position of the last event pushed.
     last_pushed: Option<FilePos>,
 }
@@ -185,6 +187,7 @@ impl Tracker {
             gtid_state,
             txn_gtid: None,
             schema_changed: false,
+            selected_schema_changed: false,
             last_pushed: None,
         }
     }
@@ -222,6 +225,12 @@ impl Tracker {
     /// Whether a DDL statement changed the table definitions since the last call.
     pub(crate) fn take_schema_changed(&mut self) -> bool {
         std::mem::take(&mut self.schema_changed)
+    }
+
+    /// Whether a DDL statement about a selected table or database was handled since the last
+    /// call (DDL elsewhere leaves the selected definitions as they were).
+    pub(crate) fn take_selected_schema_changed(&mut self) -> bool {
+        std::mem::take(&mut self.selected_schema_changed)
     }
 
     fn begin(&mut self, start: u64, id: Option<Arc<str>>, standalone: bool) {
@@ -412,6 +421,7 @@ impl Tracker {
                     self.tables.clear();
                     self.schema_changed = true;
                 }
+                self.selected_schema_changed |= changed.is_some();
                 // DDL commits implicitly; a statement inside a transaction does not.
                 if self
                     .txn
