@@ -179,15 +179,24 @@ impl SinkCheckpoints {
     }
 }
 
+/// The key of the position every sink of a source fed by several had made durable (saved by
+/// the Streamer, which knows their order): a sink cannot be named with a leading `.`.
+pub(crate) fn fan_out_key(source: &str) -> String {
+    format!("{source}..fan-out")
+}
+
 #[async_trait::async_trait]
 impl CheckpointStore for SinkCheckpoints {
     /// The earliest position of the sinks `source` feeds; none while one of them has none
-    /// (it starts from the source's `from`).
+    /// (it starts from the source's `from`). When their positions cannot be ordered (MongoDB
+    /// resume tokens, snapshot positions of different tables), the last position all of them
+    /// had made durable, which the Streamer saved in the first sink's database.
     async fn load(&self, source: &str) -> Result<Option<Checkpoint>, CheckpointError> {
         let Some(stores) = self.stores.get(source) else {
             return Ok(None);
         };
         let mut earliest: Option<(String, Checkpoint)> = None;
+        let mut unordered = false;
         for (sink, store) in stores {
             let Some(found) = store.load(&pipeline_key(source, sink)).await? else {
                 tracing::info!(
@@ -203,12 +212,26 @@ impl CheckpointStore for SinkCheckpoints {
                     Some(Ordering::Less) => (sink.clone(), found),
                     Some(_) => (first, kept),
                     None => {
-                        tracing::warn!(source, sinks = %format!("{first}, {sink}"),
-                            "the sinks' positions cannot be ordered; resuming from the first's");
+                        unordered = true;
                         (first, kept)
                     }
                 },
             });
+        }
+        if unordered {
+            let (first_sink, first_store) = &stores[0];
+            return match first_store.load(&fan_out_key(source)).await? {
+                Some(floor) => {
+                    tracing::info!(source, position = %floor.position,
+                        "the sinks' positions cannot be ordered; resuming from the last one every sink had made durable");
+                    Ok(Some(floor))
+                }
+                None => {
+                    tracing::warn!(source, sink = %first_sink,
+                        "the sinks' positions cannot be ordered and no position shared by all of them was saved; starting from the source's `from` (each sink skips or re-applies what it has)");
+                    Ok(None)
+                }
+            };
         }
         Ok(earliest.map(|(sink, checkpoint)| {
             tracing::info!(source, sink, position = %checkpoint.position, "resuming from the earliest sink");
@@ -216,9 +239,14 @@ impl CheckpointStore for SinkCheckpoints {
         }))
     }
 
-    /// Nothing to do: each sink saved its position in the transaction of its data.
-    async fn save(&self, _source: &str, _checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
-        Ok(())
+    /// Each sink saves its own position in the transaction of its data; a source feeding
+    /// several also keeps the position all of them made durable (what the Streamer saves
+    /// here), for when theirs cannot be ordered.
+    async fn save(&self, source: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+        match self.stores.get(source).map(Vec::as_slice) {
+            Some([(_, first), _, ..]) => first.save(&fan_out_key(source), checkpoint).await,
+            _ => Ok(()),
+        }
     }
 }
 

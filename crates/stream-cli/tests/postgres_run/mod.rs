@@ -4,6 +4,7 @@
 mod support;
 
 mod crash;
+mod fanout;
 mod mariadb;
 mod mongo;
 mod outage;
