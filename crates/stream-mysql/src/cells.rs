@@ -191,6 +191,18 @@ pub(crate) fn decode_value(r: &mut Reader<'_>, kind: &Kind) -> Result<Value, Str
             let n = read_len(r, *len_bytes)?;
             Value::Bytes(r.take(n, "a binary value").map_err(malformed)?.to_vec())
         }
+        Kind::FixedBytes { len_bytes, size } => {
+            let n = read_len(r, *len_bytes)?;
+            let stored = r.take(n, "a BINARY value").map_err(malformed)?;
+            let size = usize::from(*size);
+            if stored.len() > size {
+                return Err(format!("{} bytes in a BINARY({size})", stored.len()));
+            }
+            let mut padded = Vec::with_capacity(size);
+            padded.extend_from_slice(stored);
+            padded.resize(size, 0);
+            Value::Bytes(padded)
+        }
         Kind::JsonText { len_bytes, charset } => {
             let n = read_len(r, *len_bytes)?;
             let b = r.take(n, "a JSON value").map_err(malformed)?;

@@ -17,26 +17,63 @@ use crate::tablemap::{MapColumn, TableMap, ty};
 /// How one column's bytes are decoded.
 #[derive(Debug, Clone)]
 pub(crate) enum Kind {
-    Int { len: u8, unsigned: bool },
+    Int {
+        len: u8,
+        unsigned: bool,
+    },
     Year,
     Float,
     Double,
-    Decimal { precision: u8, scale: u8 },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     Date,
-    Time2 { fsp: u8 },
+    Time2 {
+        fsp: u8,
+    },
     TimeOld,
-    DateTime2 { fsp: u8 },
+    DateTime2 {
+        fsp: u8,
+    },
     DateTimeOld,
-    Timestamp2 { fsp: u8 },
+    Timestamp2 {
+        fsp: u8,
+    },
     TimestampOld,
-    Bit { bytes: u8 },
-    Text { len_bytes: u8, charset: Charset },
-    Bytes { len_bytes: u8 },
-    JsonText { len_bytes: u8, charset: Charset },
-    JsonBinary { len_bytes: u8 },
-    Enum { pack: u8, labels: Arc<[String]> },
-    Set { pack: u8, labels: Arc<[String]> },
-    Geometry { len_bytes: u8 },
+    Bit {
+        bytes: u8,
+    },
+    Text {
+        len_bytes: u8,
+        charset: Charset,
+    },
+    Bytes {
+        len_bytes: u8,
+    },
+    /// `BINARY(size)`: the row image drops trailing zero bytes, the column holds them.
+    FixedBytes {
+        len_bytes: u8,
+        size: u16,
+    },
+    JsonText {
+        len_bytes: u8,
+        charset: Charset,
+    },
+    JsonBinary {
+        len_bytes: u8,
+    },
+    Enum {
+        pack: u8,
+        labels: Arc<[String]>,
+    },
+    Set {
+        pack: u8,
+        labels: Arc<[String]>,
+    },
+    Geometry {
+        len_bytes: u8,
+    },
     Uuid,
     Inet4,
     Inet6,
@@ -399,8 +436,9 @@ fn kind_of(mc: &MapColumn, hint: Option<&ColumnSchema>, catalog: &Catalog) -> Re
                 "inet6" => Kind::Inet6,
                 "inet4" => Kind::Inet4,
                 _ => match charset_of(mc, hint, catalog)? {
-                    Charset::Binary => Kind::Bytes {
+                    Charset::Binary => Kind::FixedBytes {
                         len_bytes: len_bytes(max_len),
+                        size: max_len,
                     },
                     charset => Kind::Text {
                         len_bytes: len_bytes(max_len),
