@@ -323,3 +323,38 @@ async fn mariadb_tail_tells_renames_and_dropped_databases_in_words_on_stderr_onl
         .await
         .expect("drop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_tail_warns_of_an_include_pattern_that_matches_no_table() {
+    let db = stream_testkit::unique_name("nomatch");
+    let out = Command::new(USTREAM)
+        .args([
+            "tail",
+            &Server::MySql.url(),
+            "--include",
+            &format!("{db}.*"),
+            "--idle-exit-ms",
+            "200",
+        ])
+        .output()
+        .expect("run ustream");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("matches no table this user can see"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(
+        warnings[0].contains(&format!("pattern=\"{db}.*\"")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a piped log: {stderr}"
+    );
+}
