@@ -84,6 +84,25 @@ impl Source for MySqlSource {
     }
 }
 
+/// An include pattern no table matches is most often a typo or a missing grant (a table the
+/// user may not SELECT is invisible to it): say so where the user can see it. Not an error:
+/// the table may be created later.
+fn warn_of_patterns_matching_nothing(config: &MySqlConfig, catalog: &Catalog) {
+    for pattern in config.filter.includes() {
+        if !catalog
+            .tables
+            .keys()
+            .any(|(db, table)| pattern.matches_parts(db, table))
+        {
+            tracing::warn!(
+                pattern = pattern.as_str(),
+                server = %config.endpoint(),
+                "the include pattern matches no table this user can see yet: check its spelling and the user's SELECT grant (tables it may not read are invisible to it); a table created later is picked up"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,24 +126,5 @@ mod tests {
             )
         );
         assert_eq!(err.class(), ErrorClass::Transient);
-    }
-}
-
-/// An include pattern no table matches is most often a typo or a missing grant (a table the
-/// user may not SELECT is invisible to it): say so where the user can see it. Not an error:
-/// the table may be created later.
-fn warn_of_patterns_matching_nothing(config: &MySqlConfig, catalog: &Catalog) {
-    for pattern in config.filter.includes() {
-        if !catalog
-            .tables
-            .keys()
-            .any(|(db, table)| pattern.matches_parts(db, table))
-        {
-            tracing::warn!(
-                pattern = pattern.as_str(),
-                server = %config.endpoint(),
-                "the include pattern matches no table this user can see yet: check its spelling and the user's SELECT grant (tables it may not read are invisible to it); a table created later is picked up"
-            );
-        }
     }
 }
