@@ -97,7 +97,13 @@ impl Reconnect {
         }
         let since = *self.failing_since.get_or_insert_with(Instant::now);
         if since.elapsed() > self.reconnect_for {
-            tracing::error!(error = %error, source = what, failing_for = ?since.elapsed(), "giving up reconnecting");
+            if self.reconnect_for.is_zero() {
+                // A caller that reconnects itself (the Streamer reopens its sources) says so
+                // and logs the outcome; an ERROR here would claim a final failure that is not.
+                tracing::debug!(error = %error, source = what, "connection failed; the caller reconnects");
+            } else {
+                tracing::error!(error = %error, source = what, failing_for = ?since.elapsed(), "giving up reconnecting");
+            }
             return Retry::GiveUp(error);
         }
         self.failures = self.failures.saturating_add(1);
