@@ -196,9 +196,11 @@ impl Source for MySqlPollingSource {
         drop(conn);
         let start = position(&cursors);
         let (schedule, lag) = (self.schedule.clone(), self.safety_lag);
+        let definitions = Some(catalog.to_state());
         let batches = crate::supervise::spawn_supervised("MySQL poller", 4, move |tx| {
             let poller = Poller {
                 reconnect: crate::server::reconnect_policy(&config),
+                definitions,
                 config,
                 tables,
                 cursors,
@@ -223,6 +225,9 @@ struct Poller {
     shutdown: CancellationToken,
     /// A poll that works restarts the `reconnect_for` window.
     reconnect: Reconnect,
+    /// The table definitions, in the binlog source's state format, for the first batch: a
+    /// consumer that creates tables (a PostgreSQL replica) takes their types from them.
+    definitions: Option<serde_json::Value>,
 }
 
 impl Poller {
@@ -284,7 +289,7 @@ impl Poller {
                 let batch = Batch {
                     events,
                     position: position(&self.cursors),
-                    state: None,
+                    state: self.definitions.take(),
                 };
                 let sent = tokio::select! {
                     biased;

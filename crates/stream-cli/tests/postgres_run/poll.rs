@@ -55,6 +55,16 @@ async fn mariadb_polled_into_postgres_copies_new_and_changed_rows_and_resumes_af
 
     let mut running = Running::start(&config);
     converge(&mut my, &running).await;
+    // The types come from the source's definitions, not from the values seen.
+    let id_type: String = pg
+        .query_one(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = 't' AND column_name = 'id'",
+            &[&db],
+        )
+        .await
+        .expect("type")
+        .get(0);
+    assert_eq!(id_type, "integer");
     my.query_drop(format!(
         "UPDATE `{db}`.t SET v = 'changed' WHERE id <= 5; \
          INSERT INTO `{db}`.t (id, v) VALUES (51, 'new')"
