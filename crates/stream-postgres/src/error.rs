@@ -14,6 +14,17 @@ pub enum PostgresError {
         /// What the driver said.
         reason: String,
     },
+    /// The server refused the login for good: a wrong password, a missing role or database,
+    /// no CONNECT privilege. Retrying does not help; the URL or the grants must change.
+    #[error(
+        "PostgreSQL at {target} refused the connection: {reason}; check the user, password and database in the URL and the user's grants"
+    )]
+    Refused {
+        /// The redacted URL.
+        target: String,
+        /// The server's message and SQLSTATE.
+        reason: String,
+    },
     /// A statement failed.
     #[error("PostgreSQL {context}: {reason}")]
     Statement {
@@ -69,6 +80,7 @@ impl PostgresError {
             PostgresError::Connect { .. } => ErrorClass::Transient,
             PostgresError::Statement { class, .. } => *class,
             PostgresError::Keyless { .. }
+            | PostgresError::Refused { .. }
             | PostgresError::IncompatibleChange { .. }
             | PostgresError::Rejected { .. } => ErrorClass::Definite,
         }
@@ -101,16 +113,42 @@ impl PostgresError {
         match e.as_db_error() {
             Some(db) => PostgresError::Statement {
                 context,
-                reason: format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+                reason: describe(e),
                 class: class_of_state(db.code().code()),
             },
             None => PostgresError::Statement {
                 context,
-                reason: e.to_string(),
+                reason: describe(e),
                 class: ErrorClass::Transient,
             },
         }
     }
+}
+
+/// What a driver error says: the server's own message and SQLSTATE, or the driver's words
+/// followed by their causes (`error connecting to server: Connection refused (os error 111)`),
+/// instead of tokio_postgres's bare `db error`.
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !out.contains(&said) {
+            out.push_str(": ");
+            out.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    out
+}
+
+/// Whether a SQLSTATE met while logging in means the login can never succeed as configured:
+/// 28000/28P01 (authorization, password), 3D000 (no such database), 42501 (no privilege).
+pub(crate) fn is_login_refusal(code: &str) -> bool {
+    matches!(code, "28000" | "28P01" | "3D000" | "42501")
 }
 
 /// SQLSTATE classes that say the data or the schema is wrong, as opposed to the connection or

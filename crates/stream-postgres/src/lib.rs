@@ -68,6 +68,7 @@ mod types;
 
 pub use checkpoint::PostgresCheckpointStore;
 pub use config::{Deletes, ExtractedColumn, ExtractedType, Keyless, OnError, PostgresSinkConfig};
+pub use connect::check_login;
 pub use encode::NullReason;
 pub use error::PostgresError;
 pub use merge::Rejection;

@@ -5,6 +5,7 @@
 mod support;
 
 mod postgres_basics;
+mod postgres_login;
 mod postgres_mariadb_types;
 mod postgres_mongo;
 mod postgres_schema_changes;

@@ -10,6 +10,7 @@
 //! | [`deliver`] | the sink the streamer drives: dead-letter file, counters, progress |
 //! | [`progress`] | the initial snapshot's progress, on the terminal and in `/stats` |
 //! | [`http`] | `/metrics`, `/health`, `/stats` on axum |
+//! | [`login`] | every sink's PostgreSQL login checked before starting |
 //! | [`service`] | the running process: streamer, HTTP, signals, exit on failure |
 //! | [`dry_run`] | `--dry-run`: connect, check, print the DDL and the first events |
 
@@ -17,6 +18,7 @@ mod config;
 mod deliver;
 mod dry_run;
 mod http;
+mod login;
 mod plan;
 mod progress;
 mod service;

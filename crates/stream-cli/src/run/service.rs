@@ -22,6 +22,7 @@ use super::sources::build_source;
 
 /// Runs `plan` until a signal, then stops cleanly; or until a source or sink fails for good.
 pub(crate) async fn run(plan: Plan) -> Result<(), RunError> {
+    super::login::check_sink_logins(&plan).await?;
     let mut sinks = build_sinks(&plan)?;
     let progress = Arc::new(Progress::default());
     let mut reporting = BTreeSet::new();

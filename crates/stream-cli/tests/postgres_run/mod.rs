@@ -4,6 +4,7 @@
 mod support;
 
 mod crash;
+mod login;
 mod mariadb;
 mod mongo;
 mod outage;
