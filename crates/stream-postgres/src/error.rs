@@ -151,6 +151,15 @@ pub(crate) fn is_login_refusal(code: &str) -> bool {
     matches!(code, "28000" | "28P01" | "3D000" | "42501")
 }
 
+/// Whether `CREATE ... IF NOT EXISTS` lost a race with another session creating the same
+/// schema or table (`IF NOT EXISTS` checks before inserting into the catalog, so the loser
+/// hits the catalog's unique index: 23505, or 42P06/42P07/42710 duplicate schema, table,
+/// object). Running the statement again finds the winner's object and does nothing.
+pub(crate) fn is_creation_race(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|db| matches!(db.code().code(), "23505" | "42P06" | "42P07" | "42710"))
+}
+
 /// SQLSTATE classes that say the data or the schema is wrong, as opposed to the connection or
 /// the server's load (`08` connection, `40` serialization/deadlock, `53` resources, `57`
 /// shutdown: all transient).

@@ -342,10 +342,7 @@ impl PostgresSink {
                 .await
                 .map_err(|e| PostgresError::from_driver("configuring the session", &e))?;
             if self.pipeline.is_some() {
-                client
-                    .batch_execute(checkpoint::CREATE_SQL)
-                    .await
-                    .map_err(|e| PostgresError::from_driver("creating ustream.checkpoints", &e))?;
+                checkpoint::create_table(&client).await?;
             }
             self.session = Some(Session::new(client));
         }

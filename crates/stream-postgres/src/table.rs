@@ -265,10 +265,7 @@ pub(crate) async fn ensure(
     let table = match exists {
         Some(t) => t,
         None => {
-            client
-                .batch_execute(&create_sql(spec))
-                .await
-                .map_err(driver(&context))?;
+            create(client, spec, &context).await?;
             tracing::info!(table = %qualified, source = %spec.source_name, "created target table");
             load(client, spec)
                 .await?
@@ -293,6 +290,27 @@ pub(crate) async fn ensure(
         }));
     }
     Ok(table)
+}
+
+/// Runs [`create_sql`] inside the caller's transaction; when another session created the
+/// schema or table at the same moment, rolls back to before the attempt and runs it once more
+/// (the second run finds the other's objects).
+async fn create(client: &Client, spec: &TableSpec, context: &str) -> Result<(), PostgresError> {
+    let sql = format!(
+        "SAVEPOINT ustream_create; {}; RELEASE SAVEPOINT ustream_create",
+        create_sql(spec)
+    );
+    match client.batch_execute(&sql).await {
+        Err(e) if crate::error::is_creation_race(&e) => {
+            tracing::debug!(schema = %spec.schema, table = %spec.name, "another session created the same schema or table; again");
+            client
+                .batch_execute("ROLLBACK TO SAVEPOINT ustream_create")
+                .await
+                .map_err(driver(context))?;
+            client.batch_execute(&sql).await.map_err(driver(context))
+        }
+        other => other.map_err(driver(context)),
+    }
 }
 
 /// Reads the table from the catalog: columns the sink understands, the key, soft-delete columns.

@@ -9,5 +9,6 @@ mod postgres_login;
 mod postgres_mariadb_types;
 mod postgres_mongo;
 mod postgres_schema_changes;
+mod postgres_shared_schema;
 mod postgres_store;
 mod postgres_transactions;
