@@ -6,7 +6,7 @@ use std::sync::Arc;
 use stream_core::{Namespace, SchemaChange, SchemaChangeKind, SourceKind};
 
 use crate::error::PostgresError;
-use crate::schema::{ColumnChange, Ddl, SourceTable, parse_ddl};
+use crate::schema::{ColumnChange, Ddl, SourceColumn, SourceDefault, SourceTable, parse_ddl};
 use crate::sink::{Known, PostgresSink};
 use crate::table::{self, TableKind, TableSpec, TargetTable, columns_from_source};
 use crate::types::{PgType, ident};
@@ -151,15 +151,9 @@ impl PostgresSink {
         };
         for column_change in changes {
             let (from, column) = match column_change {
-                ColumnChange::Add(c) => {
+                ColumnChange::Add(c, default) => {
                     if target.column(&c.name).is_none() {
-                        let sql = format!(
-                            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}",
-                            target.qualified(),
-                            ident(&c.name),
-                            c.ty.to_pg()
-                        );
-                        target = self.run_alter(&target, &sql).await?;
+                        target = self.add_column(&target, c, default.as_ref()).await?;
                     }
                     continue;
                 }
@@ -205,6 +199,60 @@ impl PostgresSink {
         }
         known.targets.insert(ns.clone(), target);
         Ok(())
+    }
+
+    /// Adds `column`. The source's existing rows hold its default now: a constant default
+    /// becomes the target column's default, which fills the existing rows the same way (when
+    /// PostgreSQL takes it for the column's type); for a computed one the existing rows stay
+    /// NULL until they change, and a warning says so.
+    async fn add_column(
+        &mut self,
+        target: &Arc<TargetTable>,
+        column: &SourceColumn,
+        default: Option<&SourceDefault>,
+    ) -> Result<Arc<TargetTable>, PostgresError> {
+        let add = format!(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}",
+            target.qualified(),
+            ident(&column.name),
+            column.ty.to_pg()
+        );
+        let unfilled = |why: &str| {
+            tracing::warn!(
+                table = %target.qualified(),
+                column = %column.name,
+                "the source filled its existing rows with the new column's default ({why}); in PostgreSQL they stay NULL until each row changes"
+            );
+        };
+        match default {
+            None => self.run_alter(target, &add).await,
+            Some(SourceDefault::Computed(expr)) => {
+                unfilled(&format!("{expr}, computed by the source"));
+                self.run_alter(target, &add).await
+            }
+            Some(SourceDefault::Literal(literal)) => {
+                let with_default = format!(
+                    "SAVEPOINT ustream_add; {add} DEFAULT {literal}; RELEASE SAVEPOINT ustream_add"
+                );
+                match self.run_alter(target, &with_default).await {
+                    Ok(altered) => Ok(altered),
+                    Err(e) => {
+                        // A literal PostgreSQL refuses for the type (a zero date): as if none.
+                        let session = self.session().await?;
+                        if session
+                            .client
+                            .batch_execute("ROLLBACK TO SAVEPOINT ustream_add")
+                            .await
+                            .is_err()
+                        {
+                            return Err(e);
+                        }
+                        unfilled(&format!("{literal}, refused by PostgreSQL: {e}"));
+                        self.run_alter(target, &add).await
+                    }
+                }
+            }
+        }
     }
 
     async fn rename_column(

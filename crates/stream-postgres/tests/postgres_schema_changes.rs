@@ -224,3 +224,44 @@ async fn postgres_keyless_table_is_refused_by_name_unless_appended() {
     let rows = keyless_run(&db, config, 3).await.expect("appended");
     assert_eq!(rows, ["a|insert|t", "b|update|t", "b|delete|t"]);
 }
+
+#[tokio::test]
+async fn postgres_added_column_with_a_constant_default_fills_the_existing_rows_like_mariadb() {
+    let mut my = mysql().await;
+    let db = fresh_db(&mut my, "pgdefault").await;
+    let from = binlog_now(&mut my).await;
+    let (mut batches, shutdown) = mysql_stream(&db, StartFrom::Position(from), None).await;
+    for sql in [
+        "CREATE TABLE `{db}`.customers (id INT PRIMARY KEY, name VARCHAR(10))",
+        "INSERT INTO `{db}`.customers VALUES (1, 'ann'), (2, 'bob')",
+        "ALTER TABLE `{db}`.customers ADD COLUMN tier VARCHAR(5) NOT NULL DEFAULT 'std', \
+         ADD COLUMN credit INT DEFAULT -3, ADD COLUMN quote VARCHAR(9) DEFAULT 'it''s', \
+         ADD COLUMN seen TIMESTAMP NULL DEFAULT CURRENT_TIMESTAMP, ADD COLUMN gone INT DEFAULT NULL",
+        "INSERT INTO `{db}`.customers (id, name, tier) VALUES (3, 'cy', 'gold')",
+    ] {
+        my.query_drop(sql.replace("{db}", &db))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let pg = pg().await;
+    let mut sink = PostgresSink::new("defaults", sink_config());
+    let count_sql = format!("SELECT count(*) FROM \"{db}\".customers");
+    pump(&mut batches, &mut sink, async || {
+        pg.query_one(&count_sql, &[])
+            .await
+            .is_ok_and(|r| r.get::<_, i64>(0) == 3)
+    })
+    .await;
+    shutdown.cancel();
+    let rows = texts(&pg, &format!(
+        "SELECT concat_ws('|', id, tier, credit, quote, coalesce(seen::text, 'NULL'), coalesce(gone::text, 'NULL')) \
+         FROM \"{db}\".customers ORDER BY id"
+    ))
+    .await;
+    let rows: Vec<String> = rows.into_iter().flatten().collect();
+    assert_eq!(
+        rows[..2],
+        ["1|std|-3|it's|NULL|NULL", "2|std|-3|it's|NULL|NULL"]
+    );
+    assert!(rows[2].starts_with("3|gold|-3|it's|"), "{rows:?}");
+}
