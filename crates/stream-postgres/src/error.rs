@@ -45,9 +45,13 @@ pub enum PostgresError {
     },
     /// A column type change that would lose data.
     #[error(
-        "incompatible schema change at {position}: column {table}.{column} cannot change from {old} to {new} without loss; recreate the target table or revert the change, then restart"
+        "incompatible schema change at {position}: column {table}.{column} cannot change from {old} to {new} without loss; to copy the table again with its new type: stop, run `DROP TABLE {target}` and `{checkpoint}` in PostgreSQL, then start with the source's `from: snapshot` (reverting the change at the source does not help: the stream would meet it again)"
     )]
     IncompatibleChange {
+        /// The target table, quoted.
+        target: String,
+        /// How to forget the pipeline's position (the SQL, when it is in PostgreSQL).
+        checkpoint: String,
         /// `db.table`.
         table: String,
         /// The column.

@@ -176,7 +176,7 @@ impl PostgresSink {
             if keep {
                 continue;
             }
-            if !old.widens_to(new) {
+            if !old.widens_to(new) && !(new == PgType::Text && old.prints_as_source_text()) {
                 let old_source = old_def
                     .as_ref()
                     .and_then(|d| d.columns.iter().find(|c| c.name.eq_ignore_ascii_case(from)))
@@ -188,6 +188,14 @@ impl PostgresSink {
                     old: format!("{old_source}({old} in PostgreSQL)"),
                     new: format!("{} ({new} in PostgreSQL)", column.ty),
                     position: change.position.to_string(),
+                    target: target.qualified(),
+                    checkpoint: match &self.pipeline {
+                        Some(p) => format!(
+                            "DELETE FROM ustream.checkpoints WHERE pipeline = '{}'",
+                            p.replace('\'', "''")
+                        ),
+                        None => "delete the pipeline's checkpoint".to_owned(),
+                    },
                 });
             }
             let sql = format!(

@@ -109,7 +109,7 @@ pub struct PostgresSink {
     pub(crate) name: String,
     pub(crate) config: PostgresSinkConfig,
     pub(crate) session: Option<Session>,
-    pipeline: Option<String>,
+    pub(crate) pipeline: Option<String>,
     pub(crate) known: Known,
     /// Events of a source transaction that is not complete yet.
     held: Vec<SinkEvent>,

@@ -153,6 +153,8 @@ async fn postgres_incompatible_change_stops_with_table_column_types_and_position
         "text in PostgreSQL",
         "integer in PostgreSQL",
         "binlog:",
+        "DROP TABLE",
+        "from: snapshot",
     ] {
         assert!(text.contains(part), "`{part}` missing from: {text}");
     }
@@ -264,4 +266,48 @@ async fn postgres_added_column_with_a_constant_default_fills_the_existing_rows_l
         ["1|std|-3|it's|NULL|NULL", "2|std|-3|it's|NULL|NULL"]
     );
     assert!(rows[2].starts_with("3|gold|-3|it's|"), "{rows:?}");
+}
+
+#[tokio::test]
+async fn postgres_column_turned_from_int_into_varchar_at_the_source_becomes_text_keeping_its_values()
+ {
+    let mut my = mysql().await;
+    let db = fresh_db(&mut my, "pgtotext").await;
+    let from = binlog_now(&mut my).await;
+    let (mut batches, shutdown) = mysql_stream(&db, StartFrom::Position(from), None).await;
+    for sql in [
+        "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, code INT, amount DECIMAL(6,2))",
+        "INSERT INTO `{db}`.t VALUES (1, 12, 1.50), (2, -7, 20.00)",
+        "ALTER TABLE `{db}`.t MODIFY code VARCHAR(20), MODIFY amount VARCHAR(20)",
+        "INSERT INTO `{db}`.t VALUES (3, 'A-3', 'n/a')",
+    ] {
+        my.query_drop(sql.replace("{db}", &db))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let pg = pg().await;
+    let mut sink = PostgresSink::new("totext", sink_config());
+    let count_sql = format!("SELECT count(*) FROM \"{db}\".t");
+    pump(&mut batches, &mut sink, async || {
+        pg.query_one(&count_sql, &[])
+            .await
+            .is_ok_and(|r| r.get::<_, i64>(0) == 3)
+    })
+    .await;
+    shutdown.cancel();
+    for column in ["code", "amount"] {
+        assert_eq!(
+            column_type(&pg, &db, "t", column).await.as_deref(),
+            Some("text"),
+            "{column}"
+        );
+    }
+    let rows = texts(
+        &pg,
+        &format!("SELECT concat_ws('|', id, code, amount) FROM \"{db}\".t ORDER BY id"),
+    )
+    .await;
+    let rows: Vec<String> = rows.into_iter().flatten().collect();
+    // What MariaDB shows after the same ALTER.
+    assert_eq!(rows, ["1|12|1.50", "2|-7|20.00", "3|A-3|n/a"]);
 }
