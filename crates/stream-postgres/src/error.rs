@@ -63,6 +63,31 @@ pub enum PostgresError {
         /// The schema change's position.
         position: String,
     },
+    /// A source table or column name PostgreSQL would truncate (it keeps 63 bytes), so two
+    /// long names could become one.
+    #[error(
+        "{table}: the name `{name}` is {bytes} bytes and PostgreSQL keeps only 63, so names that differ after that would land in one; shorten it at the source, or exclude the table"
+    )]
+    NameTooLong {
+        /// `db.table` of the source.
+        table: String,
+        /// The table or column name.
+        name: String,
+        /// Its length in bytes.
+        bytes: usize,
+    },
+    /// Two source tables map to one target table.
+    #[error(
+        "{second} and {first} both map to the PostgreSQL table {target}; give their sinks different `schema`s, or exclude one of them"
+    )]
+    Collision {
+        /// The target table, quoted.
+        target: String,
+        /// The source table that has it (`db.table`).
+        first: String,
+        /// The source table that would write into it too.
+        second: String,
+    },
     /// A change the target refuses for good.
     #[error("change to {table} key {key} at {position} refused: {reason}")]
     Rejected {
@@ -85,6 +110,8 @@ impl PostgresError {
             PostgresError::Statement { class, .. } => *class,
             PostgresError::Keyless { .. }
             | PostgresError::Refused { .. }
+            | PostgresError::NameTooLong { .. }
+            | PostgresError::Collision { .. }
             | PostgresError::IncompatibleChange { .. }
             | PostgresError::Rejected { .. } => ErrorClass::Definite,
         }

@@ -63,7 +63,14 @@ impl PostgresSink {
                 if let Some(target) = self.existing(ns, known).await? {
                     let schema = self.schema_of(&to.db);
                     let session = self.session().await?;
-                    table::rename_table(&session.client, &target, &schema, &to.table).await?;
+                    table::rename_table(
+                        &session.client,
+                        &target,
+                        &schema,
+                        &to.table,
+                        &to.to_string(),
+                    )
+                    .await?;
                 }
                 known.targets.remove(ns);
                 known.targets.remove(to);
@@ -219,6 +226,7 @@ impl PostgresSink {
         column: &SourceColumn,
         default: Option<&SourceDefault>,
     ) -> Result<Arc<TargetTable>, PostgresError> {
+        table::check_name(&target.source_name, &column.name)?;
         let add = format!(
             "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}",
             target.qualified(),
@@ -272,6 +280,7 @@ impl PostgresSink {
         if from == to || target.column(from).is_none() || target.column(to).is_some() {
             return Ok(target.clone());
         }
+        table::check_name(&target.source_name, to)?;
         let sql = format!(
             "ALTER TABLE {} RENAME COLUMN {} TO {}",
             target.qualified(),
