@@ -382,3 +382,37 @@ async fn mariadb_run_serves_http_counts_events_and_exits_0_on_sigterm() {
         .await
         .expect("drop");
 }
+
+#[test]
+fn validate_refuses_two_sources_whose_tables_would_land_in_one_target_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A MySQL `shop.orders` and a MongoDB `app.orders` into `schema: combo`.
+    let path = write_config(
+        dir.path(),
+        "sources:\n  shop:\n    url: mysql://repl@127.0.0.1:3306/\n    include: [shop.orders]\n\
+         \x20 app:\n    url: mongodb://127.0.0.1:27017/\n    include: [app.orders]\n\
+         sinks:\n  combo:\n    url: postgres://etl@127.0.0.1:5432/dw\n    schema: combo\n",
+    );
+    let lines = refused(&ustream(&["validate", path.to_str().expect("path")], &[]));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "ustream: error: sinks.combo: sources `shop` (shop.orders) and `app` (app.orders) would write the same tables into `schema: combo`"
+        ),
+        "{lines:?}"
+    );
+    // Two sources reading the same database into one sink (no schema: the database's name).
+    let path = write_config(
+        dir.path(),
+        "sources:\n  a:\n    url: mysql://repl@10.0.0.1:3306/\n    include: ['shop.*']\n\
+         \x20 b:\n    url: mysql://repl@10.0.0.2:3306/\n    include: ['shop.*']\n\
+         sinks:\n  dw:\n    url: postgres://etl@127.0.0.1:5432/dw\n",
+    );
+    let lines = refused(&ustream(&["validate", path.to_str().expect("path")], &[]));
+    assert!(
+        lines[0].contains(
+            "sources `a` (shop.*) and `b` (shop.*) would write the same tables into the same schema"
+        ),
+        "{lines:?}"
+    );
+}

@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | [`config`] | the file as written: serde types refusing unknown keys |
 //! | [`plan`] | the file's meaning checked: URLs, patterns, positions, names, combinations |
+//! | [`overlap`] | two sources of one sink that would write the same tables |
 //! | [`sources`] | sources from the plan (change capture or polling) |
 //! | [`sinks`] | PostgreSQL sinks (one per sink and source) and the checkpoint store |
 //! | [`deliver`] | the sink the streamer drives: dead-letter file, counters, progress |
@@ -19,6 +20,7 @@ mod deliver;
 mod dry_run;
 mod http;
 mod login;
+mod overlap;
 mod plan;
 mod progress;
 mod service;
