@@ -226,7 +226,8 @@ async fn mariadb_to_postgres_sets_refused_changes_aside_in_the_dead_letter_file(
         dir.path(),
         &format!(
             "sources:\n  {db}:\n    url: {}/\n    include: ['{db}.*']\n\
-             sinks:\n  replica:\n    url: '{}'\n    on_error: dead-letter\n    dead_letters: {}\n",
+             sinks:\n  replica:\n    url: '{}'\n    on_error: dead-letter\n    dead_letters: {}\n\
+             listen: 127.0.0.1:0\n",
             mariadb_url(),
             Server::Postgres.url(),
             letters.display(),
@@ -284,7 +285,36 @@ async fn mariadb_to_postgres_sets_refused_changes_aside_in_the_dead_letter_file(
         .expect("row")
         .get(0);
     assert_eq!(qty, 1, "the refused update left the row as it was");
+    // Every surface counts the letter: the sink's, the process's, Prometheus.
+    let listening = running.line_starting("ustream: listening on http://", Duration::from_secs(5));
+    let addr = listening
+        .trim_start_matches("ustream: listening on http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let stats: serde_json::Value =
+        serde_json::from_str(&http_get(&addr, "/stats")).expect("stats json");
+    assert_eq!(stats["written"]["replica"]["dead_lettered"], 1, "{stats}");
+    assert_eq!(stats["dead_lettered"], 1, "{stats}");
+    let metrics = http_get(&addr, "/metrics");
+    assert!(
+        metrics.lines().any(|l| l == "ustream_dead_letters_total 1"),
+        "{metrics}"
+    );
     let (status, stderr) = running.terminate();
     assert_eq!(status.code(), Some(0), "{stderr}");
     drop_all(&mut my, &pg, &db, std::slice::from_ref(&db), &["replica"]).await;
+}
+
+/// The body of a GET over a plain socket.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).expect("read");
+    raw.split_once("\r\n\r\n").expect("a response").1.to_owned()
 }
