@@ -44,24 +44,16 @@ pub enum PostgresError {
         table: String,
     },
     /// A column type change that would lose data.
-    #[error(
-        "incompatible schema change at {position}: column {table}.{column} cannot change from {old} to {new} without loss; to copy the table again with its new type: stop, run `DROP TABLE {target}` and `{checkpoint}` in PostgreSQL, then start with the source's `from: snapshot` (reverting the change at the source does not help: the stream would meet it again)"
-    )]
+    #[error("incompatible schema change at {position}: column {table}.{column} {change}")]
     IncompatibleChange {
-        /// The target table, quoted.
-        target: String,
-        /// How to forget the pipeline's position (the SQL, when it is in PostgreSQL).
-        checkpoint: String,
         /// `db.table`.
         table: String,
         /// The column.
         column: String,
-        /// The type before (source type and the target's).
-        old: String,
-        /// The type the DDL asks for.
-        new: String,
         /// The schema change's position.
         position: String,
+        /// The types, and how to copy the table again.
+        change: Box<TypeChange>,
     },
     /// A source table or column name PostgreSQL would truncate (it keeps 63 bytes), so two
     /// long names could become one.
@@ -100,6 +92,30 @@ pub enum PostgresError {
         /// Why.
         reason: String,
     },
+}
+
+/// A column type change the target cannot follow, and how to copy the table again: drop it,
+/// forget the pipeline's position, start from a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeChange {
+    /// The type before (source type and the target's).
+    pub old: String,
+    /// The type the DDL asks for.
+    pub new: String,
+    /// The target table, quoted.
+    pub target: String,
+    /// How to forget the pipeline's position (the SQL, when it is in PostgreSQL).
+    pub checkpoint: String,
+}
+
+impl std::fmt::Display for TypeChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot change from {} to {} without loss; to copy the table again with its new type: stop, run `DROP TABLE {}` and `{}` in PostgreSQL, then start with the source's `from: snapshot` (reverting the change at the source does not help: the stream would meet it again)",
+            self.old, self.new, self.target, self.checkpoint
+        )
+    }
 }
 
 impl PostgresError {

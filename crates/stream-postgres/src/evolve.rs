@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use stream_core::{Namespace, SchemaChange, SchemaChangeKind, SourceKind};
 
-use crate::error::PostgresError;
+use crate::error::{PostgresError, TypeChange};
 use crate::schema::{ColumnChange, Ddl, SourceColumn, SourceDefault, SourceTable, parse_ddl};
 use crate::sink::{Known, PostgresSink};
 use crate::table::{self, TableKind, TableSpec, TargetTable, columns_from_source};
@@ -183,7 +183,7 @@ impl PostgresSink {
             if keep {
                 continue;
             }
-            if !old.widens_to(new) && !(new == PgType::Text && old.prints_as_source_text()) {
+            if !(old.widens_to(new) || (new == PgType::Text && old.prints_as_source_text())) {
                 let old_source = old_def
                     .as_ref()
                     .and_then(|d| d.columns.iter().find(|c| c.name.eq_ignore_ascii_case(from)))
@@ -192,17 +192,19 @@ impl PostgresSink {
                 return Err(PostgresError::IncompatibleChange {
                     table: ns.to_string(),
                     column: column.name.clone(),
-                    old: format!("{old_source}({old} in PostgreSQL)"),
-                    new: format!("{} ({new} in PostgreSQL)", column.ty),
                     position: change.position.to_string(),
-                    target: target.qualified(),
-                    checkpoint: match &self.pipeline {
-                        Some(p) => format!(
-                            "DELETE FROM ustream.checkpoints WHERE pipeline = '{}'",
-                            p.replace('\'', "''")
-                        ),
-                        None => "delete the pipeline's checkpoint".to_owned(),
-                    },
+                    change: Box::new(TypeChange {
+                        old: format!("{old_source}({old} in PostgreSQL)"),
+                        new: format!("{} ({new} in PostgreSQL)", column.ty),
+                        target: target.qualified(),
+                        checkpoint: match &self.pipeline {
+                            Some(p) => format!(
+                                "DELETE FROM ustream.checkpoints WHERE pipeline = '{}'",
+                                p.replace('\'', "''")
+                            ),
+                            None => "delete the pipeline's checkpoint".to_owned(),
+                        },
+                    }),
                 });
             }
             let sql = format!(
