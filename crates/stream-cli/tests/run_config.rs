@@ -1,7 +1,7 @@
 //! `ustream init`, `validate` and `run`: config errors are one line each with exit code 2,
 //! and `run` against the shared MariaDB serves HTTP and stops cleanly on SIGTERM.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::*;
 use stream_testkit::{Server, unique_name};
 
-use crate::support::USTREAM;
+use crate::support::{USTREAM, http_get};
 
 fn write_config(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("ustream.yaml");
@@ -269,25 +269,6 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// GET over a plain socket: (status, body).
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("read");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, body.to_owned())
 }
 
 /// Polls `check` until it returns `Some`, for up to 60 s.

@@ -319,15 +319,7 @@ const SOURCE_MARK: &str = "ustream source: ";
 /// source table already writes into it (two sources of one sink, `schema: combo`, both with
 /// an `orders`). A comment of someone else's is left alone.
 async fn claim(client: &Client, qualified: &str, source: &str) -> Result<(), PostgresError> {
-    let context = format!("reading the comment of {qualified}");
-    let comment: Option<String> = client
-        .query_one(
-            "SELECT obj_description(to_regclass($1), 'pg_class')",
-            &[&qualified],
-        )
-        .await
-        .map_err(driver(&context))?
-        .get(0);
+    let comment = comment_of(client, qualified).await?;
     match comment.as_deref().map(|c| c.strip_prefix(SOURCE_MARK)) {
         Some(Some(owner)) if owner == source => Ok(()),
         Some(Some(owner)) => Err(PostgresError::Collision {
@@ -338,6 +330,18 @@ async fn claim(client: &Client, qualified: &str, source: &str) -> Result<(), Pos
         Some(None) => Ok(()),
         None => mark(client, qualified, source).await,
     }
+}
+
+/// The comment of table `qualified`.
+async fn comment_of(client: &Client, qualified: &str) -> Result<Option<String>, PostgresError> {
+    Ok(client
+        .query_one(
+            "SELECT obj_description(to_regclass($1), 'pg_class')",
+            &[&qualified],
+        )
+        .await
+        .map_err(driver(&format!("reading the comment of {qualified}")))?
+        .get(0))
 }
 
 /// Writes the source mark into the table's comment.
@@ -504,15 +508,10 @@ pub(crate) async fn rename_table(
     }
     client.batch_execute(&sql).await.map_err(driver(&context))?;
     // The table now belongs to the renamed source table.
-    let comment: Option<String> = client
-        .query_one(
-            "SELECT obj_description(to_regclass($1), 'pg_class')",
-            &[&target],
-        )
-        .await
-        .map_err(driver(&context))?
-        .get(0);
-    if comment.is_some_and(|c| c.starts_with(SOURCE_MARK)) {
+    if comment_of(client, &target)
+        .await?
+        .is_some_and(|c| c.starts_with(SOURCE_MARK))
+    {
         mark(client, &target, source).await?;
     }
     Ok(())

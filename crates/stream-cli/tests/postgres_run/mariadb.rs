@@ -10,6 +10,7 @@ use super::support::{
     Running, drop_all, mariadb, mariadb_checksum, mariadb_url, pg_count, postgres,
     postgres_checksum, wait_for, write_config,
 };
+use crate::support::http_get;
 
 const ORDERS: [&str; 5] = ["id", "remark", "qty", "code", "extra"];
 
@@ -292,10 +293,10 @@ async fn mariadb_to_postgres_sets_refused_changes_aside_in_the_dead_letter_file(
         .trim_end_matches('/')
         .to_owned();
     let stats: serde_json::Value =
-        serde_json::from_str(&http_get(&addr, "/stats")).expect("stats json");
+        serde_json::from_str(&http_get(&addr, "/stats").1).expect("stats json");
     assert_eq!(stats["written"]["replica"]["dead_lettered"], 1, "{stats}");
     assert_eq!(stats["dead_lettered"], 1, "{stats}");
-    let metrics = http_get(&addr, "/metrics");
+    let metrics = http_get(&addr, "/metrics").1;
     assert!(
         metrics.lines().any(|l| l == "ustream_dead_letters_total 1"),
         "{metrics}"
@@ -303,18 +304,4 @@ async fn mariadb_to_postgres_sets_refused_changes_aside_in_the_dead_letter_file(
     let (status, stderr) = running.terminate();
     assert_eq!(status.code(), Some(0), "{stderr}");
     drop_all(&mut my, &pg, &db, std::slice::from_ref(&db), &["replica"]).await;
-}
-
-/// The body of a GET over a plain socket.
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("read");
-    raw.split_once("\r\n\r\n").expect("a response").1.to_owned()
 }
