@@ -9,3 +9,4 @@ mod mariadb;
 mod mongo;
 mod outage;
 mod poll;
+mod recopy;
