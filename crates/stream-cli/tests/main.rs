@@ -3,6 +3,7 @@
 mod support;
 
 mod dead_letters;
+mod docs_examples;
 mod mariadb_tail;
 mod mariadb_tail_ddl_forms;
 mod mariadb_tail_network_faults;

@@ -1,7 +1,7 @@
 //! `ustream init`, `validate` and `run`: config errors are one line each with exit code 2,
 //! and `run` against the shared MariaDB serves HTTP and stops cleanly on SIGTERM.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::*;
 use stream_testkit::{Server, unique_name};
 
-use crate::support::USTREAM;
+use crate::support::{USTREAM, http_get};
 
 fn write_config(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("ustream.yaml");
@@ -271,25 +271,6 @@ impl Drop for Running {
     }
 }
 
-/// GET over a plain socket: (status, body).
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).expect("read");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, body.to_owned())
-}
-
 /// Polls `check` until it returns `Some`, for up to 60 s.
 fn wait_for<T>(mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -381,4 +362,38 @@ async fn mariadb_run_serves_http_counts_events_and_exits_0_on_sigterm() {
     conn.query_drop(format!("DROP DATABASE `{db}`"))
         .await
         .expect("drop");
+}
+
+#[test]
+fn validate_refuses_two_sources_whose_tables_would_land_in_one_target_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A MySQL `shop.orders` and a MongoDB `app.orders` into `schema: combo`.
+    let path = write_config(
+        dir.path(),
+        "sources:\n  shop:\n    url: mysql://repl@127.0.0.1:3306/\n    include: [shop.orders]\n\
+         \x20 app:\n    url: mongodb://127.0.0.1:27017/\n    include: [app.orders]\n\
+         sinks:\n  combo:\n    url: postgres://etl@127.0.0.1:5432/dw\n    schema: combo\n",
+    );
+    let lines = refused(&ustream(&["validate", path.to_str().expect("path")], &[]));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with(
+            "ustream: error: sinks.combo: sources `shop` (shop.orders) and `app` (app.orders) would write the same tables into `schema: combo`"
+        ),
+        "{lines:?}"
+    );
+    // Two sources reading the same database into one sink (no schema: the database's name).
+    let path = write_config(
+        dir.path(),
+        "sources:\n  a:\n    url: mysql://repl@10.0.0.1:3306/\n    include: ['shop.*']\n\
+         \x20 b:\n    url: mysql://repl@10.0.0.2:3306/\n    include: ['shop.*']\n\
+         sinks:\n  dw:\n    url: postgres://etl@127.0.0.1:5432/dw\n",
+    );
+    let lines = refused(&ustream(&["validate", path.to_str().expect("path")], &[]));
+    assert!(
+        lines[0].contains(
+            "sources `a` (shop.*) and `b` (shop.*) would write the same tables into the same schema"
+        ),
+        "{lines:?}"
+    );
 }

@@ -17,6 +17,19 @@ pub(crate) const CREATE_SQL: &str = "CREATE SCHEMA IF NOT EXISTS ustream; \
       state jsonb, \
       updated_at timestamptz NOT NULL DEFAULT now())";
 
+/// Creates `ustream.checkpoints` when missing (outside a transaction), again once when
+/// another session created it at the same moment (see [`crate::error::is_creation_race`]).
+pub(crate) async fn create_table(client: &Client) -> Result<(), PostgresError> {
+    let fail =
+        |e: tokio_postgres::Error| PostgresError::from_driver("creating ustream.checkpoints", &e);
+    match client.batch_execute(CREATE_SQL).await {
+        Err(e) if crate::error::is_creation_race(&e) => {
+            client.batch_execute(CREATE_SQL).await.map_err(fail)
+        }
+        other => other.map_err(fail),
+    }
+}
+
 /// Upsert of one pipeline's checkpoint; a `NULL` state keeps the stored one.
 const SAVE_SQL: &str = "INSERT INTO ustream.checkpoints AS c (pipeline, position, state, updated_at) \
     VALUES ($1, $2, $3::text::jsonb, now()) \
@@ -140,10 +153,7 @@ impl PostgresCheckpointStore {
         let mut guard = self.client.lock().await;
         if guard.as_ref().is_none_or(Client::is_closed) {
             let client = connect(&self.url, "ustream-checkpoints").await?;
-            client
-                .batch_execute(CREATE_SQL)
-                .await
-                .map_err(|e| PostgresError::from_driver("creating ustream.checkpoints", &e))?;
+            create_table(&client).await?;
             *guard = Some(client);
         }
         let Some(client) = guard.as_mut() else {

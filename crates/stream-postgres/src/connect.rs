@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
 
-use crate::error::PostgresError;
+use crate::error::{PostgresError, describe, is_login_refusal};
 
 /// The password of a `postgres://user:password@host/db` URL, if any.
 fn password_of(url: &str) -> Option<&str> {
@@ -39,10 +39,19 @@ pub(crate) async fn connect(url: &str, application_name: &str) -> Result<Client,
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+        let reason = scrub(url, &describe(&e));
+        match e.as_db_error() {
+            Some(db) if is_login_refusal(db.code().code()) => PostgresError::Refused {
+                target: stream_core::redact_url(url),
+                reason,
+            },
+            _ => PostgresError::Connect {
+                target: stream_core::redact_url(url),
+                reason,
+            },
+        }
+    })?;
     let shown = stream_core::redact_url(url);
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -50,6 +59,13 @@ pub(crate) async fn connect(url: &str, application_name: &str) -> Result<Client,
         }
     });
     Ok(client)
+}
+
+/// Logs in to `url` once and hangs up: a wrong password, role or database shows here as
+/// [`PostgresError::Refused`] (definite), a server that is down as
+/// [`PostgresError::Connect`] (transient), before anything starts.
+pub async fn check_login(url: &str) -> Result<(), PostgresError> {
+    connect(url, "ustream-login-check").await.map(drop)
 }
 
 #[cfg(test)]

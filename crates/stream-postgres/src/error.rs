@@ -14,6 +14,17 @@ pub enum PostgresError {
         /// What the driver said.
         reason: String,
     },
+    /// The server refused the login for good: a wrong password, a missing role or database,
+    /// no CONNECT privilege. Retrying does not help; the URL or the grants must change.
+    #[error(
+        "PostgreSQL at {target} refused the connection: {reason}; check the user, password and database in the URL and the user's grants"
+    )]
+    Refused {
+        /// The redacted URL.
+        target: String,
+        /// The server's message and SQLSTATE.
+        reason: String,
+    },
     /// A statement failed.
     #[error("PostgreSQL {context}: {reason}")]
     Statement {
@@ -33,20 +44,41 @@ pub enum PostgresError {
         table: String,
     },
     /// A column type change that would lose data.
-    #[error(
-        "incompatible schema change at {position}: column {table}.{column} cannot change from {old} to {new} without loss; recreate the target table or revert the change, then restart"
-    )]
+    #[error("incompatible schema change at {position}: column {table}.{column} {change}")]
     IncompatibleChange {
         /// `db.table`.
         table: String,
         /// The column.
         column: String,
-        /// The type before (source type and the target's).
-        old: String,
-        /// The type the DDL asks for.
-        new: String,
         /// The schema change's position.
         position: String,
+        /// The types, and how to copy the table again.
+        change: Box<TypeChange>,
+    },
+    /// A source table or column name PostgreSQL would truncate (it keeps 63 bytes), so two
+    /// long names could become one.
+    #[error(
+        "{table}: the name `{name}` is {bytes} bytes and PostgreSQL keeps only 63, so names that differ after that would land in one; shorten it at the source, or exclude the table"
+    )]
+    NameTooLong {
+        /// `db.table` of the source.
+        table: String,
+        /// The table or column name.
+        name: String,
+        /// Its length in bytes.
+        bytes: usize,
+    },
+    /// Two source tables map to one target table.
+    #[error(
+        "{second} and {first} both map to the PostgreSQL table {target}; give their sinks different `schema`s, or exclude one of them"
+    )]
+    Collision {
+        /// The target table, quoted.
+        target: String,
+        /// The source table that has it (`db.table`).
+        first: String,
+        /// The source table that would write into it too.
+        second: String,
     },
     /// A change the target refuses for good.
     #[error("change to {table} key {key} at {position} refused: {reason}")]
@@ -62,6 +94,30 @@ pub enum PostgresError {
     },
 }
 
+/// A column type change the target cannot follow, and how to copy the table again: drop it,
+/// forget the pipeline's position, start from a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeChange {
+    /// The type before (source type and the target's).
+    pub old: String,
+    /// The type the DDL asks for.
+    pub new: String,
+    /// The target table, quoted.
+    pub target: String,
+    /// How to forget the pipeline's position (the SQL, when it is in PostgreSQL).
+    pub checkpoint: String,
+}
+
+impl std::fmt::Display for TypeChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot change from {} to {} without loss; to copy the table again with its new type: stop, run `DROP TABLE {}` and `{}` in PostgreSQL, then start with the source's `from: snapshot` (reverting the change at the source does not help: the stream would meet it again)",
+            self.old, self.new, self.target, self.checkpoint
+        )
+    }
+}
+
 impl PostgresError {
     /// Whether retrying may help.
     pub fn class(&self) -> ErrorClass {
@@ -69,6 +125,9 @@ impl PostgresError {
             PostgresError::Connect { .. } => ErrorClass::Transient,
             PostgresError::Statement { class, .. } => *class,
             PostgresError::Keyless { .. }
+            | PostgresError::Refused { .. }
+            | PostgresError::NameTooLong { .. }
+            | PostgresError::Collision { .. }
             | PostgresError::IncompatibleChange { .. }
             | PostgresError::Rejected { .. } => ErrorClass::Definite,
         }
@@ -101,16 +160,51 @@ impl PostgresError {
         match e.as_db_error() {
             Some(db) => PostgresError::Statement {
                 context,
-                reason: format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+                reason: describe(e),
                 class: class_of_state(db.code().code()),
             },
             None => PostgresError::Statement {
                 context,
-                reason: e.to_string(),
+                reason: describe(e),
                 class: ErrorClass::Transient,
             },
         }
     }
+}
+
+/// What a driver error says: the server's own message and SQLSTATE, or the driver's words
+/// followed by their causes (`error connecting to server: Connection refused (os error 111)`),
+/// instead of tokio_postgres's bare `db error`.
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    let mut out = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(inner) = cause {
+        let said = inner.to_string();
+        if !out.contains(&said) {
+            out.push_str(": ");
+            out.push_str(&said);
+        }
+        cause = inner.source();
+    }
+    out
+}
+
+/// Whether a SQLSTATE met while logging in means the login can never succeed as configured:
+/// 28000/28P01 (authorization, password), 3D000 (no such database), 42501 (no privilege).
+pub(crate) fn is_login_refusal(code: &str) -> bool {
+    matches!(code, "28000" | "28P01" | "3D000" | "42501")
+}
+
+/// Whether `CREATE ... IF NOT EXISTS` lost a race with another session creating the same
+/// schema or table (`IF NOT EXISTS` checks before inserting into the catalog, so the loser
+/// hits the catalog's unique index: 23505, or 42P06/42P07/42710 duplicate schema, table,
+/// object). Running the statement again finds the winner's object and does nothing.
+pub(crate) fn is_creation_race(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|db| matches!(db.code().code(), "23505" | "42P06" | "42P07" | "42710"))
 }
 
 /// SQLSTATE classes that say the data or the schema is wrong, as opposed to the connection or

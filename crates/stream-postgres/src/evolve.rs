@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use stream_core::{Namespace, SchemaChange, SchemaChangeKind, SourceKind};
 
-use crate::error::PostgresError;
-use crate::schema::{ColumnChange, Ddl, SourceTable, parse_ddl};
+use crate::error::{PostgresError, TypeChange};
+use crate::schema::{ColumnChange, Ddl, SourceColumn, SourceDefault, SourceTable, parse_ddl};
 use crate::sink::{Known, PostgresSink};
 use crate::table::{self, TableKind, TableSpec, TargetTable, columns_from_source};
 use crate::types::{PgType, ident};
@@ -63,7 +63,14 @@ impl PostgresSink {
                 if let Some(target) = self.existing(ns, known).await? {
                     let schema = self.schema_of(&to.db);
                     let session = self.session().await?;
-                    table::rename_table(&session.client, &target, &schema, &to.table).await?;
+                    table::rename_table(
+                        &session.client,
+                        &target,
+                        &schema,
+                        &to.table,
+                        &to.to_string(),
+                    )
+                    .await?;
                 }
                 known.targets.remove(ns);
                 known.targets.remove(to);
@@ -151,15 +158,9 @@ impl PostgresSink {
         };
         for column_change in changes {
             let (from, column) = match column_change {
-                ColumnChange::Add(c) => {
+                ColumnChange::Add(c, default) => {
                     if target.column(&c.name).is_none() {
-                        let sql = format!(
-                            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}",
-                            target.qualified(),
-                            ident(&c.name),
-                            c.ty.to_pg()
-                        );
-                        target = self.run_alter(&target, &sql).await?;
+                        target = self.add_column(&target, c, default.as_ref()).await?;
                     }
                     continue;
                 }
@@ -182,7 +183,7 @@ impl PostgresSink {
             if keep {
                 continue;
             }
-            if !old.widens_to(new) {
+            if !(old.widens_to(new) || (new == PgType::Text && old.prints_as_source_text())) {
                 let old_source = old_def
                     .as_ref()
                     .and_then(|d| d.columns.iter().find(|c| c.name.eq_ignore_ascii_case(from)))
@@ -191,9 +192,19 @@ impl PostgresSink {
                 return Err(PostgresError::IncompatibleChange {
                     table: ns.to_string(),
                     column: column.name.clone(),
-                    old: format!("{old_source}({old} in PostgreSQL)"),
-                    new: format!("{} ({new} in PostgreSQL)", column.ty),
                     position: change.position.to_string(),
+                    change: Box::new(TypeChange {
+                        old: format!("{old_source}({old} in PostgreSQL)"),
+                        new: format!("{} ({new} in PostgreSQL)", column.ty),
+                        target: target.qualified(),
+                        checkpoint: match &self.pipeline {
+                            Some(p) => format!(
+                                "DELETE FROM ustream.checkpoints WHERE pipeline = '{}'",
+                                p.replace('\'', "''")
+                            ),
+                            None => "delete the pipeline's checkpoint".to_owned(),
+                        },
+                    }),
                 });
             }
             let sql = format!(
@@ -207,6 +218,61 @@ impl PostgresSink {
         Ok(())
     }
 
+    /// Adds `column`. The source's existing rows hold its default now: a constant default
+    /// becomes the target column's default, which fills the existing rows the same way (when
+    /// PostgreSQL takes it for the column's type); for a computed one the existing rows stay
+    /// NULL until they change, and a warning says so.
+    async fn add_column(
+        &mut self,
+        target: &Arc<TargetTable>,
+        column: &SourceColumn,
+        default: Option<&SourceDefault>,
+    ) -> Result<Arc<TargetTable>, PostgresError> {
+        table::check_name(&target.source_name, &column.name)?;
+        let add = format!(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}",
+            target.qualified(),
+            ident(&column.name),
+            column.ty.to_pg()
+        );
+        let unfilled = |why: &str| {
+            tracing::warn!(
+                table = %target.qualified(),
+                column = %column.name,
+                "the source filled its existing rows with the new column's default ({why}); in PostgreSQL they stay NULL until each row changes"
+            );
+        };
+        match default {
+            None => self.run_alter(target, &add).await,
+            Some(SourceDefault::Computed(expr)) => {
+                unfilled(&format!("{expr}, computed by the source"));
+                self.run_alter(target, &add).await
+            }
+            Some(SourceDefault::Literal(literal)) => {
+                let with_default = format!(
+                    "SAVEPOINT ustream_add; {add} DEFAULT {literal}; RELEASE SAVEPOINT ustream_add"
+                );
+                match self.run_alter(target, &with_default).await {
+                    Ok(altered) => Ok(altered),
+                    Err(e) => {
+                        // A literal PostgreSQL refuses for the type (a zero date): as if none.
+                        let session = self.session().await?;
+                        if session
+                            .client
+                            .batch_execute("ROLLBACK TO SAVEPOINT ustream_add")
+                            .await
+                            .is_err()
+                        {
+                            return Err(e);
+                        }
+                        unfilled(&format!("{literal}, refused by PostgreSQL: {e}"));
+                        self.run_alter(target, &add).await
+                    }
+                }
+            }
+        }
+    }
+
     async fn rename_column(
         &mut self,
         target: &Arc<TargetTable>,
@@ -216,6 +282,7 @@ impl PostgresSink {
         if from == to || target.column(from).is_none() || target.column(to).is_some() {
             return Ok(target.clone());
         }
+        table::check_name(&target.source_name, to)?;
         let sql = format!(
             "ALTER TABLE {} RENAME COLUMN {} TO {}",
             target.qualified(),

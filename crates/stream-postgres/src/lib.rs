@@ -68,8 +68,9 @@ mod types;
 
 pub use checkpoint::PostgresCheckpointStore;
 pub use config::{Deletes, ExtractedColumn, ExtractedType, Keyless, OnError, PostgresSinkConfig};
+pub use connect::check_login;
 pub use encode::NullReason;
-pub use error::PostgresError;
+pub use error::{PostgresError, TypeChange};
 pub use merge::Rejection;
 pub use sink::{Applied, PostgresSink};
 pub use store::PostgresStore;

@@ -96,10 +96,21 @@ fn column_from_state(c: &serde_json::Value) -> Option<SourceColumn> {
     })
 }
 
+/// A column's `DEFAULT` in an `ADD COLUMN`: what the source's existing rows now hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SourceDefault {
+    /// A constant, as PostgreSQL literal text (`'std'`, `-1.5`; MySQL's TRUE/FALSE are 1/0).
+    Literal(String),
+    /// Computed by the source when the column was added (`CURRENT_TIMESTAMP`, an
+    /// expression): the statement's text; the target cannot know the values.
+    Computed(String),
+}
+
 /// One change a DDL statement makes to a table's columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ColumnChange {
-    Add(SourceColumn),
+    /// A new column and its default (`None`: none, or `DEFAULT NULL`).
+    Add(SourceColumn, Option<SourceDefault>),
     Drop(String),
     Rename {
         from: String,
@@ -127,6 +138,38 @@ fn column_from_def(def: &ColumnDef) -> SourceColumn {
         name: def.name.value.clone(),
         ty: MySqlType::parse(&def.data_type.to_string()),
     }
+}
+
+/// The `DEFAULT` of a column definition.
+fn default_of(def: &ColumnDef) -> Option<SourceDefault> {
+    use sqlparser::ast::{Expr, UnaryOperator, Value};
+    let expr = def.options.iter().find_map(|o| match &o.option {
+        ColumnOption::Default(expr) => Some(expr),
+        _ => None,
+    })?;
+    let quoted = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    Some(match expr {
+        Expr::Value(v) => match &v.value {
+            Value::Null => return None,
+            Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => {
+                SourceDefault::Literal(quoted(s))
+            }
+            Value::Number(n, _) => SourceDefault::Literal(n.to_string()),
+            Value::Boolean(b) => SourceDefault::Literal(if *b { "1" } else { "0" }.to_owned()),
+            _ => SourceDefault::Computed(expr.to_string()),
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr: inner,
+        } => match inner.as_ref() {
+            Expr::Value(v) => match &v.value {
+                Value::Number(n, _) => SourceDefault::Literal(format!("-{n}")),
+                _ => SourceDefault::Computed(expr.to_string()),
+            },
+            _ => SourceDefault::Computed(expr.to_string()),
+        },
+        _ => SourceDefault::Computed(expr.to_string()),
+    })
 }
 
 fn column_from_parts(name: &str, data_type: &sqlparser::ast::DataType) -> SourceColumn {
@@ -201,7 +244,10 @@ pub(crate) fn parse_ddl(sql: &str, default_db: &str) -> Ddl {
             for op in operations {
                 match op {
                     AlterTableOperation::AddColumn { column_def, .. } => {
-                        changes.push(ColumnChange::Add(column_from_def(&column_def)));
+                        changes.push(ColumnChange::Add(
+                            column_from_def(&column_def),
+                            default_of(&column_def),
+                        ));
                     }
                     AlterTableOperation::DropColumn { column_names, .. } => {
                         changes.extend(
@@ -252,7 +298,7 @@ impl SourceTable {
         };
         for change in changes {
             match change {
-                ColumnChange::Add(c) => {
+                ColumnChange::Add(c, _) => {
                     if find(&next.columns, &c.name).is_none() {
                         next.columns.push(c.clone());
                     }
@@ -291,6 +337,42 @@ fn rename_key(key: &mut [String], from: &str, to: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn added_columns_keep_constant_defaults_as_postgres_literals() {
+        let Ddl::Alter(changes) = parse_ddl(
+            "ALTER TABLE c ADD COLUMN tier VARCHAR(5) NOT NULL DEFAULT 'std', ADD n INT DEFAULT -3, \
+             ADD q VARCHAR(5) DEFAULT 'it''s', ADD b BOOLEAN DEFAULT TRUE, ADD z INT DEFAULT NULL, \
+             ADD t TIMESTAMP DEFAULT CURRENT_TIMESTAMP, ADD plain INT",
+            "x",
+        ) else {
+            panic!("an ALTER");
+        };
+        let defaults: Vec<Option<SourceDefault>> = changes
+            .into_iter()
+            .map(|c| match c {
+                ColumnChange::Add(_, d) => d,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let literal = |s: &str| Some(SourceDefault::Literal(s.to_owned()));
+        assert_eq!(
+            defaults[..4],
+            [
+                literal("'std'"),
+                literal("-3"),
+                literal("'it''s'"),
+                literal("1")
+            ]
+        );
+        assert_eq!(defaults[4], None);
+        assert!(
+            matches!(&defaults[5], Some(SourceDefault::Computed(e)) if e.contains("CURRENT_TIMESTAMP")),
+            "{:?}",
+            defaults[5]
+        );
+        assert_eq!(defaults[6], None);
+    }
 
     #[test]
     fn create_statements_give_exact_types_and_the_key() {

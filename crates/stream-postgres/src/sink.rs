@@ -109,7 +109,7 @@ pub struct PostgresSink {
     pub(crate) name: String,
     pub(crate) config: PostgresSinkConfig,
     pub(crate) session: Option<Session>,
-    pipeline: Option<String>,
+    pub(crate) pipeline: Option<String>,
     pub(crate) known: Known,
     /// Events of a source transaction that is not complete yet.
     held: Vec<SinkEvent>,
@@ -342,10 +342,7 @@ impl PostgresSink {
                 .await
                 .map_err(|e| PostgresError::from_driver("configuring the session", &e))?;
             if self.pipeline.is_some() {
-                client
-                    .batch_execute(checkpoint::CREATE_SQL)
-                    .await
-                    .map_err(|e| PostgresError::from_driver("creating ustream.checkpoints", &e))?;
+                checkpoint::create_table(&client).await?;
             }
             self.session = Some(Session::new(client));
         }

@@ -259,16 +259,17 @@ pub(crate) async fn ensure(
     client: &Client,
     spec: &TableSpec,
 ) -> Result<Arc<TargetTable>, PostgresError> {
+    check_name(&spec.source_name, &spec.name)?;
+    for column in &spec.columns {
+        check_name(&spec.source_name, &column.name)?;
+    }
     let qualified = format!("{}.{}", ident(&spec.schema), ident(&spec.name));
     let context = format!("creating {qualified}");
     let exists = load(client, spec).await?;
     let table = match exists {
         Some(t) => t,
         None => {
-            client
-                .batch_execute(&create_sql(spec))
-                .await
-                .map_err(driver(&context))?;
+            create(client, spec, &context).await?;
             tracing::info!(table = %qualified, source = %spec.source_name, "created target table");
             load(client, spec)
                 .await?
@@ -279,6 +280,7 @@ pub(crate) async fn ensure(
                 })?
         }
     };
+    claim(client, &qualified, &spec.source_name).await?;
     if spec.soft && !table.soft {
         client
             .batch_execute(&format!(
@@ -293,6 +295,86 @@ pub(crate) async fn ensure(
         }));
     }
     Ok(table)
+}
+
+/// PostgreSQL's longest identifier in bytes (NAMEDATALEN - 1); longer ones are truncated.
+const MAX_NAME_BYTES: usize = 63;
+
+/// Refuses a table or column name of `source` that PostgreSQL would truncate.
+pub(crate) fn check_name(source: &str, name: &str) -> Result<(), PostgresError> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(PostgresError::NameTooLong {
+            table: source.to_owned(),
+            name: name.to_owned(),
+            bytes: name.len(),
+        });
+    }
+    Ok(())
+}
+
+/// How the sink marks a table's source in the table's comment.
+const SOURCE_MARK: &str = "ustream source: ";
+
+/// Marks `qualified` as the target of `source` (in its comment), or refuses when another
+/// source table already writes into it (two sources of one sink, `schema: combo`, both with
+/// an `orders`). A comment of someone else's is left alone.
+async fn claim(client: &Client, qualified: &str, source: &str) -> Result<(), PostgresError> {
+    let comment = comment_of(client, qualified).await?;
+    match comment.as_deref().map(|c| c.strip_prefix(SOURCE_MARK)) {
+        Some(Some(owner)) if owner == source => Ok(()),
+        Some(Some(owner)) => Err(PostgresError::Collision {
+            target: qualified.to_owned(),
+            first: owner.to_owned(),
+            second: source.to_owned(),
+        }),
+        Some(None) => Ok(()),
+        None => mark(client, qualified, source).await,
+    }
+}
+
+/// The comment of table `qualified`.
+async fn comment_of(client: &Client, qualified: &str) -> Result<Option<String>, PostgresError> {
+    Ok(client
+        .query_one(
+            "SELECT obj_description(to_regclass($1), 'pg_class')",
+            &[&qualified],
+        )
+        .await
+        .map_err(driver(&format!("reading the comment of {qualified}")))?
+        .get(0))
+}
+
+/// Writes the source mark into the table's comment.
+async fn mark(client: &Client, qualified: &str, source: &str) -> Result<(), PostgresError> {
+    let sql = format!(
+        "COMMENT ON TABLE {qualified} IS '{}'",
+        format!("{SOURCE_MARK}{source}").replace('\'', "''")
+    );
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(driver(&format!("commenting {qualified}")))
+}
+
+/// Runs [`create_sql`] inside the caller's transaction; when another session created the
+/// schema or table at the same moment, rolls back to before the attempt and runs it once more
+/// (the second run finds the other's objects).
+async fn create(client: &Client, spec: &TableSpec, context: &str) -> Result<(), PostgresError> {
+    let sql = format!(
+        "SAVEPOINT ustream_create; {}; RELEASE SAVEPOINT ustream_create",
+        create_sql(spec)
+    );
+    match client.batch_execute(&sql).await {
+        Err(e) if crate::error::is_creation_race(&e) => {
+            tracing::debug!(schema = %spec.schema, table = %spec.name, "another session created the same schema or table; again");
+            client
+                .batch_execute("ROLLBACK TO SAVEPOINT ustream_create")
+                .await
+                .map_err(driver(context))?;
+            client.batch_execute(&sql).await.map_err(driver(context))
+        }
+        other => other.map_err(driver(context)),
+    }
 }
 
 /// Reads the table from the catalog: columns the sink understands, the key, soft-delete columns.
@@ -397,7 +479,9 @@ pub(crate) async fn rename_table(
     table: &TargetTable,
     schema: &str,
     name: &str,
+    source: &str,
 ) -> Result<(), PostgresError> {
+    check_name(source, name)?;
     let context = format!("renaming {}", table.qualified());
     let target = format!("{}.{}", ident(schema), ident(name));
     let taken: bool = client
@@ -422,5 +506,13 @@ pub(crate) async fn rename_table(
     if name != table.name {
         sql.push_str(&format!("ALTER TABLE {current} RENAME TO {};", ident(name)));
     }
-    client.batch_execute(&sql).await.map_err(driver(&context))
+    client.batch_execute(&sql).await.map_err(driver(&context))?;
+    // The table now belongs to the renamed source table.
+    if comment_of(client, &target)
+        .await?
+        .is_some_and(|c| c.starts_with(SOURCE_MARK))
+    {
+        mark(client, &target, source).await?;
+    }
+    Ok(())
 }

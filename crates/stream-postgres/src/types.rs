@@ -104,6 +104,18 @@ impl PgType {
         })
     }
 
+    /// Whether `self::text` writes every value as the source writes it when the column
+    /// becomes a string there (`ALTER ... MODIFY n VARCHAR`), so the target may turn the
+    /// column into text in place: integers, numerics with their scale, dates, whole-second
+    /// timestamps. Not floats, fractional timestamps or booleans, whose PostgreSQL text differs.
+    pub fn prints_as_source_text(self) -> bool {
+        use PgType::*;
+        matches!(
+            self,
+            Int2 | Int4 | Int8 | Numeric(_) | Date | Timestamp(0) | Text
+        )
+    }
+
     /// Whether every value of `self` fits `to` exactly, so the column may be altered in place.
     pub fn widens_to(self, to: PgType) -> bool {
         use PgType::*;
@@ -250,6 +262,26 @@ mod tests {
 
     fn pg(t: &str) -> PgType {
         MySqlType::parse(t).to_pg()
+    }
+
+    #[test]
+    fn integers_numerics_dates_become_text_as_the_source_prints_them_but_not_floats() {
+        for ty in [
+            PgType::Int4,
+            PgType::Int8,
+            PgType::Numeric(Some((6, 2))),
+            PgType::Date,
+        ] {
+            assert!(ty.prints_as_source_text(), "{ty}");
+        }
+        for ty in [
+            PgType::Float8,
+            PgType::Bool,
+            PgType::Timestamp(6),
+            PgType::Jsonb,
+        ] {
+            assert!(!ty.prints_as_source_text(), "{ty}");
+        }
     }
 
     #[test]

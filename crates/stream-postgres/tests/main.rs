@@ -5,8 +5,10 @@
 mod support;
 
 mod postgres_basics;
+mod postgres_login;
 mod postgres_mariadb_types;
 mod postgres_mongo;
 mod postgres_schema_changes;
+mod postgres_shared_schema;
 mod postgres_store;
 mod postgres_transactions;

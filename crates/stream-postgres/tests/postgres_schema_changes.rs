@@ -153,6 +153,8 @@ async fn postgres_incompatible_change_stops_with_table_column_types_and_position
         "text in PostgreSQL",
         "integer in PostgreSQL",
         "binlog:",
+        "DROP TABLE",
+        "from: snapshot",
     ] {
         assert!(text.contains(part), "`{part}` missing from: {text}");
     }
@@ -223,4 +225,95 @@ async fn postgres_keyless_table_is_refused_by_name_unless_appended() {
     config.keyless = Keyless::Append;
     let rows = keyless_run(&db, config, 3).await.expect("appended");
     assert_eq!(rows, ["a|insert|t", "b|update|t", "b|delete|t"]);
+}
+
+#[tokio::test]
+async fn postgres_added_column_with_a_constant_default_fills_the_existing_rows_like_mariadb() {
+    let (db, pg) = replay_into_postgres(
+        "pgdefault",
+        &[
+            "CREATE TABLE `{db}`.customers (id INT PRIMARY KEY, name VARCHAR(10))",
+            "INSERT INTO `{db}`.customers VALUES (1, 'ann'), (2, 'bob')",
+            "ALTER TABLE `{db}`.customers ADD COLUMN tier VARCHAR(5) NOT NULL DEFAULT 'std', \
+             ADD COLUMN credit INT DEFAULT -3, ADD COLUMN quote VARCHAR(9) DEFAULT 'it''s', \
+             ADD COLUMN seen TIMESTAMP NULL DEFAULT CURRENT_TIMESTAMP, ADD COLUMN gone INT DEFAULT NULL",
+            "INSERT INTO `{db}`.customers (id, name, tier) VALUES (3, 'cy', 'gold')",
+        ],
+        "customers",
+        3,
+    )
+    .await;
+    let rows = texts(&pg, &format!(
+        "SELECT concat_ws('|', id, tier, credit, quote, coalesce(seen::text, 'NULL'), coalesce(gone::text, 'NULL')) \
+         FROM \"{db}\".customers ORDER BY id"
+    ))
+    .await;
+    let rows: Vec<String> = rows.into_iter().flatten().collect();
+    assert_eq!(
+        rows[..2],
+        ["1|std|-3|it's|NULL|NULL", "2|std|-3|it's|NULL|NULL"]
+    );
+    assert!(rows[2].starts_with("3|gold|-3|it's|"), "{rows:?}");
+}
+
+#[tokio::test]
+async fn postgres_column_turned_from_int_into_varchar_at_the_source_becomes_text_keeping_its_values()
+ {
+    let (db, pg) = replay_into_postgres(
+        "pgtotext",
+        &[
+            "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, code INT, amount DECIMAL(6,2))",
+            "INSERT INTO `{db}`.t VALUES (1, 12, 1.50), (2, -7, 20.00)",
+            "ALTER TABLE `{db}`.t MODIFY code VARCHAR(20), MODIFY amount VARCHAR(20)",
+            "INSERT INTO `{db}`.t VALUES (3, 'A-3', 'n/a')",
+        ],
+        "t",
+        3,
+    )
+    .await;
+    for column in ["code", "amount"] {
+        assert_eq!(
+            column_type(&pg, &db, "t", column).await.as_deref(),
+            Some("text"),
+            "{column}"
+        );
+    }
+    let rows = texts(
+        &pg,
+        &format!("SELECT concat_ws('|', id, code, amount) FROM \"{db}\".t ORDER BY id"),
+    )
+    .await;
+    let rows: Vec<String> = rows.into_iter().flatten().collect();
+    // What MariaDB shows after the same ALTER.
+    assert_eq!(rows, ["1|12|1.50", "2|-7|20.00", "3|A-3|n/a"]);
+}
+
+/// Runs `statements` (`{db}` for a fresh database) at MariaDB, streams them into a new sink
+/// until `db.table` has `rows` rows; the database's name and a PostgreSQL connection.
+async fn replay_into_postgres(
+    prefix: &str,
+    statements: &[&str],
+    table: &str,
+    rows: i64,
+) -> (String, tokio_postgres::Client) {
+    let mut my = mysql().await;
+    let db = fresh_db(&mut my, prefix).await;
+    let from = binlog_now(&mut my).await;
+    let (mut batches, shutdown) = mysql_stream(&db, StartFrom::Position(from), None).await;
+    for sql in statements {
+        my.query_drop(sql.replace("{db}", &db))
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let pg = pg().await;
+    let mut sink = PostgresSink::new(prefix, sink_config());
+    let count_sql = format!("SELECT count(*) FROM \"{db}\".{table}");
+    pump(&mut batches, &mut sink, async || {
+        pg.query_one(&count_sql, &[])
+            .await
+            .is_ok_and(|r| r.get::<_, i64>(0) == rows)
+    })
+    .await;
+    shutdown.cancel();
+    (db, pg)
 }

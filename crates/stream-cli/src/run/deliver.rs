@@ -92,6 +92,9 @@ impl RunSink {
                 });
             }
             self.stats.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            // The streamer's own counter (its recorder's `/metrics`) sees only what its
+            // retry policy dead-letters, not what this sink sets aside itself.
+            metrics::counter!("ustream_dead_letters_total").increment(1);
             tracing::warn!(sink = %name, table = %rejection.table, position = %rejection.event.position,
                 reason = %rejection.reason, "change refused by PostgreSQL; in the dead-letter file");
         }

@@ -30,6 +30,7 @@ struct Seen {
 }
 
 pub(crate) async fn dry_run(plan: Plan) -> Result<(), RunError> {
+    super::login::check_sink_logins(&plan).await?;
     let mut out = String::new();
     let mut seen = Vec::with_capacity(plan.sources.len());
     for source in &plan.sources {

@@ -5,11 +5,13 @@
 //! | --- | --- |
 //! | [`config`] | the file as written: serde types refusing unknown keys |
 //! | [`plan`] | the file's meaning checked: URLs, patterns, positions, names, combinations |
+//! | [`overlap`] | two sources of one sink that would write the same tables |
 //! | [`sources`] | sources from the plan (change capture or polling) |
 //! | [`sinks`] | PostgreSQL sinks (one per sink and source) and the checkpoint store |
 //! | [`deliver`] | the sink the streamer drives: dead-letter file, counters, progress |
 //! | [`progress`] | the initial snapshot's progress, on the terminal and in `/stats` |
 //! | [`http`] | `/metrics`, `/health`, `/stats` on axum |
+//! | [`login`] | every sink's PostgreSQL login checked before starting |
 //! | [`service`] | the running process: streamer, HTTP, signals, exit on failure |
 //! | [`dry_run`] | `--dry-run`: connect, check, print the DDL and the first events |
 
@@ -17,6 +19,8 @@ mod config;
 mod deliver;
 mod dry_run;
 mod http;
+mod login;
+mod overlap;
 mod plan;
 mod progress;
 mod service;

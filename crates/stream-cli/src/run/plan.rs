@@ -142,6 +142,11 @@ impl Plan {
                 sinks.push(plan);
             }
         }
+        for sink in &sinks {
+            if let Some(reason) = super::overlap::colliding_sources(sink, &sources) {
+                errors.push(loaded.invalid(KeyPath::of(["sinks", sink.name.as_str()]), reason));
+            }
+        }
         let checkpoints = checkpoints(loaded, &sinks, &mut errors);
         let listen = config.listen.as_deref().and_then(|listen| {
             check_listen(listen)

@@ -22,6 +22,7 @@ use super::sources::build_source;
 
 /// Runs `plan` until a signal, then stops cleanly; or until a source or sink fails for good.
 pub(crate) async fn run(plan: Plan) -> Result<(), RunError> {
+    super::login::check_sink_logins(&plan).await?;
     let mut sinks = build_sinks(&plan)?;
     let progress = Arc::new(Progress::default());
     let mut reporting = BTreeSet::new();
@@ -336,7 +337,13 @@ impl Observe for RunState {
             let (p50, p95, p99) = metrics.delivery;
             stats["events_received"] = metrics.events_received.into();
             stats["events_delivered"] = metrics.events_delivered.into();
-            stats["dead_lettered"] = metrics.dead_lettered.into();
+            // The sinks set refused changes aside themselves; the streamer counts its own.
+            let by_sinks: u64 = self
+                .sink_stats
+                .iter()
+                .map(|(_, s)| s.dead_lettered.load(std::sync::atomic::Ordering::Relaxed))
+                .sum();
+            stats["dead_lettered"] = (metrics.dead_lettered + by_sinks).into();
             stats["reconnects"] = metrics.reconnects.into();
             stats["events_per_second"] = metrics.events_per_second.into();
             stats["events_acknowledged"] = metrics.events_acknowledged.into();

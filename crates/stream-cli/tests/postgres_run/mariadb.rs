@@ -10,6 +10,7 @@ use super::support::{
     Running, drop_all, mariadb, mariadb_checksum, mariadb_url, pg_count, postgres,
     postgres_checksum, wait_for, write_config,
 };
+use crate::support::http_get;
 
 const ORDERS: [&str; 5] = ["id", "remark", "qty", "code", "extra"];
 
@@ -226,7 +227,8 @@ async fn mariadb_to_postgres_sets_refused_changes_aside_in_the_dead_letter_file(
         dir.path(),
         &format!(
             "sources:\n  {db}:\n    url: {}/\n    include: ['{db}.*']\n\
-             sinks:\n  replica:\n    url: '{}'\n    on_error: dead-letter\n    dead_letters: {}\n",
+             sinks:\n  replica:\n    url: '{}'\n    on_error: dead-letter\n    dead_letters: {}\n\
+             listen: 127.0.0.1:0\n",
             mariadb_url(),
             Server::Postgres.url(),
             letters.display(),
@@ -284,6 +286,21 @@ async fn mariadb_to_postgres_sets_refused_changes_aside_in_the_dead_letter_file(
         .expect("row")
         .get(0);
     assert_eq!(qty, 1, "the refused update left the row as it was");
+    // Every surface counts the letter: the sink's, the process's, Prometheus.
+    let listening = running.line_starting("ustream: listening on http://", Duration::from_secs(5));
+    let addr = listening
+        .trim_start_matches("ustream: listening on http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let stats: serde_json::Value =
+        serde_json::from_str(&http_get(&addr, "/stats").1).expect("stats json");
+    assert_eq!(stats["written"]["replica"]["dead_lettered"], 1, "{stats}");
+    assert_eq!(stats["dead_lettered"], 1, "{stats}");
+    let metrics = http_get(&addr, "/metrics").1;
+    assert!(
+        metrics.lines().any(|l| l == "ustream_dead_letters_total 1"),
+        "{metrics}"
+    );
     let (status, stderr) = running.terminate();
     assert_eq!(status.code(), Some(0), "{stderr}");
     drop_all(&mut my, &pg, &db, std::slice::from_ref(&db), &["replica"]).await;

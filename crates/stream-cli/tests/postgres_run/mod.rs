@@ -5,7 +5,9 @@ mod support;
 
 mod crash;
 mod fanout;
+mod login;
 mod mariadb;
 mod mongo;
 mod outage;
 mod poll;
+mod recopy;
