@@ -15,9 +15,9 @@ use tokio::time::Duration;
 use crate::MySqlConfig;
 use crate::schema::Catalog;
 use crate::server::{ServerInfo, binary_logs, code, connect, map_err};
-use crate::snapshot::ViewFilter;
 use crate::start::{PendingSnapshot, Resume, resolve_start};
 use crate::tracker::{RawEvent, Tracker};
+use crate::view_filter::ViewFilter;
 
 /// Most events in one batch; a batch is also flushed whenever the server has nothing more
 /// ready, so latency stays low on a live stream.
@@ -147,6 +147,15 @@ impl BinlogReader {
         };
         let tables = read.tables();
         tracing::info!(tables = tables.len(), "snapshot started");
+        if from.is_none() {
+            // Its start, before any row: a stop before the first chunk's checkpoint resumes
+            // this snapshot (and replays the binlog from its position) instead of taking a
+            // new one that never tells of rows deleted in between.
+            let state = self.state_pending.then(|| self.catalog.to_state());
+            if !self.send(Vec::new(), read.start_position(), state).await {
+                return Err(Stop::Done);
+            }
+        }
         for (name, schema) in tables {
             let full = format!("{}.{}", name.0, name.1);
             let mut after = match &from {
