@@ -23,6 +23,11 @@ use crate::view_filter::ViewFilter;
 /// ready, so latency stays low on a live stream.
 const MAX_BATCH: usize = 1024;
 
+/// A batch is also handed over once its row events hold this many bytes, and the reader
+/// then waits until the consumer has taken it before reading on: large rows (a 64 MB cell)
+/// are never held by more than one batch on each side of the channel.
+const HEAVY_BATCH: usize = 16 * 1024 * 1024;
+
 /// The server is asked for a heartbeat every second while idle.
 const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
 
@@ -202,6 +207,16 @@ impl BinlogReader {
         Ok(())
     }
 
+    /// Waits until the consumer has taken every batch handed over; `false` when nobody
+    /// listens any more or shutdown began.
+    async fn drained(&self) -> bool {
+        tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => false,
+            all = self.tx.reserve_many(self.tx.max_capacity()) => all.is_ok(),
+        }
+    }
+
     /// Hands over the batch, at its last event's position; then, when `caught_up` and the
     /// tracker has moved past that (commits, filtered events, heartbeats), an empty batch at
     /// the tracker's position. `false` when nobody listens any more.
@@ -223,6 +238,20 @@ impl BinlogReader {
             return self.deliver(Vec::new(), now, true).await;
         }
         true
+    }
+
+    /// [`Self::flush`], then, after a heavy batch, waits until the consumer has taken it.
+    async fn hand_over(
+        &mut self,
+        tracker: &Tracker,
+        batch: &mut Vec<SourceEvent>,
+        batch_bytes: &mut usize,
+        caught_up: bool,
+    ) -> bool {
+        if !self.flush(tracker, batch, caught_up).await {
+            return false;
+        }
+        std::mem::take(batch_bytes) < HEAVY_BATCH || self.drained().await
     }
 
     /// The error for a failed binlog read: a position the server does not have (code 1236)
@@ -290,6 +319,8 @@ impl BinlogReader {
             .map_err(|e| self.stream_error(e, &logs))?;
         let mut tracker = Tracker::new(&self.resume, self.info.checksum, self.view_filter.clone());
         let mut batch: Vec<SourceEvent> = Vec::new();
+        // Bytes of the binlog events whose rows are in `batch`.
+        let mut batch_bytes = 0usize;
         loop {
             let next = tokio::select! {
                 biased;
@@ -316,17 +347,30 @@ impl BinlogReader {
                     }));
                 };
                 let event = event.map_err(|e| self.stream_error(e, &logs))?;
+                let had = batch.len();
                 tracker.handle(RawEvent::of(&event), &config, &mut self.catalog, &mut batch)?;
+                if batch.len() > had {
+                    batch_bytes += event.data().len();
+                }
+                // The event's bytes go before the next event is read.
+                drop(event);
                 if tracker.take_schema_changed() {
                     self.state_pending = true;
                 }
-                if batch.len() >= MAX_BATCH && !self.flush(&tracker, &mut batch, false).await {
+                if (batch.len() >= MAX_BATCH || batch_bytes >= HEAVY_BATCH)
+                    && !self
+                        .hand_over(&tracker, &mut batch, &mut batch_bytes, false)
+                        .await
+                {
                     return Ok(());
                 }
                 next = stream.next().now_or_never();
             }
             // Nothing more is ready: hand over what we have, or just the new position.
-            if !self.flush(&tracker, &mut batch, true).await {
+            if !self
+                .hand_over(&tracker, &mut batch, &mut batch_bytes, true)
+                .await
+            {
                 return Ok(());
             }
         }
