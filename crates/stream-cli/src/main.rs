@@ -392,6 +392,9 @@ async fn tail(args: TailArgs) -> Result<()> {
         }
         if !ready.is_empty() {
             sink.write(&ready).await?;
+            // Printed: let the rows go before waiting for the next batch (a 64 MB row is not
+            // kept while the next one is read).
+            ready.clear();
         }
         if let Some(store) = &checkpoints {
             let checkpoint = Checkpoint {

@@ -7,6 +7,7 @@ mod docs_examples;
 mod mariadb_tail;
 mod mariadb_tail_ddl_forms;
 mod mariadb_tail_network_faults;
+mod mariadb_tail_snapshot_restart;
 mod mongo_tail;
 mod mongo_tail_network_faults;
 mod postgres_run;

@@ -12,8 +12,44 @@ use crate::event::ChangeEvent;
 use crate::position::{MySqlPosition, Position, TxnStart};
 use crate::value::{Date, DateTime, Row, Time, Timestamp, Value};
 
+/// Where the encoder puts its output: small parts go into a byte buffer; strings, binary and
+/// JSON text go through methods, so an output may leave large ones in place instead of
+/// copying them (`json_stream`, which writes them to the destination in slices).
+pub(crate) trait JsonOut<'a> {
+    /// The buffer everything else is appended to.
+    fn buf(&mut self) -> &mut Vec<u8>;
+
+    /// A string value, quoted and escaped.
+    fn string(&mut self, s: &'a str) {
+        write_str(self.buf(), s);
+    }
+
+    /// Binary, as quoted base64.
+    fn base64(&mut self, bytes: &'a [u8]) {
+        write_base64(self.buf(), bytes);
+    }
+
+    /// Text that is JSON already, as it is.
+    fn verbatim(&mut self, json: &'a str) {
+        self.buf().extend_from_slice(json.as_bytes());
+    }
+}
+
+impl JsonOut<'_> for Vec<u8> {
+    #[inline]
+    fn buf(&mut self) -> &mut Vec<u8> {
+        self
+    }
+}
+
 /// Appends the JSON of one event (no newline).
 pub fn write_event(buf: &mut Vec<u8>, ev: &ChangeEvent) {
+    event_to(buf, ev);
+}
+
+/// The JSON of one event (no newline) into any output.
+pub(crate) fn event_to<'a, O: JsonOut<'a>>(out: &mut O, ev: &'a ChangeEvent) {
+    let buf = out.buf();
     buf.extend_from_slice(b"{\"source\":\"");
     buf.extend_from_slice(ev.source.as_str().as_bytes());
     buf.extend_from_slice(b"\",\"db\":");
@@ -23,14 +59,15 @@ pub fn write_event(buf: &mut Vec<u8>, ev: &ChangeEvent) {
     buf.extend_from_slice(b",\"op\":\"");
     buf.extend_from_slice(ev.op.as_str().as_bytes());
     buf.extend_from_slice(b"\",\"key\":");
-    write_opt_row(buf, ev.key.as_ref());
-    buf.extend_from_slice(b",\"before\":");
-    write_opt_row(buf, ev.before.as_ref());
-    buf.extend_from_slice(b",\"after\":");
-    write_opt_row(buf, ev.after.as_ref());
+    opt_row_to(out, ev.key.as_ref());
+    out.buf().extend_from_slice(b",\"before\":");
+    opt_row_to(out, ev.before.as_ref());
+    out.buf().extend_from_slice(b",\"after\":");
+    opt_row_to(out, ev.after.as_ref());
     if let Some(update) = &ev.update {
-        buf.extend_from_slice(b",\"update\":{\"set\":");
-        write_row(buf, &update.set);
+        out.buf().extend_from_slice(b",\"update\":{\"set\":");
+        row_to(out, &update.set);
+        let buf = out.buf();
         buf.extend_from_slice(b",\"unset\":[");
         for (i, field) in update.unset.iter().enumerate() {
             if i > 0 {
@@ -40,6 +77,7 @@ pub fn write_event(buf: &mut Vec<u8>, ev: &ChangeEvent) {
         }
         buf.extend_from_slice(b"]}");
     }
+    let buf = out.buf();
     buf.extend_from_slice(b",\"position\":\"");
     write_position(buf, &ev.position);
     buf.extend_from_slice(b"\",\"ts_ms\":");
@@ -73,29 +111,68 @@ fn write_position(buf: &mut Vec<u8>, position: &Position) {
     }
 }
 
-fn write_opt_row(buf: &mut Vec<u8>, row: Option<&Row>) {
+fn opt_row_to<'a, O: JsonOut<'a>>(out: &mut O, row: Option<&'a Row>) {
     match row {
-        Some(r) => write_row(buf, r),
-        None => buf.extend_from_slice(b"null"),
+        Some(r) => row_to(out, r),
+        None => out.buf().extend_from_slice(b"null"),
     }
 }
 
 /// Appends a row or document as a JSON object, fields in order.
 pub fn write_row(buf: &mut Vec<u8>, row: &Row) {
-    buf.push(b'{');
+    row_to(buf, row);
+}
+
+fn row_to<'a, O: JsonOut<'a>>(out: &mut O, row: &'a Row) {
+    out.buf().push(b'{');
     for (i, (name, value)) in row.iter().enumerate() {
+        let buf = out.buf();
         if i > 0 {
             buf.push(b',');
         }
         write_str(buf, name);
         buf.push(b':');
-        write_value(buf, value);
+        value_to(out, value);
     }
-    buf.push(b'}');
+    out.buf().push(b'}');
 }
 
 /// Appends one value in the contract's form.
 pub fn write_value(buf: &mut Vec<u8>, value: &Value) {
+    value_to(buf, value);
+}
+
+/// One value into any output: strings, binary and JSON text through its methods.
+fn value_to<'a, O: JsonOut<'a>>(out: &mut O, value: &'a Value) {
+    match value {
+        Value::String(s) | Value::Enum(s) => out.string(s),
+        Value::Bytes(b) => out.base64(b),
+        Value::Json(j) => out.verbatim(j.as_str()),
+        Value::Document(row) => row_to(out, row),
+        Value::Array(items) => {
+            out.buf().push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.buf().push(b',');
+                }
+                value_to(out, item);
+            }
+            out.buf().push(b']');
+        }
+        Value::Binary { subtype, bytes } => {
+            out.buf().extend_from_slice(b"{\"$binary\":{\"base64\":");
+            out.base64(bytes);
+            let buf = out.buf();
+            buf.extend_from_slice(b",\"subType\":\"");
+            crate::hex::encode_into(buf, &[*subtype]);
+            buf.extend_from_slice(b"\"}}");
+        }
+        other => small_value(out.buf(), other),
+    }
+}
+
+/// A value that is never large: numbers, temporal values, labels, BSON specials.
+fn small_value(buf: &mut Vec<u8>, value: &Value) {
     match value {
         Value::Null => buf.extend_from_slice(b"null"),
         Value::Bool(true) => buf.extend_from_slice(b"true"),
@@ -105,9 +182,6 @@ pub fn write_value(buf: &mut Vec<u8>, value: &Value) {
         Value::Float(f) => write_float(buf, *f, f.is_finite(), f64::from(*f)),
         Value::Double(d) => write_float(buf, *d, d.is_finite(), *d),
         Value::Decimal(d) => write_quoted_ascii(buf, d.as_str()),
-        Value::String(s) | Value::Enum(s) => write_str(buf, s),
-        Value::Bytes(b) => write_base64(buf, b),
-        Value::Json(j) => buf.extend_from_slice(j.as_str().as_bytes()),
         Value::Date(d) => {
             buf.push(b'"');
             write_date(buf, d);
@@ -137,13 +211,6 @@ pub fn write_value(buf: &mut Vec<u8>, value: &Value) {
             write_str(buf, d);
             buf.push(b'}');
         }
-        Value::Binary { subtype, bytes } => {
-            buf.extend_from_slice(b"{\"$binary\":{\"base64\":");
-            write_base64(buf, bytes);
-            buf.extend_from_slice(b",\"subType\":\"");
-            crate::hex::encode_into(buf, &[*subtype]);
-            buf.extend_from_slice(b"\"}}");
-        }
         Value::Regex { pattern, options } => {
             buf.extend_from_slice(b"{\"$regularExpression\":{\"pattern\":");
             write_str(buf, pattern);
@@ -157,17 +224,6 @@ pub fn write_value(buf: &mut Vec<u8>, value: &Value) {
             buf.extend_from_slice(b",\"i\":");
             write_int(buf, *i);
             buf.extend_from_slice(b"}}");
-        }
-        Value::Document(row) => write_row(buf, row),
-        Value::Array(items) => {
-            buf.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    buf.push(b',');
-                }
-                write_value(buf, item);
-            }
-            buf.push(b']');
         }
         Value::MinKey => buf.extend_from_slice(b"{\"$minKey\":1}"),
         Value::MaxKey => buf.extend_from_slice(b"{\"$maxKey\":1}"),
@@ -196,6 +252,13 @@ pub fn write_value(buf: &mut Vec<u8>, value: &Value) {
             crate::hex::encode_into(buf, id);
             buf.extend_from_slice(b"\"}}}");
         }
+        Value::String(_)
+        | Value::Enum(_)
+        | Value::Bytes(_)
+        | Value::Json(_)
+        | Value::Document(_)
+        | Value::Array(_)
+        | Value::Binary { .. } => value_to(buf, value),
     }
 }
 
@@ -221,7 +284,7 @@ fn write_float<F: ryu::Float>(buf: &mut Vec<u8>, f: F, finite: bool, wide: f64) 
     }
 }
 
-fn write_base64(buf: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn write_base64(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.push(b'"');
     let start = buf.len();
     let len = bytes.len().div_ceil(3) * 4;
@@ -258,7 +321,12 @@ pub fn write_str(buf: &mut Vec<u8>, s: &str) {
 }
 
 fn write_escaped(buf: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
+    escape_bytes(buf, s.as_bytes());
+}
+
+/// Appends the escaped body of a JSON string from its UTF-8 bytes. Only ASCII bytes are
+/// escaped, so a string may be escaped in slices cut anywhere, also inside a character.
+pub(crate) fn escape_bytes(buf: &mut Vec<u8>, bytes: &[u8]) {
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if !NEEDS_ESCAPE[usize::from(b)] {

@@ -58,6 +58,7 @@ pub mod event;
 pub mod hex;
 pub mod hub;
 pub mod json;
+mod json_stream;
 pub mod pattern;
 pub mod position;
 pub mod probe;

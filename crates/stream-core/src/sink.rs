@@ -173,6 +173,12 @@ pub trait Sink: Send {
     }
 }
 
+/// The write buffer of a [`JsonLinesSink`] as it starts.
+const BUF_INITIAL: usize = 64 * 1024;
+
+/// A write buffer grown past this is let go after the batch.
+const BUF_KEPT: usize = 4 * 1024 * 1024;
+
 /// Writes one contract JSON object per line to any async writer (stdout, a file, a socket).
 #[derive(Debug)]
 pub struct JsonLinesSink<W> {
@@ -187,7 +193,7 @@ impl<W: AsyncWrite + Unpin + Send> JsonLinesSink<W> {
         Self {
             name: name.into(),
             out,
-            buf: Vec::with_capacity(64 * 1024),
+            buf: Vec::with_capacity(BUF_INITIAL),
         }
     }
 
@@ -204,17 +210,19 @@ impl<W: AsyncWrite + Unpin + Send> Sink for JsonLinesSink<W> {
     }
 
     async fn write(&mut self, events: &[Arc<ChangeEvent>]) -> Result<(), SinkError> {
-        self.buf.clear();
-        for ev in events {
-            ev.write_json(&mut self.buf);
-            self.buf.push(b'\n');
-        }
         let io = |e: std::io::Error| SinkError::Write {
             sink: self.name.clone(),
             reason: e.to_string(),
             class: ErrorClass::Transient,
         };
-        self.out.write_all(&self.buf).await.map_err(io)?;
+        // Large values go out in slices: a 64 MB cell never sits whole in the buffer.
+        crate::json_stream::write_lines(&mut self.out, &mut self.buf, events)
+            .await
+            .map_err(io)?;
+        if self.buf.capacity() > BUF_KEPT {
+            // One batch of many rows grew it: give the memory back.
+            self.buf = Vec::with_capacity(BUF_INITIAL);
+        }
         self.out.flush().await.map_err(io)
     }
 

@@ -37,6 +37,7 @@ pub(crate) async fn start(
         .start_session()
         .await
         .map_err(|e| failed(&watcher.config, "starting a session", &e))?;
+    let fresh = progress.is_none();
     let progress = match progress {
         Some(p) => p,
         None => {
@@ -53,6 +54,12 @@ pub(crate) async fn start(
     let client = watcher.client.clone();
     let keep_open = watcher.tx.clone();
     let shutdown = watcher.shutdown.clone();
+    if fresh {
+        // Its start, alone in a batch before any document: a stop before the first
+        // document's checkpoint resumes this snapshot (and its change stream from `t0`)
+        // instead of taking a new one that never tells of documents deleted in between.
+        let _ = watcher.tx.send(Ok(Item::Mark(start.clone()))).await;
+    }
     let work = scan_then_stream(watcher, session, collections, progress);
     spawn_reader(client, keep_open, shutdown, work);
     Ok(Opened {

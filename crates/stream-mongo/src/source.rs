@@ -95,6 +95,9 @@ pub(crate) enum Item {
     Event(Box<SourceEvent>),
     /// The position moved without an event (post-batch resume token, filtered events).
     Moved(Position),
+    /// The position moved, and the batch ends here: what follows comes in a later batch, so
+    /// this position can be checkpointed before it (a snapshot's start).
+    Mark(Position),
 }
 
 pub(crate) type ItemSender = mpsc::Sender<Result<Item, SourceError>>;
@@ -205,10 +208,14 @@ pub(crate) fn batches(rx: mpsc::Receiver<Result<Item, SourceError>>) -> stream_c
             Err(e) => return Some((Err(e), state)),
         };
         let mut events = Vec::new();
+        let mut ends = matches!(first, Item::Mark(_));
         let mut position = absorb(first, &mut events);
-        while events.len() < MAX_BATCH {
+        while !ends && events.len() < MAX_BATCH {
             match state.rx.try_recv() {
-                Ok(Ok(item)) => position = absorb(item, &mut events),
+                Ok(Ok(item)) => {
+                    ends = matches!(item, Item::Mark(_));
+                    position = absorb(item, &mut events);
+                }
                 Ok(Err(e)) => {
                     state.held_error = Some(e);
                     break;
@@ -238,7 +245,7 @@ fn absorb(item: Item, events: &mut Vec<SourceEvent>) -> Position {
             events.push(e);
             p
         }
-        Item::Moved(p) => p,
+        Item::Moved(p) | Item::Mark(p) => p,
     }
 }
 
@@ -718,5 +725,25 @@ mod tests {
         original.to_writer(&mut bytes).expect("bytes");
         let token = token_from_bytes(&bytes).expect("token");
         assert_eq!(token_to_bytes(&token), Some(bytes));
+    }
+
+    #[tokio::test]
+    async fn a_mark_ends_its_batch_so_its_position_is_checkpointed_before_what_follows() {
+        let at = |t| Position::MongoDb(MongoPosition::ClusterTime { t, i: 1 });
+        let (tx, rx) = mpsc::channel(8);
+        let mut batches = batches(rx);
+        for item in [Item::Mark(at(1)), Item::Moved(at(2)), Item::Moved(at(3))] {
+            tx.send(Ok(item)).await.expect("send");
+        }
+        drop(tx);
+        let first = batches.next().await.expect("a batch").expect("no error");
+        assert_eq!(
+            first.position,
+            at(1),
+            "the mark alone, though more was waiting"
+        );
+        let second = batches.next().await.expect("a batch").expect("no error");
+        assert_eq!(second.position, at(3));
+        assert!(batches.next().await.is_none());
     }
 }

@@ -373,6 +373,25 @@ mod tests {
     }
 
     #[test]
+    fn a_large_text_or_binary_cell_is_one_allocation_of_its_own_size() {
+        let cell = vec![b'x'; 1 << 20];
+        let mut image = (cell.len() as u32).to_le_bytes().to_vec();
+        image.extend_from_slice(&cell);
+        let text = Kind::Text {
+            len_bytes: 4,
+            charset: crate::charset::Charset::Utf8,
+        };
+        let Value::String(s) = one(text, &image) else {
+            panic!("text")
+        };
+        assert_eq!((s.len(), s.capacity()), (cell.len(), cell.len()));
+        let Value::Bytes(b) = one(Kind::Bytes { len_bytes: 4 }, &image) else {
+            panic!("bytes")
+        };
+        assert_eq!((b.len(), b.capacity()), (cell.len(), cell.len()));
+    }
+
+    #[test]
     fn truncated_values_name_what_was_being_read() {
         let err = decode_value(&mut Reader::new(&[1, 2]), &Kind::Double).expect_err("short");
         assert!(err.contains("a DOUBLE"), "{err}");

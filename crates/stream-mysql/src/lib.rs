@@ -60,6 +60,7 @@ mod supervise;
 mod tablemap;
 mod tracker;
 mod values;
+mod view_filter;
 
 pub use config::{ConfigError, MySqlConfig, SslMode};
 pub use poll::MySqlPollingSource;

@@ -15,13 +15,18 @@ use tokio::time::Duration;
 use crate::MySqlConfig;
 use crate::schema::Catalog;
 use crate::server::{ServerInfo, binary_logs, code, connect, map_err};
-use crate::snapshot::ViewFilter;
 use crate::start::{PendingSnapshot, Resume, resolve_start};
 use crate::tracker::{RawEvent, Tracker};
+use crate::view_filter::ViewFilter;
 
 /// Most events in one batch; a batch is also flushed whenever the server has nothing more
 /// ready, so latency stays low on a live stream.
 const MAX_BATCH: usize = 1024;
+
+/// A batch is also handed over once its row events hold this many bytes, and the reader
+/// then waits until the consumer has taken it before reading on: large rows (a 64 MB cell)
+/// are never held by more than one batch on each side of the channel.
+const HEAVY_BATCH: usize = 16 * 1024 * 1024;
 
 /// The server is asked for a heartbeat every second while idle.
 const HEARTBEAT_PERIOD: Duration = Duration::from_secs(1);
@@ -154,6 +159,15 @@ impl BinlogReader {
         };
         let tables = read.tables();
         tracing::info!(tables = tables.len(), "snapshot started");
+        if from.is_none() {
+            // Its start, before any row: a stop before the first chunk's checkpoint resumes
+            // this snapshot (and replays the binlog from its position) instead of taking a
+            // new one that never tells of rows deleted in between.
+            let state = self.state_pending.then(|| self.catalog.to_state());
+            if !self.send(Vec::new(), read.start_position(), state).await {
+                return Err(Stop::Done);
+            }
+        }
         for (name, schema) in tables {
             let full = format!("{}.{}", name.0, name.1);
             let mut after = match &from {
@@ -200,6 +214,16 @@ impl BinlogReader {
         Ok(())
     }
 
+    /// Waits until the consumer has taken every batch handed over; `false` when nobody
+    /// listens any more or shutdown began.
+    async fn drained(&self) -> bool {
+        tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => false,
+            all = self.tx.reserve_many(self.tx.max_capacity()) => all.is_ok(),
+        }
+    }
+
     /// Hands over the batch, at its last event's position; then, when `caught_up` and the
     /// tracker has moved past that (commits, filtered events, heartbeats), an empty batch at
     /// the tracker's position. `false` when nobody listens any more.
@@ -221,6 +245,20 @@ impl BinlogReader {
             return self.deliver(Vec::new(), now, true).await;
         }
         true
+    }
+
+    /// [`Self::flush`], then, after a heavy batch, waits until the consumer has taken it.
+    async fn hand_over(
+        &mut self,
+        tracker: &Tracker,
+        batch: &mut Vec<SourceEvent>,
+        batch_bytes: &mut usize,
+        caught_up: bool,
+    ) -> bool {
+        if !self.flush(tracker, batch, caught_up).await {
+            return false;
+        }
+        std::mem::take(batch_bytes) < HEAVY_BATCH || self.drained().await
     }
 
     /// The error for a failed binlog read: a position the server does not have (code 1236)
@@ -288,6 +326,8 @@ impl BinlogReader {
             .map_err(|e| self.stream_error(e, &logs))?;
         let mut tracker = Tracker::new(&self.resume, self.info.checksum, self.view_filter.clone());
         let mut batch: Vec<SourceEvent> = Vec::new();
+        // Bytes of the binlog events whose rows are in `batch`.
+        let mut batch_bytes = 0usize;
         loop {
             let next = tokio::select! {
                 biased;
@@ -314,20 +354,33 @@ impl BinlogReader {
                     }));
                 };
                 let event = event.map_err(|e| self.stream_error(e, &logs))?;
+                let had = batch.len();
                 tracker.handle(RawEvent::of(&event), &config, &mut self.catalog, &mut batch)?;
+                if batch.len() > had {
+                    batch_bytes += event.data().len();
+                }
+                // The event's bytes go before the next event is read.
+                drop(event);
                 if tracker.take_schema_changed() {
                     self.state_pending = true;
                 }
                 if tracker.take_selected_schema_changed() {
                     self.state_after_ddl = true;
                 }
-                if batch.len() >= MAX_BATCH && !self.flush(&tracker, &mut batch, false).await {
+                if (batch.len() >= MAX_BATCH || batch_bytes >= HEAVY_BATCH)
+                    && !self
+                        .hand_over(&tracker, &mut batch, &mut batch_bytes, false)
+                        .await
+                {
                     return Ok(());
                 }
                 next = stream.next().now_or_never();
             }
             // Nothing more is ready: hand over what we have, or just the new position.
-            if !self.flush(&tracker, &mut batch, true).await {
+            if !self
+                .hand_over(&tracker, &mut batch, &mut batch_bytes, true)
+                .await
+            {
                 return Ok(());
             }
         }

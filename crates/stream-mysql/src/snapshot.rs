@@ -8,21 +8,20 @@
 //!
 //! Resuming from a position inside a snapshot reads the remaining rows in a new consistent
 //! view, then streams from the original binlog position, skipping (until the new view's
-//! position) the changes the new view already holds. For numeric keys that is exact; rows
-//! with string keys (whose order depends on the collation) in the table the snapshot was
-//! interrupted in may be delivered again (at-least-once).
+//! position) the changes the new view already holds ([`crate::view_filter`]). A fresh snapshot
+//! hands over its start position before its first row, so a snapshot stopped before its first
+//! checkpoint resumes too instead of starting over.
 
 use mysql_async::Conn;
 use mysql_async::prelude::*;
 use stream_core::{
-    ChangeEvent, ErrorClass, MySqlPosition, Namespace, Op, Position, Row, SnapshotProgress,
-    SourceError, SourceEvent, SourceKind, TxnStart, Value,
+    ChangeEvent, ErrorClass, MySqlPosition, Namespace, Op, Position, SnapshotProgress, SourceError,
+    SourceEvent, SourceKind, TxnStart, Value,
 };
 
 use crate::MySqlConfig;
 use crate::schema::{Catalog, TableSchema};
 use crate::server::map_err;
-use crate::start::FilePos;
 use crate::values::{json_text, json_to_param, key_of, quote, row_from_query};
 
 /// Rows read per query; a shorter chunk ends the table.
@@ -102,76 +101,6 @@ pub(crate) async fn begin(
     }
 }
 
-/// A snapshot resumed in a second consistent view (taken at `until`) already contains the
-/// changes made between the first view and `until` to the tables it read: the table it
-/// resumed in (keys after `after`) and every later table. Those binlog changes are skipped
-/// until the stream reaches `until`, so the resume delivers nothing twice. Keys that cannot
-/// be ordered like the server does (strings, under a collation) are not skipped: for them
-/// the resume is at-least-once.
-#[derive(Debug, Clone)]
-pub(crate) struct ViewFilter {
-    pub(crate) until: FilePos,
-    table: String,
-    after: Option<Vec<Value>>,
-}
-
-impl ViewFilter {
-    pub(crate) fn new(progress: &SnapshotProgress, until: FilePos) -> Option<Self> {
-        let after = match &progress.after {
-            None => Some(Vec::new()),
-            Some(json) => {
-                let parsed: serde_json::Value = serde_json::from_str(json).ok()?;
-                parsed
-                    .as_object()?
-                    .values()
-                    .map(|v| match v {
-                        serde_json::Value::Number(n) => n
-                            .as_i64()
-                            .map(Value::Int)
-                            .or_else(|| n.as_u64().map(Value::UInt)),
-                        _ => None,
-                    })
-                    .collect::<Option<Vec<Value>>>()
-            }
-        };
-        Some(Self {
-            until,
-            table: progress.table.clone(),
-            after,
-        })
-    }
-
-    /// Whether the second view already holds this change.
-    pub(crate) fn covers(&self, table: &str, key: Option<&Row>) -> bool {
-        if table > self.table.as_str() {
-            return true;
-        }
-        if table != self.table {
-            return false;
-        }
-        match (&self.after, key) {
-            (Some(after), _) if after.is_empty() => true,
-            (Some(after), Some(key)) if key.len() == after.len() => {
-                let order = key
-                    .iter()
-                    .zip(after)
-                    .map(|((_, k), a)| k.compare(a))
-                    .find(|o| o != &Some(std::cmp::Ordering::Equal))
-                    .unwrap_or(Some(std::cmp::Ordering::Equal));
-                order == Some(std::cmp::Ordering::Greater)
-            }
-            _ => false,
-        }
-    }
-
-    /// Whether a stream at `at` has reached the view, so nothing more is covered.
-    pub(crate) fn passed_by(&self, at: &FilePos) -> bool {
-        at.position()
-            .compare(&self.until.position())
-            .is_some_and(|o| o.is_ge())
-    }
-}
-
 /// Key JSON of a snapshot position back to query parameters.
 fn key_params(after: &str, schema: &TableSchema) -> Result<Vec<mysql_async::Value>, String> {
     let json: serde_json::Value =
@@ -204,6 +133,11 @@ pub(crate) struct SnapshotRead<'a> {
 }
 
 impl SnapshotRead<'_> {
+    /// Where the snapshot starts: nothing copied yet.
+    pub(crate) fn start_position(&self) -> Position {
+        self.position("", None)
+    }
+
     fn position(&self, table: &str, after: Option<String>) -> Position {
         Position::MySql(MySqlPosition {
             start: TxnStart::Snapshot(SnapshotProgress {

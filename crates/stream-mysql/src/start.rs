@@ -11,7 +11,7 @@ use stream_core::{
 
 use crate::MySqlConfig;
 use crate::server::{connect, gtid_state_at};
-use crate::snapshot::ViewFilter;
+use crate::view_filter::ViewFilter;
 
 /// A binlog file position: the transaction starting at `offset` and rows of it to skip.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -100,6 +100,11 @@ async fn mariadb_snapshot_hands_over_to_the_binlog_without_gap_or_duplicate_unde
         .batches;
     // The view is taken and its first rows are here; the reader cannot run ahead of us by more
     // than the two batches its channel holds, so the snapshot's end is not seen yet.
+    let start = next_batch(&mut batches).await;
+    assert!(
+        is_snapshot(&start.position) && start.events.is_empty(),
+        "the snapshot's start comes first, to be checkpointed before any row"
+    );
     let first = next_batch(&mut batches).await;
     assert!(is_snapshot(&first.position) && !first.events.is_empty());
     let mut got = changes_of(first);

@@ -7,6 +7,7 @@ mod mariadb_examples;
 mod mariadb_first_contact;
 mod mariadb_never_lose;
 mod mariadb_sinks;
+mod mariadb_snapshot_checkpoint;
 mod mariadb_streamer;
 mod mongo_streamer;
 mod streamer_api;

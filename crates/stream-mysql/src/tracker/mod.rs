@@ -18,9 +18,9 @@ use crate::binary::{Malformed, Reader};
 use crate::decoder::TableDecoder;
 use crate::query::{QueryEvent, Statement};
 use crate::schema::Catalog;
-use crate::snapshot::ViewFilter;
 use crate::start::{FilePos, Resume};
 use crate::tablemap::TableMap;
+use crate::view_filter::ViewFilter;
 
 #[cfg(test)]
 mod crafted;
@@ -265,11 +265,10 @@ impl Tracker {
             offset: end,
             skip: 0,
         };
-        if self
-            .view_filter
-            .as_ref()
-            .is_some_and(|f| f.passed_by(&self.at))
+        if let Some(filter) = &self.view_filter
+            && filter.passed_by(&self.at)
         {
+            filter.release();
             self.view_filter = None;
         }
     }
@@ -617,10 +616,20 @@ impl Tracker {
                 .as_ref()
                 .or(before.as_ref())
                 .and_then(|row: &Row| decoder.key_of(row));
-            if let Some(filter) = &self.view_filter
-                && filter.covers(&decoder.namespace.to_string(), key.as_ref())
-            {
-                continue;
+            if let Some(filter) = &self.view_filter {
+                let moved_from = match (op, &before) {
+                    (Op::Update, Some(b)) => decoder.key_of(b),
+                    _ => None,
+                };
+                let (key_before, key_after) = match op {
+                    Op::Insert => (None, key.as_ref()),
+                    Op::Delete => (key.as_ref(), None),
+                    _ => (moved_from.as_ref(), key.as_ref()),
+                };
+                let table = decoder.namespace.to_string();
+                if filter.skips(&table, op, key_before, key_after) {
+                    continue;
+                }
             }
             out.push(SourceEvent::Change(ChangeEvent {
                 source: SourceKind::MySql,
