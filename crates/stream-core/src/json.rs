@@ -9,38 +9,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::event::ChangeEvent;
+use crate::json_stream::JsonOut;
 use crate::position::{MySqlPosition, Position, TxnStart};
 use crate::value::{Date, DateTime, Row, Time, Timestamp, Value};
-
-/// Where the encoder puts its output: small parts go into a byte buffer; strings, binary and
-/// JSON text go through methods, so an output may leave large ones in place instead of
-/// copying them (`json_stream`, which writes them to the destination in slices).
-pub(crate) trait JsonOut<'a> {
-    /// The buffer everything else is appended to.
-    fn buf(&mut self) -> &mut Vec<u8>;
-
-    /// A string value, quoted and escaped.
-    fn string(&mut self, s: &'a str) {
-        write_str(self.buf(), s);
-    }
-
-    /// Binary, as quoted base64.
-    fn base64(&mut self, bytes: &'a [u8]) {
-        write_base64(self.buf(), bytes);
-    }
-
-    /// Text that is JSON already, as it is.
-    fn verbatim(&mut self, json: &'a str) {
-        self.buf().extend_from_slice(json.as_bytes());
-    }
-}
-
-impl JsonOut<'_> for Vec<u8> {
-    #[inline]
-    fn buf(&mut self) -> &mut Vec<u8> {
-        self
-    }
-}
 
 /// Appends the JSON of one event (no newline).
 pub fn write_event(buf: &mut Vec<u8>, ev: &ChangeEvent) {

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::event::ChangeEvent;
-use crate::json::{JsonOut, escape_bytes, event_to, write_str};
+use crate::json::{escape_bytes, event_to, write_base64, write_str};
 
 /// Values this long are written from the event in slices instead of copied whole.
 const LARGE: usize = 8 * 1024;
@@ -21,6 +21,36 @@ const FLUSH_AT: usize = 1024 * 1024;
 
 /// Bytes of a large value handled at a time.
 const SLICE: usize = 48 * 1024;
+
+/// Where the encoder puts its output: small parts go into a byte buffer; strings, binary and
+/// JSON text go through methods, so an output may leave large ones in place instead of
+/// copying them ([`write_lines`], which writes them to the destination in slices).
+pub(crate) trait JsonOut<'a> {
+    /// The buffer everything else is appended to.
+    fn buf(&mut self) -> &mut Vec<u8>;
+
+    /// A string value, quoted and escaped.
+    fn string(&mut self, s: &'a str) {
+        write_str(self.buf(), s);
+    }
+
+    /// Binary, as quoted base64.
+    fn base64(&mut self, bytes: &'a [u8]) {
+        write_base64(self.buf(), bytes);
+    }
+
+    /// Text that is JSON already, as it is.
+    fn verbatim(&mut self, json: &'a str) {
+        self.buf().extend_from_slice(json.as_bytes());
+    }
+}
+
+impl JsonOut<'_> for Vec<u8> {
+    #[inline]
+    fn buf(&mut self) -> &mut Vec<u8> {
+        self
+    }
+}
 
 /// A large value left in the event.
 enum Large<'a> {
@@ -50,7 +80,7 @@ impl<'a> JsonOut<'a> for Pieces<'a, '_> {
 
     fn base64(&mut self, bytes: &'a [u8]) {
         if bytes.len() < LARGE {
-            crate::json::write_base64(self.buf, bytes);
+            write_base64(self.buf, bytes);
         } else {
             self.large.push((self.buf.len(), Large::Binary(bytes)));
         }
