@@ -20,6 +20,10 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use stream_testkit::mariadb::MariaDb;
 
+mod proc;
+
+use proc::{Sample, fd_kinds, load, sample};
+
 use crate::servers::unique_temp_dir;
 use crate::util::{run_checked, state_dir, workspace_root};
 
@@ -142,54 +146,6 @@ impl Drop for Proc {
     }
 }
 
-/// What /proc says about the streamer process at one moment.
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    /// Minutes since the writer started.
-    minute: f64,
-    rss_kb: u64,
-    fds: usize,
-    threads: u64,
-    /// CPU seconds (user + system) so far.
-    cpu_s: f64,
-    load1: f64,
-}
-
-fn sample(pid: u32, minute: f64) -> Option<Sample> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| -> Option<u64> {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-    };
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name, in ticks.
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(Sample {
-        minute,
-        rss_kb: field("VmRSS:")?,
-        fds,
-        threads: field("Threads:")?,
-        cpu_s: ticks / 100.0,
-        load1: load().0,
-    })
-}
-
-/// The load averages over 1, 5 and 15 minutes.
-fn load() -> (f64, f64, f64) {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut f = text.split_whitespace().map(|v| v.parse().unwrap_or(0.0));
-    (
-        f.next().unwrap_or(0.0),
-        f.next().unwrap_or(0.0),
-        f.next().unwrap_or(0.0),
-    )
-}
-
 /// Everything one run collected.
 #[derive(Default)]
 struct Series {
@@ -202,6 +158,9 @@ struct Series {
     verdict: Option<Value>,
     /// The longest time (s) no subscriber made progress while changes were pending.
     longest_stall_s: f64,
+    /// What the fds pointed at after the warm-up and at the last sample.
+    fds_after_warm_up: Option<BTreeMap<String, usize>>,
+    fds_at_end: BTreeMap<String, usize>,
     /// Minutes when the ordering checks first reported an error.
     first_error: Option<(f64, String)>,
 }
@@ -343,6 +302,11 @@ fn soak(a: &Args, bin: &Path, dir: &Path, stop: &AtomicBool) -> Result<Series> {
         if now >= next_sample && series.verdict.is_none() && final_by.is_none() {
             if let Some(s) = sample(streamer.pid(), minute(now)) {
                 series.samples.push(s);
+                let kinds = fd_kinds(streamer.pid());
+                if series.fds_after_warm_up.is_none() && now >= t0 + WARM_UP {
+                    series.fds_after_warm_up = Some(kinds.clone());
+                }
+                series.fds_at_end = kinds;
             }
             next_sample += SAMPLE_EVERY;
         }
@@ -729,6 +693,12 @@ fn report(
             s0.fds,
             s0.threads,
             sn.threads
+        );
+        let _ = writeln!(
+            out,
+            "  The fds after the warm-up: {:?}; at the end: {:?}.",
+            series.fds_after_warm_up.clone().unwrap_or_default(),
+            series.fds_at_end
         );
         if !ok {
             failures.push(format!("fds grew from {first} to {last}"));
