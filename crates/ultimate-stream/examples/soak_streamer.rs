@@ -388,12 +388,15 @@ async fn stream(args: &[String]) -> Result<(), Error> {
     let subscribers = usize::try_from(flag(args, "--subscribers", 10)?.max(1))?;
     let reads_per_second = flag(args, "--reads", 200)?;
     let keys = flag(args, "--keys", 20_000)?;
-    let streamer = Streamer::builder()
-        .mysql(&url)
-        .checkpoints(FileCheckpointStore::new(&state))
-        .cache(CacheConfig::default())
-        .start()
-        .await?;
+    // `SOAK_CHECKPOINTS=memory`: the same run without the file store's fsyncs, to tell their
+    // share of the lag.
+    let builder = Streamer::builder().mysql(&url);
+    let builder = if std::env::var("SOAK_CHECKPOINTS").is_ok_and(|v| v == "memory") {
+        builder.checkpoints(MemoryCheckpointStore::new())
+    } else {
+        builder.checkpoints(FileCheckpointStore::new(&state))
+    };
+    let streamer = builder.cache(CacheConfig::default()).start().await?;
     let shared: Shared = Arc::new(
         (0..subscribers)
             .map(|_| {
