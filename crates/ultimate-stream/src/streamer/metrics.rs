@@ -225,14 +225,38 @@ pub(crate) type CacheStatsOrNothing = std::convert::Infallible;
 static PROMETHEUS: OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
     OnceLock::new();
 
-/// Installs the Prometheus recorder as this process's `metrics` recorder, once; another
-/// recorder installed first wins (then [`render_prometheus`] has nothing to show).
+/// How often the recorder folds its histograms' samples into their summaries. Until then it
+/// keeps every sample (8 bytes, one per event): with nobody rendering the Prometheus text, a
+/// streamer grew by 8 bytes per event for as long as it ran (`cargo xtask soak`,
+/// docs/soak.md).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+/// The name of the thread that does it.
+const UPKEEP_THREAD: &str = "ustream-metrics";
+
+/// Installs the Prometheus recorder as this process's `metrics` recorder, once, with its
+/// upkeep; another recorder installed first wins (then [`render_prometheus`] has nothing to
+/// show).
 fn install_recorder() {
     PROMETHEUS.get_or_init(|| {
-        metrics_exporter_prometheus::PrometheusBuilder::new()
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
             .install_recorder()
             .map_err(|e| tracing::info!(error = %e, "a metrics recorder is already installed; Prometheus text unavailable"))
-            .ok()
+            .ok()?;
+        // A thread, not a task: the recorder belongs to the process, not to one runtime or
+        // streamer, and lives as long as the process does.
+        let upkeep = handle.clone();
+        let spawned = std::thread::Builder::new()
+            .name(UPKEEP_THREAD.to_owned())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "no metrics upkeep thread: delivery latency samples pile up until prometheus() renders them");
+        }
+        Some(handle)
     });
 }
 
@@ -246,6 +270,35 @@ pub(crate) fn render_prometheus() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The recorder keeps histogram samples until an upkeep or a render folds them in: a
+    /// thread must do it, or memory grows by one sample per event (the soak's finding).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_prometheus_recorder_gets_a_thread_that_folds_histogram_samples_away() {
+        let _m = Metrics::new();
+        assert!(
+            PROMETHEUS.get().is_some_and(Option::is_some),
+            "this test binary installs no other recorder"
+        );
+        let threads = || -> Vec<String> {
+            std::fs::read_dir("/proc/self/task")
+                .expect("/proc/self/task")
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .map(|name| name.trim().to_owned())
+                .collect()
+        };
+        // The new thread names itself once it runs.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !threads().iter().any(|t| t == UPKEEP_THREAD) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {UPKEEP_THREAD} thread among {:?}",
+                threads()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 
     #[test]
     fn latency_percentiles_are_bucket_bounds_weighted_by_events() {
