@@ -8,7 +8,9 @@ use bytes::{BufMut, BytesMut};
 use stream_core::{ChangeEvent, Op, Row, SourceKind, Value};
 
 use crate::config::ExtractedType;
-use crate::encode::{Cell, NullReason, put_bytes, put_jsonb, put_null, put_text, put_value};
+use crate::encode::{
+    Cell, NullReason, put_bytes, put_display, put_jsonb, put_null, put_text, put_value,
+};
 use crate::table::{ColumnSource, TableKind, TargetColumn, TargetTable};
 use crate::types::PgType;
 
@@ -426,7 +428,7 @@ pub(crate) fn encode_row(
     if with_op {
         put_bytes(buf, op.as_bytes());
     }
-    put_bytes(buf, staged.event.position.to_string().as_bytes());
+    put_display(buf, &staged.event.position);
     for (k, n) in local {
         *nulls.entry(k).or_default() += n;
     }
