@@ -169,6 +169,8 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     let root = workspace_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("xtask bench pipeline: building release binaries...");
+    // One invocation for both: their shared dependencies are built once, with one set of
+    // features (two invocations may unify features differently and build them twice).
     run_checked(
         Command::new(&cargo)
             .args([
@@ -179,23 +181,13 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
                 "stream-cli",
                 "--bin",
                 "ustream",
-            ])
-            .current_dir(&root),
-        "cargo build --release ustream",
-    )?;
-    run_checked(
-        Command::new(&cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--release",
                 "-p",
                 "stream-postgres",
                 "--example",
                 "pipeline_baseline",
             ])
             .current_dir(&root),
-        "cargo build --release pipeline_baseline",
+        "cargo build --release ustream pipeline_baseline",
     )?;
     let release = state_dir()
         .parent()
