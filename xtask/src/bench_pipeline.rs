@@ -319,14 +319,14 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
         // client's round trips could not reach 10,000 commits/s); every 1 ms step catches up.
         server
             .sql(
-                "CREATE PROCEDURE bench.paced(total INT, rate INT) BEGIN \
+                "DELIMITER //\nCREATE PROCEDURE bench.paced(total INT, rate INT) BEGIN \
                    DECLARE i INT DEFAULT 0; DECLARE t0 DOUBLE DEFAULT UNIX_TIMESTAMP(SYSDATE(6)); \
                    DECLARE ahead DOUBLE; \
                    WHILE i < total DO \
                      INSERT INTO bench.live () VALUES (); SET i = i + 1; \
                      SET ahead = t0 + i / rate - UNIX_TIMESTAMP(SYSDATE(6)); \
                      IF ahead > 0.001 THEN DO SLEEP(ahead); END IF; \
-                   END WHILE; END",
+                   END WHILE; END //\nDELIMITER ;\n",
             )
             .map_err(anyhow::Error::msg)?;
         let writing = Instant::now();
