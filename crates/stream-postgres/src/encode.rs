@@ -114,6 +114,17 @@ pub(crate) fn put_bytes(buf: &mut BytesMut, bytes: &[u8]) {
     buf.put_slice(bytes);
 }
 
+/// Writes a value's `Display` text, formatted straight into the buffer (no string per row).
+pub(crate) fn put_display(buf: &mut BytesMut, value: &impl std::fmt::Display) {
+    use std::fmt::Write as _;
+    let at = buf.len();
+    buf.put_i32(0);
+    // Writing into a BytesMut cannot fail.
+    let _ = write!(buf, "{value}");
+    let len = (buf.len() - at - 4) as i32;
+    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
+}
+
 /// Writes text, or NULL when it holds a NUL byte.
 pub(crate) fn put_text(buf: &mut BytesMut, text: &str) -> Cell {
     if text.as_bytes().contains(&0) {
@@ -446,6 +457,18 @@ mod tests {
         let mut buf = BytesMut::new();
         put_numeric(&mut buf, text).expect(text);
         buf.to_vec()
+    }
+
+    #[test]
+    fn displayed_values_are_written_with_their_length_first() {
+        let mut buf = BytesMut::from(&b"x"[..]);
+        let position: stream_core::Position = "binlog:b.000001:10+2".parse().expect("position");
+        put_display(&mut buf, &position);
+        let text = position.to_string();
+        let mut expected = b"x".to_vec();
+        expected.extend_from_slice(&(text.len() as i32).to_be_bytes());
+        expected.extend_from_slice(text.as_bytes());
+        assert_eq!(buf.to_vec(), expected);
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! One table's buffered changes into the target: binary COPY into a temporary staging table,
 //! then one `INSERT ... ON CONFLICT DO UPDATE` and one delete (or soft-delete update). A change
 //! the target refuses is found by replaying the table's changes one by one under savepoints.
+//!
+//! Rows that are all inserts (an initial snapshot, a fresh table, an insert-only stream) are
+//! first copied straight into the target table under a savepoint: no staging, no merge. When
+//! a key is there already, the copy fails, is rolled back to the savepoint, and the rows take
+//! the merge; the table then takes the merge for the rest of the connection.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -35,6 +40,8 @@ pub(crate) struct Session {
     /// Staging tables holding rows in the open transaction.
     dirty: HashSet<String>,
     made: u64,
+    /// Tables (qualified) where a direct copy met a key already there: they take the merge.
+    merge_only: HashSet<String>,
     /// The stored checkpoint was compared with the batch after (re)connecting.
     pub(crate) checked: bool,
 }
@@ -61,6 +68,7 @@ impl Session {
             stages: HashMap::new(),
             dirty: HashSet::new(),
             made: 0,
+            merge_only: HashSet::new(),
             checked: false,
         }
     }
@@ -107,6 +115,7 @@ impl Session {
         table: &TargetTable,
         into: &str,
         rows: &[&Staged<'_>],
+        with_op: bool,
         nulls: &mut NullCounts,
         refused: &mut Vec<(usize, String)>,
     ) -> Result<u64, Failure> {
@@ -121,7 +130,7 @@ impl Session {
         buf.extend_from_slice(COPY_HEADER);
         let mut copied = 0;
         for (i, staged) in rows.iter().enumerate() {
-            match encode_row(&mut buf, table, staged, nulls) {
+            match encode_row(&mut buf, table, staged, with_op, nulls) {
                 Ok(()) => copied += 1,
                 Err(reason) => refused.push((i, reason)),
             }
@@ -165,7 +174,14 @@ impl Session {
         }
         self.dirty.insert(stage.to_owned());
         let copied = self
-            .copy(table, &stage_copy_sql(table, stage), rows, nulls, refused)
+            .copy(
+                table,
+                &stage_copy_sql(table, stage),
+                rows,
+                true,
+                nulls,
+                refused,
+            )
             .await?;
         let merge = merge_sql(table, stage, rows);
         if !merge.is_empty() && copied > 0 {
@@ -210,11 +226,17 @@ impl Session {
                     table,
                     &append_copy_sql(table),
                     &rows,
+                    true,
                     &mut out.nulls,
                     &mut refused,
                 )
                 .await
                 .map_err(Failure::into_error)?;
+        } else if let Some(applied) = self
+            .copy_direct(table, &rows, &mut out.nulls, &mut refused)
+            .await?
+        {
+            out.applied = applied;
         } else {
             let stage = self.stage(table).await?;
             let context = || format!("merging into {}", table.qualified());
@@ -277,6 +299,60 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Copies `rows` straight into the target table when they are all inserts and the table
+    /// has not refused that before; `None` when they must take the merge instead (nothing of
+    /// them is applied then).
+    async fn copy_direct(
+        &mut self,
+        table: &TargetTable,
+        rows: &[&Staged<'_>],
+        nulls: &mut NullCounts,
+        refused: &mut Vec<(usize, String)>,
+    ) -> Result<Option<u64>, PostgresError> {
+        let qualified = table.qualified();
+        let inserts = rows
+            .iter()
+            .all(|r| r.op == RowOp::Upsert && r.event.op == stream_core::Op::Insert);
+        if !inserts || self.merge_only.contains(&qualified) {
+            return Ok(None);
+        }
+        let context = || format!("copying into {qualified}");
+        self.run("SAVEPOINT ustream_direct", context).await?;
+        let mut direct_nulls = NullCounts::new();
+        let mut direct_refused = Vec::new();
+        match self
+            .copy(
+                table,
+                &direct_copy_sql(table),
+                rows,
+                false,
+                &mut direct_nulls,
+                &mut direct_refused,
+            )
+            .await
+        {
+            Ok(copied) => {
+                self.run("RELEASE SAVEPOINT ustream_direct", context)
+                    .await?;
+                for (k, n) in direct_nulls {
+                    *nulls.entry(k).or_default() += n;
+                }
+                refused.extend(direct_refused);
+                Ok(Some(copied))
+            }
+            Err(Failure::Data(reason)) => {
+                self.run("ROLLBACK TO SAVEPOINT ustream_direct", context)
+                    .await?;
+                tracing::debug!(table = %qualified, %reason, "rows not new to the target; merging from now on");
+                self.merge_only.insert(qualified);
+                Ok(None)
+            }
+            Err(Failure::Other(e)) => Err(e),
+        }
+    }
+}
+
 /// A failed statement: about the data (the change at fault can be refused alone), or not.
 enum Failure {
     /// The server's reason, for the refusal.
@@ -319,6 +395,17 @@ fn stage_copy_sql(table: &TargetTable, stage: &str) -> String {
     format!(
         "COPY pg_temp.{} ({}) FROM STDIN (FORMAT binary)",
         ident(stage),
+        columns.join(", ")
+    )
+}
+
+/// New rows straight into a replica table (`_synced_at` and `_deleted` take their defaults).
+fn direct_copy_sql(table: &TargetTable) -> String {
+    let mut columns: Vec<String> = table.columns.iter().map(|c| ident(&c.name)).collect();
+    columns.push("\"_position\"".into());
+    format!(
+        "COPY {} ({}) FROM STDIN (FORMAT binary)",
+        table.qualified(),
         columns.join(", ")
     )
 }

@@ -8,7 +8,9 @@ use bytes::{BufMut, BytesMut};
 use stream_core::{ChangeEvent, Op, Row, SourceKind, Value};
 
 use crate::config::ExtractedType;
-use crate::encode::{Cell, NullReason, put_bytes, put_jsonb, put_null, put_text, put_value};
+use crate::encode::{
+    Cell, NullReason, put_bytes, put_display, put_jsonb, put_null, put_text, put_value,
+};
 use crate::table::{ColumnSource, TableKind, TargetColumn, TargetTable};
 use crate::types::PgType;
 
@@ -383,17 +385,20 @@ fn put_cell(
     count(nulls, table, cell)
 }
 
-/// Appends one staged row: the table's columns, then `_op` and `_position`. On `Err` the
-/// buffer is left as it was.
+/// Appends one staged row: the table's columns, then `_op` (when `with_op`: staging and append
+/// tables have it, a replica table does not) and `_position`. On `Err` the buffer is left as
+/// it was.
 pub(crate) fn encode_row(
     buf: &mut BytesMut,
     table: &TargetTable,
     staged: &Staged<'_>,
+    with_op: bool,
     nulls: &mut NullCounts,
 ) -> Result<(), String> {
     let start = buf.len();
     let mut local = NullCounts::new();
-    buf.put_i16((table.columns.len() + 2) as i16);
+    let meta = if with_op { 2 } else { 1 };
+    buf.put_i16((table.columns.len() + meta) as i16);
     for column in &table.columns {
         let row = match staged.op {
             // A hard delete needs only the key; soft deletes keep the last values, append
@@ -420,8 +425,10 @@ pub(crate) fn encode_row(
         (_, RowOp::Delete) if table.soft && staged.row.is_none() => "k",
         (_, RowOp::Delete) => "d",
     };
-    put_bytes(buf, op.as_bytes());
-    put_bytes(buf, staged.event.position.to_string().as_bytes());
+    if with_op {
+        put_bytes(buf, op.as_bytes());
+    }
+    put_display(buf, &staged.event.position);
     for (k, n) in local {
         *nulls.entry(k).or_default() += n;
     }

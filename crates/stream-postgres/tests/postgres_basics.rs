@@ -211,3 +211,68 @@ async fn postgres_unreachable_server_is_a_transient_error_without_the_password()
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn postgres_new_rows_are_copied_straight_into_the_table_and_keys_it_holds_still_upsert() {
+    let db = unique_name("pgdirect");
+    let pg = pg().await;
+    // The target as the sink makes it, with a trigger that logs the statement that wrote each
+    // row: `COPY` straight into the table, or the merge's `INSERT ... ON CONFLICT`.
+    pg.batch_execute(&format!(
+        "CREATE SCHEMA \"{db}\"; \
+         CREATE TABLE \"{db}\".t (id bigint NOT NULL, name text, \"_position\" text NOT NULL, \
+             \"_synced_at\" timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (id)); \
+         CREATE TABLE \"{db}\".log (id bigint, statement text); \
+         CREATE FUNCTION \"{db}\".log() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             INSERT INTO \"{db}\".log VALUES (NEW.id, split_part(current_query(), ' ', 1)); \
+             RETURN NEW; END $$; \
+         CREATE TRIGGER log BEFORE INSERT ON \"{db}\".t FOR EACH ROW EXECUTE FUNCTION \"{db}\".log()"
+    ))
+    .await
+    .expect("target table");
+    let insert =
+        |id: i64, name: &str, at: &str| change(&db, Op::Insert, id, Some(row(id, name)), at);
+    let mut sink = PostgresSink::new("direct", sink_config());
+    sink.write(&[
+        insert(1, "a", "binlog:b.000001:10+1"),
+        insert(2, "b", "binlog:b.000001:10+2"),
+    ])
+    .await
+    .expect("new rows");
+    // Key 2 is there already (an insert the target holds, read again): the copy fails and the
+    // rows take the merge, the whole batch or nothing.
+    sink.write(&[
+        insert(2, "b2", "binlog:b.000001:20+1"),
+        insert(3, "c", "binlog:b.000001:20+2"),
+    ])
+    .await
+    .expect("a key the target holds");
+    let rows = texts(
+        &pg,
+        &format!("SELECT id || ':' || name || ':' || _position FROM \"{db}\".t ORDER BY id"),
+    )
+    .await;
+    assert_eq!(
+        rows,
+        [
+            Some("1:a:binlog:b.000001:10+1".to_owned()),
+            Some("2:b2:binlog:b.000001:20+1".to_owned()),
+            Some("3:c:binlog:b.000001:20+2".to_owned()),
+        ]
+    );
+    let log = texts(
+        &pg,
+        &format!("SELECT id || ':' || statement FROM \"{db}\".log ORDER BY id, statement"),
+    )
+    .await;
+    assert_eq!(
+        log,
+        [
+            Some("1:COPY".to_owned()),
+            Some("2:COPY".to_owned()),
+            Some("2:INSERT".to_owned()),
+            Some("3:INSERT".to_owned()),
+        ],
+        "new rows copied straight in; the batch with a held key merged (its failed copy rolled back)"
+    );
+}

@@ -11,7 +11,7 @@ use stream_core::{
     ChangeEvent, CowList, Durable, NamespacePattern, Position, SchemaChange, SchemaChangeKind,
     SinkBatch, SinkEvent,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 /// Work items a callback may have queued before the source waits for it.
@@ -24,6 +24,8 @@ pub(crate) struct Work {
     /// For sinks: the whole batch.
     pub(crate) batch: Option<SinkBatch>,
     answer: oneshot::Sender<Result<Durable, String>>,
+    /// The sink's room for queued events this work takes, given back when it is answered.
+    _room: Option<OwnedSemaphorePermit>,
 }
 
 impl Work {
@@ -106,6 +108,9 @@ struct Slot {
     patterns: Vec<NamespacePattern>,
     kind: Kind,
     tx: mpsc::Sender<Work>,
+    /// Sinks: room for [`super::sinks::QUEUE_EVENTS`] events handed over and not yet answered,
+    /// so large source batches (a snapshot's) do not pile up in memory.
+    room: Option<Arc<Semaphore>>,
 }
 
 impl Slot {
@@ -183,6 +188,8 @@ impl Consumers {
             Kind::Callback => QUEUE,
             Kind::Sink { .. } => super::sinks::QUEUE,
         };
+        let room = matches!(kind, Kind::Sink { .. })
+            .then(|| Arc::new(Semaphore::new(super::sinks::QUEUE_EVENTS)));
         let (tx, rx) = mpsc::channel(queue);
         let task = spawn(rx);
         let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
@@ -195,6 +202,7 @@ impl Consumers {
             patterns,
             kind,
             tx,
+            room,
         }));
     }
 
@@ -212,11 +220,20 @@ impl Consumers {
             let Some((events, batch)) = slot.work_of(delivery) else {
                 continue;
             };
+            let room = match (&slot.room, &batch) {
+                (Some(room), Some(b)) => {
+                    let wanted = b.events.len().min(super::sinks::QUEUE_EVENTS) as u32;
+                    // Closed only if the semaphore were dropped; it lives as long as the slot.
+                    room.clone().acquire_many_owned(wanted).await.ok()
+                }
+                _ => None,
+            };
             let (answer, answered) = oneshot::channel();
             let work = Work {
                 events,
                 batch,
                 answer,
+                _room: room,
             };
             let answer = match slot.tx.send(work).await {
                 Ok(()) => Ok(answered),

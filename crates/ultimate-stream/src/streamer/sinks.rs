@@ -26,9 +26,17 @@ use super::consumers::{Shared, Work};
 /// batch may be larger: it is never split).
 pub(crate) const MAX_BATCH: usize = 8 * 1024;
 
-/// Source batches a sink may have queued before the sources wait for it: with the batch
-/// being written, what a sink holds in memory stays near two joins' worth of events.
-pub(crate) const QUEUE: usize = 8;
+/// Source batches a sink may have queued before the sources wait for it. A live source cuts
+/// a batch whenever the server has nothing more ready, often one small transaction each: a
+/// sink that is still writing joins what queued meanwhile into its next target transaction,
+/// so this many batches (the streamer keeps as many unacknowledged) are what keeps up with
+/// thousands of commits per second. Memory is bounded by [`QUEUE_EVENTS`].
+pub(crate) const QUEUE: usize = 64;
+
+/// Events a sink may hold, queued or being written, before the sources wait for it (a batch
+/// larger than this takes all of it): memory stays bounded whatever the source's batch size
+/// (a snapshot's chunks are five times a binlog batch).
+pub(crate) const QUEUE_EVENTS: usize = 2 * MAX_BATCH;
 
 /// A sink as the builder was given it.
 pub(crate) struct SinkSpec {
@@ -362,5 +370,135 @@ mod tests {
             store.load("b").await.expect("load b").is_some(),
             "b goes on alone"
         );
+    }
+
+    /// Blocks its first write until released; records the size of every write.
+    struct Slow {
+        sizes: Arc<Mutex<Vec<usize>>>,
+        started: Arc<tokio::sync::Notify>,
+        release: Arc<tokio::sync::Notify>,
+    }
+
+    #[async_trait::async_trait]
+    impl Sink for Slow {
+        fn name(&self) -> &str {
+            "slow"
+        }
+        async fn write(
+            &mut self,
+            _events: &[Arc<stream_core::ChangeEvent>],
+        ) -> Result<(), SinkError> {
+            Ok(())
+        }
+        async fn write_batch(&mut self, batch: &SinkBatch) -> Result<Durable, SinkError> {
+            let first = {
+                let mut sizes = self.sizes.lock().unwrap_or_else(|p| p.into_inner());
+                sizes.push(batch.events.len());
+                sizes.len() == 1
+            };
+            if first {
+                self.started.notify_one();
+                self.release.notified().await;
+            }
+            Ok(Durable::All)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_busy_sink_joins_the_many_small_batches_of_a_live_source_into_one_write() {
+        const BATCHES: u64 = 40;
+        // One one-row transaction per batch, as a live source cuts them.
+        let batches: Vec<Batch> = (1..=BATCHES)
+            .map(|i| Batch {
+                events: vec![change("shop", i * 100, 0)],
+                position: at(i * 100 + 50, 0),
+                state: None,
+            })
+            .collect();
+        let pulled = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = pulled.clone();
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let release = Arc::new(tokio::sync::Notify::new());
+        let started = Arc::new(tokio::sync::Notify::new());
+        let gate = started.clone();
+        let streamer = Streamer::builder()
+            .source("a", move || -> Box<dyn Source> {
+                Box::new(Counted(batches.clone(), counter.clone(), gate.clone()))
+            })
+            .sink(
+                "slow",
+                Slow {
+                    sizes: sizes.clone(),
+                    started,
+                    release: release.clone(),
+                },
+                ["shop.*"],
+            )
+            .start()
+            .await
+            .expect("start");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while pulled.load(std::sync::atomic::Ordering::SeqCst) < BATCHES {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the source stalled after {} batches while the sink wrote the first",
+                pulled.load(std::sync::atomic::Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let written =
+            |s: &Mutex<Vec<usize>>| s.lock().map(|s| s.iter().sum::<usize>()).unwrap_or(0);
+        release.notify_one();
+        while written(&sizes) < BATCHES as usize {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "every event written"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        streamer.stop().await.expect("stop");
+        let sizes = sizes.lock().expect("lock").clone();
+        assert_eq!(
+            sizes,
+            [1, BATCHES as usize - 1],
+            "one write for all that queued"
+        );
+    }
+
+    /// Yields its first batch, the others once the gate opens, counting them, then waits.
+    struct Counted(
+        Vec<Batch>,
+        Arc<std::sync::atomic::AtomicU64>,
+        Arc<tokio::sync::Notify>,
+    );
+
+    #[async_trait::async_trait]
+    impl Source for Counted {
+        fn kind(&self) -> SourceKind {
+            SourceKind::MySql
+        }
+        async fn open(
+            &mut self,
+            _from: StartFrom,
+            _shutdown: CancellationToken,
+        ) -> Result<Opened, SourceError> {
+            let mut rest = std::mem::take(&mut self.0);
+            let first = rest.remove(0);
+            let (counter, gate) = (self.1.clone(), self.2.clone());
+            let opened = futures::stream::once(async move { gate.notified().await })
+                .filter_map(|()| async { None });
+            Ok(Opened {
+                start: at(4, 0),
+                batches: futures::stream::iter([first])
+                    .chain(opened)
+                    .chain(futures::stream::iter(rest))
+                    .map(Ok)
+                    .inspect(move |_| {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    })
+                    .chain(futures::stream::pending())
+                    .boxed(),
+            })
+        }
     }
 }
