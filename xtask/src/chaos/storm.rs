@@ -20,6 +20,8 @@ pub(crate) fn run(ctx: &Ctx, seeds: u64) -> Result<Outcome> {
     let out = Command::new(cargo)
         .args(["test", "--quiet", "-p", "stream-mysql", "--test", "main"])
         .args(["mariadb_ddl_storm", "--", "--test-threads=1", "--nocapture"])
+        // As a plain `cargo test` builds it (see `release_programs`).
+        .env_remove("CARGO_MANIFEST_DIR")
         .env("STREAM_TEST_MYSQL_URL", &ctx.url)
         .env("STREAM_TEST_SEED", ctx.seed.to_string())
         .env("STREAM_TEST_DDL_STORM_SEEDS", seeds.to_string())
