@@ -7,6 +7,7 @@
 
 mod crash;
 mod edges;
+mod mongo;
 mod purge;
 mod server;
 mod storm;
@@ -97,6 +98,10 @@ struct Ctx {
     /// `mysql://user:pass@127.0.0.1:port` of `server`.
     url: String,
     ustream: PathBuf,
+    /// The `Streamer` example (`chaos_streamer`).
+    streamer: PathBuf,
+    /// The MongoDB writer (stream-testkit's `chaos_mongo_writer` example).
+    mongo_writer: PathBuf,
     /// Outputs and checkpoints.
     work: PathBuf,
     seed: u64,
@@ -129,30 +134,56 @@ impl Outcome {
     }
 }
 
-/// The release `ustream`, built once.
-fn release_ustream() -> Result<PathBuf> {
-    eprintln!("chaos: building the release ustream...");
+/// The programs the campaign runs: `ustream`, the `Streamer` example and the MongoDB writer.
+struct Programs {
+    ustream: PathBuf,
+    streamer: PathBuf,
+    mongo_writer: PathBuf,
+}
+
+/// Builds the release programs in one cargo run (one feature set for all); `ustream` is the
+/// given binary when there is one.
+fn release_programs(ustream: Option<&PathBuf>) -> Result<Programs> {
+    eprintln!("chaos: building the release ustream and the Streamer example...");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--release", "-p", "stream-cli"])
+    let mut build = Command::new(cargo);
+    // `cargo run` (the xtask alias) sets CARGO_MANIFEST_DIR to xtask/; build scripts that watch
+    // it (ring's) would then rerun, and everything above them (TLS, both drivers) be rebuilt
+    // unlike by a plain `cargo build`.
+    build.env_remove("CARGO_MANIFEST_DIR");
+    build.args(["build", "--quiet", "--release"]);
+    if ustream.is_none() {
+        build.args(["-p", "stream-cli", "--bin", "ustream"]);
+    }
+    let status = build
+        .args(["-p", "ultimate-stream", "--example", "chaos_streamer"])
+        .args(["-p", "stream-testkit", "--example", "chaos_mongo_writer"])
+        .args(["--features", STREAMER_FEATURES])
         .current_dir(workspace_root())
         .status()
         .context("running cargo build")?;
     if !status.success() {
-        bail!("cargo build --release -p stream-cli failed");
+        bail!("cargo build --release of ustream and the chaos examples failed");
     }
-    state_dir()
+    let release = state_dir()
         .parent()
-        .map(|t| t.join("release").join("ustream"))
-        .context("the target dir")
+        .map(|t| t.join("release"))
+        .context("the target dir")?;
+    Ok(Programs {
+        ustream: ustream.cloned().unwrap_or_else(|| release.join("ustream")),
+        streamer: release.join("examples").join("chaos_streamer"),
+        mongo_writer: release.join("examples").join("chaos_mongo_writer"),
+    })
 }
+
+/// The facade's features the `Streamer` example needs (those `ustream` is built with, so one
+/// build serves both).
+const STREAMER_FEATURES: &str =
+    "ultimate-stream/streamer,ultimate-stream/mysql,ultimate-stream/mongo";
 
 pub(crate) fn run(args: &[&str]) -> Result<()> {
     let a = parse(args)?;
-    let ustream = match &a.ustream {
-        Some(path) => path.clone(),
-        None => release_ustream()?,
-    };
+    let programs = release_programs(a.ustream.as_ref())?;
     let dir = unique_temp_dir("chaos");
     eprintln!("chaos: seed {}; MariaDB in {}", a.seed, dir.display());
     // A temp dir of its own: the machine's /tmp is shared with other servers and cleaners.
@@ -173,7 +204,9 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     let mut ctx = Ctx {
         url: server.url(),
         server,
-        ustream,
+        ustream: programs.ustream,
+        streamer: programs.streamer,
+        mongo_writer: programs.mongo_writer,
         work: dir.clone(),
         seed: a.seed,
         changes: a.changes,
@@ -214,17 +247,36 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
 }
 
 fn campaign(ctx: &mut Ctx, storm_seeds: u64) -> Result<Vec<Outcome>> {
+    // First, on a server of its own: a failure here is a row of the report, not the end of
+    // the run.
+    let mut outcomes = mongo::run(ctx).unwrap_or_else(|e| {
+        vec![Outcome {
+            fault: "MongoDB stand-in faults".into(),
+            injected: "(did not finish)".into(),
+            changes: 0,
+            lost: 0,
+            misread: 0,
+            repeats: 0,
+            outside_window: 0,
+            died: 1,
+            seconds: 0.0,
+            notes: vec![format!("FAILED: {e:#}")],
+        }]
+    });
+    for o in &outcomes {
+        eprintln!(
+            "chaos: {} done in {:.0} s (lost {}, misread {}, repeats {})",
+            o.fault, o.seconds, o.lost, o.misread, o.repeats
+        );
+    }
     let (crashed, leftover) = crash::run(ctx)?;
-    eprintln!(
-        "chaos: crash phase done in {:.0} s (lost {}, misread {})",
-        crashed.seconds, crashed.lost, crashed.misread
-    );
+    outcomes.extend(crashed);
     let restarted = server::run(ctx)?;
     eprintln!(
         "chaos: server phase done in {:.0} s (lost {}, misread {})",
         restarted.seconds, restarted.lost, restarted.misread
     );
-    let mut outcomes = vec![crashed, restarted];
+    outcomes.push(restarted);
     outcomes.extend(purge::run(ctx, leftover)?);
     if storm_seeds > 0 {
         outcomes.push(storm::run(ctx, storm_seeds)?);

@@ -36,7 +36,7 @@ commands:
   demo [--seconds N]                         live change events from a throwaway MariaDB shop
   bench [--quick] [--rows N] [--rounds N]    binlog readers side by side, and live lag (docs/benchmarks.md)
   fuzz [--minutes N] [target ...]            each fuzz target N minutes (default 10); fails on crash, hang, OOM
-  chaos [--quick] [--changes N] [--kills N]  kills, server restarts, purged binlog: nothing lost or misread (docs/reliability.md)
+  chaos [--quick] [--changes N] [--kills N]  tail and Streamer kills, MariaDB and MongoDB restarts, purged history: nothing lost or misread (docs/reliability.md)
   chaos --edges                              1,000 columns, 10,000 tables, a 64 MB row, a 1 M-row transaction: peak RSS
   soak [--minutes N] [--rate R] [--subscribers S]  a Streamer with cache and subscribers under load: loss, RSS, fds, lag (docs/soak.md)
 ";

@@ -1,6 +1,7 @@
 //! DDL storm with the server as the oracle: a seeded random mix of writes and ALTERs (columns
 //! added FIRST/AFTER/at the end, dropped, widened, renamed, their charset and collation changed,
-//! the table's default charset changed or converted, the table renamed) on MariaDB, streamed
+//! MariaDB's `IF [NOT] EXISTS` forms, several clauses in one statement, the table's default
+//! charset changed or converted, the table renamed) on MariaDB, streamed
 //! from before the table existed, in both metadata modes. Every decoded row must equal what the
 //! server's own `SELECT` returned right after the write (right before it, for deletes and the
 //! before image of updates): same columns in the same order, same values.
@@ -316,22 +317,58 @@ impl Storm {
         c.affected_rows()
     }
 
-    /// One random ALTER that the current table allows.
+    /// One random ALTER that the current table allows: one column clause, several in one
+    /// statement, a table charset change or a table rename.
     fn alter_sql(&mut self) -> String {
         let target = format!("`{}`.`{}`", self.db, self.table);
-        let others = self.others();
-        let texts: Vec<Col> = others
+        match self.rng.index(10) {
+            0 => {
+                // Two or three clauses on distinct columns in one statement.
+                let mut pool = self.others();
+                let mut clauses = Vec::new();
+                for _ in 0..2 + self.rng.index(2) {
+                    let (clause, touched) = self.column_clause(&pool);
+                    pool.retain(|c| Some(&c.name) != touched.as_ref());
+                    clauses.push(clause);
+                }
+                format!("ALTER TABLE {target} {}", clauses.join(", "))
+            }
+            1 => format!("ALTER TABLE {target} {}", self.rng.pick(TABLE_CHARSETS)),
+            2 if self.rng.chance(50) => {
+                let to = self.fresh("t");
+                let sql = if self.rng.chance(50) {
+                    format!("RENAME TABLE {target} TO `{}`.`{to}`", self.db)
+                } else {
+                    format!("ALTER TABLE {target} RENAME TO `{to}`")
+                };
+                self.table = to;
+                sql
+            }
+            _ => {
+                let others = self.others();
+                let (clause, _) = self.column_clause(&others);
+                format!("ALTER TABLE {target} {clause}")
+            }
+        }
+    }
+
+    /// One column clause over the columns of `pool` (the table's others not yet touched by
+    /// this statement): added FIRST/AFTER/at the end, dropped, widened, renamed, its charset or
+    /// collation changed, or a MariaDB `IF [NOT] EXISTS` form (which may do nothing). Returns
+    /// the clause and the existing column it touches.
+    fn column_clause(&mut self, pool: &[Col]) -> (String, Option<String>) {
+        let texts: Vec<Col> = pool
             .iter()
             .filter(|c| c.is_text() && !self.json.contains(&c.name))
             .cloned()
             .collect();
         let place = |rng: &mut Rng, columns: &[Col]| match rng.index(3) {
             0 => " FIRST".to_owned(),
-            1 => format!(" AFTER `{}`", rng.pick(columns).name),
+            1 if !columns.is_empty() => format!(" AFTER `{}`", rng.pick(columns).name),
             _ => String::new(),
         };
         loop {
-            match self.rng.index(10) {
+            match self.rng.index(11) {
                 0..=2 => {
                     let name = self.fresh("c");
                     let ty = match self.rng.index(10) {
@@ -349,16 +386,16 @@ impl Storm {
                         }
                         _ => (*self.rng.pick(OTHER_TYPES)).to_owned(),
                     };
-                    let place = place(&mut self.rng, &self.columns);
-                    return format!("ALTER TABLE {target} ADD COLUMN `{name}` {ty}{place}");
+                    let place = place(&mut self.rng, pool);
+                    return (format!("ADD COLUMN `{name}` {ty}{place}"), None);
                 }
-                3 if others.len() > 2 => {
-                    let col = self.rng.pick(&others).name.clone();
+                3 if pool.len() > 2 => {
+                    let col = self.rng.pick(pool).name.clone();
                     self.json.remove(&col);
-                    return format!("ALTER TABLE {target} DROP COLUMN `{col}`");
+                    return (format!("DROP COLUMN `{col}`"), Some(col));
                 }
                 4 => {
-                    let wide: Vec<&Col> = others
+                    let wide: Vec<&Col> = pool
                         .iter()
                         .filter(|c| matches!(c.data_type.as_str(), "varchar" | "int" | "decimal"))
                         .collect();
@@ -375,10 +412,13 @@ impl Storm {
                         "int" => "BIGINT".to_owned(),
                         _ => "DECIMAL(18,3)".to_owned(),
                     };
-                    return format!("ALTER TABLE {target} MODIFY `{}` {ty}", col.name);
+                    return (
+                        format!("MODIFY `{}` {ty}", col.name),
+                        Some(col.name.clone()),
+                    );
                 }
-                5 if !others.is_empty() => {
-                    let col = self.rng.pick(&others).clone();
+                5 if !pool.is_empty() => {
+                    let col = self.rng.pick(pool).clone();
                     let to = self.fresh("r");
                     if self.json.remove(&col.name) {
                         self.json.insert(to.clone());
@@ -388,21 +428,20 @@ impl Storm {
                         } else {
                             ""
                         };
-                        return format!(
-                            "ALTER TABLE {target} CHANGE `{}` `{to}` {}{spec}",
-                            col.name, col.column_type
+                        return (
+                            format!("CHANGE `{}` `{to}` {}{spec}", col.name, col.column_type),
+                            Some(col.name),
                         );
                     }
-                    return format!(
-                        "ALTER TABLE {target} RENAME COLUMN `{}` TO `{to}`",
-                        col.name
+                    return (
+                        format!("RENAME COLUMN `{}` TO `{to}`", col.name),
+                        Some(col.name),
                     );
                 }
                 6 | 7 if !texts.is_empty() => {
                     let col = self.rng.pick(&texts).clone();
                     let spec = *self.rng.pick(&CHARSET_SPECS[1..]);
-                    let rest: Vec<Col> = self
-                        .columns
+                    let rest: Vec<Col> = pool
                         .iter()
                         .filter(|c| c.name != col.name)
                         .cloned()
@@ -412,27 +451,72 @@ impl Storm {
                     } else {
                         String::new()
                     };
-                    return format!(
-                        "ALTER TABLE {target} MODIFY `{}` {}{spec}{place}",
-                        col.name, col.column_type
+                    return (
+                        format!("MODIFY `{}` {}{spec}{place}", col.name, col.column_type),
+                        Some(col.name),
                     );
                 }
-                8 => {
-                    return format!("ALTER TABLE {target} {}", self.rng.pick(TABLE_CHARSETS));
-                }
-                9 => {
-                    let to = self.fresh("t");
-                    let sql = if self.rng.chance(50) {
-                        format!("RENAME TABLE {target} TO `{}`.`{to}`", self.db)
-                    } else {
-                        format!("ALTER TABLE {target} RENAME TO `{to}`")
-                    };
-                    self.table = to;
-                    return sql;
+                8..=10 => {
+                    if let Some(clause) = self.if_exists_clause(pool) {
+                        return clause;
+                    }
                 }
                 _ => {}
             }
         }
+    }
+
+    /// A MariaDB `IF [NOT] EXISTS` clause: on a column that exists (it acts, or does nothing
+    /// for `ADD ... IF NOT EXISTS`) or on one that does not (it does nothing).
+    fn if_exists_clause(&mut self, pool: &[Col]) -> Option<(String, Option<String>)> {
+        let existing =
+            (!pool.is_empty() && self.rng.chance(70)).then(|| self.rng.pick(pool).clone());
+        let missing = self.fresh("gone");
+        let name = existing
+            .as_ref()
+            .map_or(missing.clone(), |c| c.name.clone());
+        let touched = existing.as_ref().map(|c| c.name.clone());
+        let is_json = self.json.contains(&name);
+        Some(match self.rng.index(4) {
+            0 => {
+                // Adding an existing column does nothing; a fresh one is added.
+                let fresh = self.fresh("c");
+                let name = if existing.is_some() { name } else { fresh };
+                (
+                    format!("ADD COLUMN IF NOT EXISTS `{name}` VARCHAR(9)"),
+                    touched,
+                )
+            }
+            1 if existing.is_none() || pool.len() > 2 => {
+                self.json.remove(&name);
+                (format!("DROP COLUMN IF EXISTS `{name}`"), touched)
+            }
+            2 if !is_json => {
+                let ty = existing
+                    .as_ref()
+                    .map_or("INT".to_owned(), |c| c.column_type.clone());
+                let spec = if existing.as_ref().is_some_and(Col::is_text) {
+                    *self.rng.pick(CHARSET_SPECS)
+                } else {
+                    ""
+                };
+                (
+                    format!("MODIFY COLUMN IF EXISTS `{name}` {ty}{spec}"),
+                    touched,
+                )
+            }
+            3 if !is_json => {
+                let to = self.fresh("r");
+                let ty = existing
+                    .as_ref()
+                    .map_or("INT".to_owned(), |c| c.column_type.clone());
+                (
+                    format!("CHANGE COLUMN IF EXISTS `{name}` `{to}` {ty}"),
+                    touched,
+                )
+            }
+            _ => return None,
+        })
     }
 }
 
@@ -524,6 +608,7 @@ async fn storm(mode: &str, seed: u64, alters: usize, writes: usize) {
         .await;
         s.refresh(&mut c).await;
         let (mut alters_left, mut writes_left) = (alters, writes);
+        let mut refused = 0;
         while alters_left + writes_left > 0 {
             if s.rng.index(alters_left + writes_left) < alters_left {
                 alters_left -= 1;
@@ -534,6 +619,7 @@ async fn storm(mode: &str, seed: u64, alters: usize, writes: usize) {
                 if let Err(e) = c.query_drop(&sql).await {
                     eprintln!("seed {seed}: the server refused `{sql}`: {e}");
                     (s.json, s.table) = (json, table);
+                    refused += 1;
                 }
                 s.refresh(&mut c).await;
             } else {
@@ -541,6 +627,10 @@ async fn storm(mode: &str, seed: u64, alters: usize, writes: usize) {
                 s.write(&mut c).await;
             }
         }
+        eprintln!(
+            "DDL storm {mode}, seed {seed}: {} ALTERs run, {refused} refused by the server",
+            alters - refused
+        );
         s
     })
     .await;

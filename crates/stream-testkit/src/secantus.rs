@@ -109,6 +109,11 @@ impl Secantus {
         }
     }
 
+    /// The `secantusd-py` flags of the next [`Secantus::start_again`] (e.g. a short oplog).
+    pub fn set_args(&mut self, extra_args: &[&str]) {
+        self.extra_args = extra_args.iter().map(|s| (*s).to_owned()).collect();
+    }
+
     /// Starts it again on the same port and data (after [`Secantus::stop`] or
     /// [`Secantus::kill`]).
     pub fn start_again(&mut self) -> Result<(), String> {

@@ -4,7 +4,7 @@
 //! rebuild the server's tables exactly. Repeats are allowed only after the checkpoint saved
 //! last before a kill, and counted.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -25,8 +25,12 @@ pub(crate) struct Leftover {
 
 /// The position saved in `DIR/tail.checkpoint.json`, if any.
 pub(crate) fn saved_position(dir: &Path) -> Result<Option<String>> {
-    let path = dir.join("tail.checkpoint.json");
-    let Ok(bytes) = std::fs::read(&path) else {
+    saved_in(&dir.join("tail.checkpoint.json"))
+}
+
+/// The position saved in a checkpoint file, if any.
+pub(crate) fn saved_in(path: &Path) -> Result<Option<String>> {
+    let Ok(bytes) = std::fs::read(path) else {
         return Ok(None);
     };
     let saved: serde_json::Value = serde_json::from_slice(&bytes)
@@ -34,7 +38,7 @@ pub(crate) fn saved_position(dir: &Path) -> Result<Option<String>> {
     Ok(saved["position"].as_str().map(str::to_owned))
 }
 
-pub(crate) fn run(ctx: &Ctx) -> Result<(Outcome, Leftover)> {
+pub(crate) fn run(ctx: &Ctx) -> Result<(Vec<Outcome>, Leftover)> {
     let started = Instant::now();
     let start = binlog_end(&ctx.url)?;
     let mut workload = Workload::new(DB, ctx.seed);
@@ -97,19 +101,116 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Outcome, Leftover)> {
     }
 
     let checkpoint_dir = ctx.work.join("crash-checkpoint");
-    let args = vec![
-        url.clone(),
-        "--from".into(),
-        start.clone(),
-        "--checkpoint".into(),
-        checkpoint_dir.display().to_string(),
-    ];
-    let mut rng = fastrand::Rng::with_seed(ctx.seed ^ 0x00c0_ffee);
+    let tail = Subject {
+        name: "tail",
+        program: ctx.ustream.clone(),
+        args: vec![
+            "tail".into(),
+            url.clone(),
+            "--from".into(),
+            start.clone(),
+            "--checkpoint".into(),
+            checkpoint_dir.display().to_string(),
+        ],
+        checkpoint: checkpoint_dir.join("tail.checkpoint.json"),
+        seed: ctx.seed ^ 0x00c0_ffee,
+    };
+    let streamer_dir = ctx.work.join("crash-streamer-checkpoint");
+    let streamer = Subject {
+        name: "streamer",
+        program: ctx.streamer.clone(),
+        args: vec![
+            url.clone(),
+            format!("{DB}.*"),
+            streamer_dir.display().to_string(),
+            "--from".into(),
+            start.clone(),
+        ],
+        checkpoint: streamer_dir.join("mysql.checkpoint.json"),
+        seed: ctx.seed ^ 0x05ee_d5ee,
+    };
+    let shared = Shared {
+        lost: lost_by_reference + comparison.missing + comparison.extra,
+        misread: comparison.differ + replica.misread,
+        total,
+        reference_bytes,
+    };
+    let mut outcomes = Vec::new();
+    for (subject, fault) in [
+        (
+            &tail,
+            "`ustream tail --checkpoint` killed (SIGKILL) and restarted",
+        ),
+        (
+            &streamer,
+            "a `Streamer` process (file checkpoints) killed (SIGKILL) and restarted",
+        ),
+    ] {
+        let mut outcome = killed_and_restarted(ctx, &reference, subject, &shared)?;
+        outcome.fault = fault.into();
+        if outcomes.is_empty() {
+            notes.push(format!(
+                "written and read in {:.0} s",
+                started.elapsed().as_secs_f64() - outcome.seconds
+            ));
+            outcome.notes.splice(0..0, notes.drain(..));
+        } else {
+            outcome
+                .notes
+                .insert(0, "checked against the same uninterrupted read".into());
+        }
+        eprintln!(
+            "chaos crash: {} done in {:.0} s (lost {}, misread {}, repeats {})",
+            subject.name, outcome.seconds, outcome.lost, outcome.misread, outcome.repeats
+        );
+        outcomes.push(outcome);
+    }
+    let _ = std::fs::remove_dir_all(&streamer_dir);
+    let _ = std::fs::remove_file(&reference_out);
+    Ok((
+        outcomes,
+        Leftover {
+            workload,
+            checkpoint_dir,
+        },
+    ))
+}
+
+/// A process the crash phase kills and restarts: `program args`, printing event lines, saving
+/// its position in `checkpoint`.
+struct Subject {
+    name: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+    checkpoint: PathBuf,
+    /// Of its kill points.
+    seed: u64,
+}
+
+/// What every subject's outcome adds from the reference read.
+struct Shared {
+    lost: u64,
+    misread: u64,
+    total: u64,
+    reference_bytes: u64,
+}
+
+/// Runs `subject` from the start of the reference, SIGKILLed after random amounts of output
+/// and restarted with the same command each time, then restarted until it has nothing more to
+/// print; lays every run's output over the reference.
+fn killed_and_restarted(
+    ctx: &Ctx,
+    reference: &Reference,
+    subject: &Subject,
+    shared: &Shared,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    let mut rng = fastrand::Rng::with_seed(subject.seed);
     let mut points: Vec<u64> = (0..ctx.kills)
-        .map(|_| rng.u64(1..reference_bytes.max(2)))
+        .map(|_| rng.u64(1..shared.reference_bytes.max(2)))
         .collect();
     points.sort_unstable();
-    let mut walk = Walk::new(&reference);
+    let mut walk = Walk::new(reference);
     let mut resumed_after = None;
     let mut previous = 0;
     let mut kills = 0;
@@ -123,16 +224,16 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Outcome, Leftover)> {
                    resumed_after: &mut Option<(u64, u64, u64)>|
      -> Result<bool> {
         let out = ctx.work.join(format!("{name}.jsonl"));
-        let mut all = args.clone();
+        let mut all = subject.args.clone();
         all.extend(extra.iter().map(|s| (*s).to_owned()));
-        let mut tail = Tail::start(&ctx.ustream, &all, &out)?;
+        let mut process = Tail::spawn(&subject.program, &all, &out)?;
         let deadline = Instant::now() + Duration::from_secs(3600);
         let status = loop {
-            if let Some(status) = tail.exited() {
+            if let Some(status) = process.exited() {
                 break Some(status);
             }
-            if kill_after.is_some_and(|bytes| tail.printed() >= bytes) {
-                tail.kill();
+            if kill_after.is_some_and(|bytes| process.printed() >= bytes) {
+                process.kill();
                 break None;
             }
             if Instant::now() > deadline {
@@ -140,19 +241,19 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Outcome, Leftover)> {
             }
             std::thread::sleep(Duration::from_millis(2));
         };
-        let failed = status.is_some_and(|s| !s.success());
-        if failed {
-            let error = tail
-                .stderr()
+        if status.is_some_and(|s| !s.success()) {
+            let stderr = process.stderr();
+            let error = stderr
                 .lines()
-                .find(|l| l.starts_with("ustream: error:"))
+                .find(|l| l.contains("error:"))
                 .unwrap_or("(no error line)")
                 .to_owned();
             eprintln!("chaos crash: {name} exited on its own: {error}");
             died.push(format!("{name}: {error}"));
         }
-        walk.run(&name, &out, *resumed_after)?;
-        *resumed_after = saved_position(&checkpoint_dir)?
+        let expected = resumed_after.map_or(0, |p| reference.first_after(p));
+        walk.run(&name, &out, Some(expected))?;
+        *resumed_after = saved_in(&subject.checkpoint)?
             .as_deref()
             .and_then(binlog_position);
         let _ = std::fs::remove_file(&out);
@@ -163,7 +264,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Outcome, Leftover)> {
         let bytes = (point - previous).max(1);
         previous = point;
         run(
-            format!("crash-run-{k:02}"),
+            format!("crash-{}-{k:02}", subject.name),
             &[],
             Some(bytes),
             &mut walk,
@@ -171,7 +272,8 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Outcome, Leftover)> {
         )?;
         kills += 1;
         eprintln!(
-            "chaos crash: kill {kills}/{} after {bytes} bytes; first line missing: {:?}",
+            "chaos crash: {} kill {kills}/{} after {bytes} bytes; first line missing: {:?}",
+            subject.name,
             ctx.kills,
             walk.first_missing()
         );
@@ -179,7 +281,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Outcome, Leftover)> {
     // Restarts until a run exits cleanly having found nothing more to print.
     for k in 0..10 {
         let clean = run(
-            format!("crash-final-{k}"),
+            format!("crash-{}-final-{k}", subject.name),
             &["--idle-exit-ms", "5000"],
             None,
             &mut walk,
@@ -189,6 +291,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Outcome, Leftover)> {
             break;
         }
     }
+    let mut notes = Vec::new();
     if let Some(first) = walk.first_missing() {
         notes.push(format!(
             "stuck: no restart got past reference line {first}; {} changes never printed \
@@ -196,7 +299,6 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Outcome, Leftover)> {
             walk.lost()
         ));
     }
-    let died_count = died.len() as u64;
     if !died.is_empty() {
         notes.push(format!(
             "{} runs exited with an error instead of streaming on (each restarted); first: {}",
@@ -204,34 +306,37 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Outcome, Leftover)> {
             died[0]
         ));
     }
+    let saves = match subject.name {
+        "tail" => {
+            "after each printed batch (1,024 events and the rest of the binlog row event \
+                   that reached them)"
+        }
+        _ => {
+            "once the callback returned for every event of a source batch (the checkpointer \
+              saves them in order, in a task of its own)"
+        }
+    };
     notes.push(format!(
-        "{kills} kills: every restart resumed exactly after its saved checkpoint ({} did not); \
-         {} repeats in all, at most {} after one kill: lines printed after the last checkpoint \
-         save before the kill (the checkpoint is saved after each printed batch: 1,024 events \
-         and the rest of the binlog row event that reached them); lines cut in half by a kill (not delivered, printed again whole): {}",
-        walk.off_checkpoint, walk.repeats, walk.most_repeats_at_once, walk.cut_lines
+        "{} ({kills} kills): every restart resumed exactly after its saved checkpoint ({} did \
+         not); {} repeats in all, at most {} after one kill: lines printed after the last \
+         checkpoint save before the kill (the checkpoint is saved {saves}); lines cut in half \
+         by a kill (not delivered, printed again whole): {}",
+        subject.name, walk.off_checkpoint, walk.repeats, walk.most_repeats_at_once, walk.cut_lines
     ));
     notes.extend(walk.examples.iter().cloned());
-    let outcome = Outcome {
-        fault: "`ustream tail --checkpoint` killed (SIGKILL) and restarted".into(),
+    Ok(Outcome {
+        fault: String::new(),
         injected: format!(
-            "{kills} kills at random points of {total} changes, same command each restart"
+            "{kills} kills at random points of {} changes, same command each restart",
+            shared.total
         ),
-        changes: total,
-        lost: walk.lost() + lost_by_reference + comparison.missing + comparison.extra,
-        misread: walk.misread + comparison.differ + replica.misread,
+        changes: shared.total,
+        lost: walk.lost() + shared.lost,
+        misread: walk.misread + shared.misread,
         repeats: walk.repeats,
         outside_window: walk.off_checkpoint,
-        died: died_count,
+        died: died.len() as u64,
         seconds: started.elapsed().as_secs_f64(),
         notes,
-    };
-    let _ = std::fs::remove_file(&reference_out);
-    Ok((
-        outcome,
-        Leftover {
-            workload,
-            checkpoint_dir,
-        },
-    ))
+    })
 }

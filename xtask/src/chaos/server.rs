@@ -148,7 +148,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> Result<Outcome> {
     let reference = Reference::load(&reference_out, &mut replica)?;
     let comparison = replica.compare(&ctx.server, DB)?;
     let mut walk = Walk::new(&reference);
-    walk.run("live tail", &live_out, None)?;
+    walk.run("live tail", &live_out, Some(0))?;
     let mut notes = vec![
         format!(
             "{} restarts ({}), down {} s; {batches} writer batches of 4 transactions committed, \

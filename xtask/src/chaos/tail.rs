@@ -1,5 +1,5 @@
-//! `ustream tail` processes the chaos command starts, watches, kills and restarts, and the
-//! `mariadb` client sessions it writes with.
+//! `ustream tail` (and `Streamer`) processes the chaos command starts, watches, kills and
+//! restarts, and the `mariadb` client sessions it writes with.
 
 use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
@@ -20,16 +20,23 @@ pub(crate) struct Tail {
 }
 
 impl Tail {
+    /// `ustream tail <args>`.
     pub(crate) fn start(ustream: &Path, args: &[String], out: &Path) -> Result<Self> {
+        let mut all = vec!["tail".to_owned()];
+        all.extend_from_slice(args);
+        Self::spawn(ustream, &all, out)
+    }
+
+    /// Any streaming program (the `Streamer` example) run the same way.
+    pub(crate) fn spawn(program: &Path, args: &[String], out: &Path) -> Result<Self> {
         let err = out.with_extension("stderr");
-        let child = Command::new(ustream)
-            .arg("tail")
+        let child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(out).with_context(|| format!("{}", out.display()))?)
             .stderr(std::fs::File::create(&err)?)
             .spawn()
-            .with_context(|| format!("starting {}", ustream.display()))?;
+            .with_context(|| format!("starting {}", program.display()))?;
         Ok(Self {
             child,
             out: out.to_owned(),

@@ -14,7 +14,7 @@ use stream_testkit::mariadb::MariaDb;
 use super::workload::{Kind, TABLES, TableSpec};
 
 /// How many examples of each kind of failure a report shows.
-const EXAMPLES: usize = 5;
+pub(crate) const EXAMPLES: usize = 5;
 
 pub(crate) fn hash(text: &str) -> u64 {
     let mut h = DefaultHasher::new();
@@ -254,31 +254,58 @@ impl Comparison {
 #[derive(Debug, Default)]
 pub(crate) struct Reference {
     hashes: Vec<u64>,
+    /// Binlog positions in order (empty for other sources).
     positions: Vec<(u64, u64, u64)>,
+    /// The line of each position (by the position's hash): any source.
+    at: HashMap<u64, usize>,
+}
+
+/// The `position` of a printed event line.
+fn position_of(event: &Value) -> &str {
+    event["position"].as_str().unwrap_or_default()
 }
 
 impl Reference {
-    /// Reads a reference output, feeding every event to `replica`; fails when its positions
-    /// are not binlog file positions in strictly increasing order.
+    /// Reads a reference output of binlog events, feeding every event to `replica`; fails when
+    /// its positions are not binlog file positions in strictly increasing order.
     pub(crate) fn load(path: &Path, replica: &mut Replica) -> Result<Self> {
+        Self::load_with(path, true, |event| {
+            replica.apply(event);
+            Ok(())
+        })
+    }
+
+    /// Reads a reference output, calling `each` with every event. `binlog`: positions must be
+    /// binlog file positions in strictly increasing order; otherwise each must be unique.
+    pub(crate) fn load_with(
+        path: &Path,
+        binlog: bool,
+        mut each: impl FnMut(&Value) -> Result<()>,
+    ) -> Result<Self> {
         let mut reference = Reference::default();
         let cut = for_each_line(path, |line| {
             let event: Value = serde_json::from_str(line)
                 .with_context(|| format!("a reference line is not JSON: {line}"))?;
-            let position = event["position"].as_str().unwrap_or_default();
-            let Some(tuple) = binlog_position(position) else {
-                bail!("reference position `{position}` is not a binlog file position");
-            };
-            if reference
-                .positions
-                .last()
-                .is_some_and(|&last| last >= tuple)
-            {
-                bail!("reference positions do not increase at `{position}`");
+            let position = position_of(&event);
+            if binlog {
+                let Some(tuple) = binlog_position(position) else {
+                    bail!("reference position `{position}` is not a binlog file position");
+                };
+                if reference
+                    .positions
+                    .last()
+                    .is_some_and(|&last| last >= tuple)
+                {
+                    bail!("reference positions do not increase at `{position}`");
+                }
+                reference.positions.push(tuple);
             }
-            replica.apply(&event);
+            let index = reference.hashes.len();
+            if reference.at.insert(hash(position), index).is_some() {
+                bail!("reference position `{position}` is printed twice");
+            }
+            each(&event)?;
             reference.hashes.push(hash(line));
-            reference.positions.push(tuple);
             Ok(())
         })?;
         if cut {
@@ -293,14 +320,12 @@ impl Reference {
 
     /// The index of this line in the reference (same position, same content).
     fn locate(&self, line: &str, line_hash: u64) -> Option<usize> {
-        let position = serde_json::from_str::<Value>(line)
-            .ok()
-            .and_then(|v| v["position"].as_str().and_then(binlog_position))?;
-        let i = self.positions.partition_point(|&q| q < position);
-        (self.positions.get(i) == Some(&position) && self.hashes[i] == line_hash).then_some(i)
+        let event = serde_json::from_str::<Value>(line).ok()?;
+        let i = *self.at.get(&hash(position_of(&event)))?;
+        (self.hashes[i] == line_hash).then_some(i)
     }
 
-    /// The index of the first line after `position` (where a resume from it starts).
+    /// The index of the first line after a binlog `position` (where a resume from it starts).
     pub(crate) fn first_after(&self, position: (u64, u64, u64)) -> usize {
         self.positions.partition_point(|&p| p <= position)
     }
@@ -342,15 +367,9 @@ impl<'a> Walk<'a> {
         }
     }
 
-    /// Lays one run's output over the reference. `resumed_after` is the checkpoint it resumed
-    /// from (`None`: it started at the reference's start).
-    pub(crate) fn run(
-        &mut self,
-        name: &str,
-        output: &Path,
-        resumed_after: Option<(u64, u64, u64)>,
-    ) -> Result<()> {
-        let expected = resumed_after.map_or(0, |p| self.reference.first_after(p));
+    /// Lays one run's output over the reference. `expected`: the reference line it must start
+    /// at (after the checkpoint it resumed from; `None`: not checked).
+    pub(crate) fn run(&mut self, name: &str, output: &Path, expected: Option<usize>) -> Result<()> {
         let mut next: Option<usize> = None;
         let mut repeats = 0;
         let cut = for_each_line(output, |line| {
@@ -365,10 +384,10 @@ impl<'a> Walk<'a> {
                         return Ok(());
                     };
                     match next {
-                        None if i != expected => {
+                        None if expected.is_some_and(|e| e != i) => {
                             self.off_checkpoint += 1;
                             self.example(format!(
-                                "{name}: resumed at reference line {i}, its checkpoint says {expected}"
+                                "{name}: resumed at reference line {i}, its checkpoint says {expected:?}"
                             ));
                         }
                         None => {}
