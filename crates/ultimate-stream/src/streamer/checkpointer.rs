@@ -48,44 +48,80 @@ fn class_of(error: &CheckpointError) -> ErrorClass {
     }
 }
 
+/// A batch some of whose consumers have answered: the durable position so far (`None`: one
+/// holds it all) and the answers still to come.
+struct Answering {
+    batch: Pending,
+    durable: Option<Position>,
+}
+
+/// What became of a batch's answers.
+enum Settled {
+    /// All in: the position every consumer made durable, if any.
+    Done(Option<Position>),
+    /// Some still out (only when not waiting for them).
+    Waiting(Box<Answering>),
+    /// A consumer refused: the source is stopped.
+    Stopped,
+}
+
 impl Checkpointer {
-    /// The last saved state travels with later positions until it changes.
+    /// The last saved state travels with later positions until it changes. Batches whose
+    /// consumers have all answered by the time a save starts are saved together, once, at the
+    /// newest durable position: a slow store (a file's fsyncs, a remote database) then costs
+    /// fewer saves instead of holding the pipeline and widening what a crash repeats.
     pub(crate) async fn run(self, mut pending: mpsc::Receiver<Pending>) {
         let mut state: Option<serde_json::Value> = None;
         let mut saved: Option<Position> = None;
-        while let Some(batch) = pending.recv().await {
-            let mut durable = Some(batch.position);
-            for ack in batch.acks {
-                match ack.wait().await {
-                    Ok(said) => durable = durable.and_then(|at| earliest(at, said)),
-                    Err(refused) => {
-                        return self.stop(format!(
-                            "{refused}; the checkpoint stays before them and a restart delivers them again"
-                        ));
+        let mut carried: Option<Answering> = None;
+        loop {
+            let first = match carried.take() {
+                Some(answering) => answering,
+                None => match pending.recv().await {
+                    Some(batch) => Answering {
+                        durable: Some(batch.position.clone()),
+                        batch,
+                    },
+                    None => return,
+                },
+            };
+            let mut newest = match self.settle(first, &mut state, true).await {
+                Settled::Done(durable) => durable,
+                Settled::Waiting(_) | Settled::Stopped => return,
+            }
+            .map(|position| Checkpoint {
+                position,
+                state: state.clone(),
+            });
+            while let Ok(batch) = pending.try_recv() {
+                let answering = Answering {
+                    durable: Some(batch.position.clone()),
+                    batch,
+                };
+                match self.settle(answering, &mut state, false).await {
+                    Settled::Done(Some(position)) => {
+                        newest = Some(Checkpoint {
+                            position,
+                            state: state.clone(),
+                        });
                     }
+                    Settled::Done(None) => {}
+                    Settled::Waiting(answering) => {
+                        carried = Some(*answering);
+                        break;
+                    }
+                    Settled::Stopped => return,
                 }
             }
-            self.inner
-                .metrics
-                .acknowledged(batch.events, batch.read_at.elapsed());
-            if batch.state.is_some() {
-                state = batch.state;
-            }
             let Some(store) = &self.store else { continue };
-            // A definition change ends a source transaction, so what a sink holds comes after
-            // the last one: the state at the batch's end is the state at `durable`.
-            let Some(position) = durable else { continue };
+            let Some(checkpoint) = newest else { continue };
             if saved
                 .as_ref()
-                .and_then(|s| position.compare(s))
+                .and_then(|s| checkpoint.position.compare(s))
                 .is_some_and(Ordering::is_le)
             {
                 continue;
             }
-            let checkpoint = Checkpoint {
-                position,
-                state: state.clone(),
-            };
             let outcome = retry(&self.retry, class_of, || {
                 store.save(&self.name, &checkpoint)
             })
@@ -99,6 +135,49 @@ impl Checkpointer {
             }
             saved = Some(checkpoint.position);
         }
+    }
+
+    /// Takes the answers of a batch's consumers, in order (waiting for them, or only those
+    /// already in); once all are in, counts the batch and takes up its state.
+    async fn settle(
+        &self,
+        mut answering: Answering,
+        state: &mut Option<serde_json::Value>,
+        wait: bool,
+    ) -> Settled {
+        while !answering.batch.acks.is_empty() {
+            let ack = answering.batch.acks.remove(0);
+            let answer = if wait {
+                ack.wait().await
+            } else {
+                match ack.try_wait() {
+                    Ok(answer) => answer,
+                    Err(ack) => {
+                        answering.batch.acks.insert(0, ack);
+                        return Settled::Waiting(Box::new(answering));
+                    }
+                }
+            };
+            match answer {
+                Ok(said) => answering.durable = answering.durable.and_then(|at| earliest(at, said)),
+                Err(refused) => {
+                    self.stop(format!(
+                        "{refused}; the checkpoint stays before them and a restart delivers them again"
+                    ));
+                    return Settled::Stopped;
+                }
+            }
+        }
+        let batch = answering.batch;
+        self.inner
+            .metrics
+            .acknowledged(batch.events, batch.read_at.elapsed());
+        // A definition change ends a source transaction, so what a sink holds comes after the
+        // last one: the state at the batch's end is the state at its durable position.
+        if batch.state.is_some() {
+            *state = batch.state;
+        }
+        Settled::Done(answering.durable)
     }
 }
 
