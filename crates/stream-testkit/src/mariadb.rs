@@ -129,6 +129,11 @@ impl MariaDb {
             format!("--datadir={}", d.join("data").display()),
             format!("--socket={}", d.join("mysqld.sock").display()),
             format!("--pid-file={}", d.join("mysqld.pid").display()),
+            // A private temp dir: a server starting removes every `#sql*` file of its tmpdir
+            // (leftovers of its own crash), so with a shared /tmp a test's own server deleted
+            // the shared server's temporary tables under it ("Error on delete of
+            // '/tmp/#sql-temptable-...'"), which can take that server down.
+            format!("--tmpdir={}", d.join("tmp").display()),
             format!("--port={}", self.port),
             "--bind-address=127.0.0.1".to_owned(),
             "--server-id=1".to_owned(),
@@ -152,6 +157,8 @@ impl MariaDb {
     }
 
     fn spawn(&mut self) -> Result<(), String> {
+        std::fs::create_dir_all(self.dir.join("tmp"))
+            .map_err(|e| format!("creating {}: {e}", self.dir.join("tmp").display()))?;
         let log =
             std::fs::File::create(self.dir.join("mariadbd.out")).map_err(|e| e.to_string())?;
         let err = log.try_clone().map_err(|e| e.to_string())?;

@@ -69,9 +69,30 @@ fn canonical_value(value: Option<&Value>, kind: Kind) -> String {
         (None, _) => "<absent>".to_owned(),
         (Some(Value::Null), _) => "NULL".to_owned(),
         (Some(v), Kind::Float) => v.as_f64().map_or_else(|| v.to_string(), |f| f.to_string()),
-        (Some(v), Kind::Json) => v.to_string(),
+        (Some(v), Kind::Json) => sorted_json(v),
         (Some(Value::String(s)), Kind::Plain) => s.clone(),
         (Some(v), Kind::Plain) => v.to_string(),
+    }
+}
+
+/// JSON text with every object's keys in order, whatever order the map keeps (serde_json's
+/// `preserve_order` may be on through another crate of the workspace).
+fn sorted_json(v: &Value) -> String {
+    match v {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            let inner: Vec<String> = entries
+                .into_iter()
+                .map(|(k, v)| format!("{}:{}", Value::String(k.clone()), sorted_json(v)))
+                .collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        Value::Array(items) => {
+            let inner: Vec<String> = items.iter().map(sorted_json).collect();
+            format!("[{}]", inner.join(","))
+        }
+        other => other.to_string(),
     }
 }
 
@@ -81,9 +102,8 @@ fn canonical_text(text: &str, kind: Kind) -> String {
         Kind::Float => text
             .parse::<f64>()
             .map_or_else(|_| text.to_owned(), |f| f.to_string()),
-        Kind::Json => {
-            serde_json::from_str::<Value>(text).map_or_else(|_| text.to_owned(), |v| v.to_string())
-        }
+        Kind::Json => serde_json::from_str::<Value>(text)
+            .map_or_else(|_| text.to_owned(), |v| sorted_json(&v)),
         Kind::Plain => text.to_owned(),
     }
 }
