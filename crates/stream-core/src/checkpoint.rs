@@ -85,6 +85,18 @@ pub trait CheckpointStore: Send + Sync {
     async fn save(&self, pipeline: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError>;
 }
 
+/// A shared store is a store: the one a builder takes can also be read by its owner.
+#[async_trait::async_trait]
+impl<T: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<T> {
+    async fn load(&self, pipeline: &str) -> Result<Option<Checkpoint>, CheckpointError> {
+        (**self).load(pipeline).await
+    }
+
+    async fn save(&self, pipeline: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+        (**self).save(pipeline, checkpoint).await
+    }
+}
+
 fn check_forward(
     pipeline: &str,
     stored: Option<&Checkpoint>,

@@ -157,7 +157,7 @@ async fn start_streamer(
         builder = builder.sink_from(&built.name, built.sink, &[&built.source], &built.patterns);
     }
     if let Some(store) = checkpoints {
-        builder = builder.checkpoints(SharedStore(store));
+        builder = builder.checkpoints(store);
     }
     builder.start().await.map_err(|e| match e {
         StreamerError::Source { source_name, error } => {
@@ -177,27 +177,6 @@ async fn start_streamer(
         }
         other => RunError::Runtime(other.to_string()),
     })
-}
-
-/// The builder takes a store by value; ours is shared.
-struct SharedStore(Arc<dyn CheckpointStore>);
-
-#[async_trait::async_trait]
-impl CheckpointStore for SharedStore {
-    async fn load(
-        &self,
-        pipeline: &str,
-    ) -> Result<Option<stream_core::Checkpoint>, stream_core::CheckpointError> {
-        self.0.load(pipeline).await
-    }
-
-    async fn save(
-        &self,
-        pipeline: &str,
-        checkpoint: &stream_core::Checkpoint,
-    ) -> Result<(), stream_core::CheckpointError> {
-        self.0.save(pipeline, checkpoint).await
-    }
 }
 
 type Server = tokio::task::JoinHandle<std::io::Result<()>>;

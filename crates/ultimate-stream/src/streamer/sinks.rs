@@ -254,26 +254,6 @@ mod tests {
         }
     }
 
-    /// The builder takes a store by value; the test reads it too.
-    struct Shared(Arc<MemoryCheckpointStore>);
-
-    #[async_trait::async_trait]
-    impl stream_core::CheckpointStore for Shared {
-        async fn load(
-            &self,
-            pipeline: &str,
-        ) -> Result<Option<stream_core::Checkpoint>, stream_core::CheckpointError> {
-            self.0.load(pipeline).await
-        }
-        async fn save(
-            &self,
-            pipeline: &str,
-            checkpoint: &stream_core::Checkpoint,
-        ) -> Result<(), stream_core::CheckpointError> {
-            self.0.save(pipeline, checkpoint).await
-        }
-    }
-
     /// Records the batches it is handed; holds the end of an open transaction.
     struct Holding(Arc<Mutex<Vec<SinkBatch>>>);
 
@@ -334,7 +314,7 @@ mod tests {
             .source("a", batches("shop"))
             .source("b", batches("shop"))
             .sink_from("replica", Holding(seen.clone()), &["a"], ["shop.*"])
-            .checkpoints(Shared(store.clone()))
+            .checkpoints(store.clone())
             .start()
             .await
             .expect("start");
