@@ -36,13 +36,7 @@ fn parse(args: &[&str]) -> Result<Args> {
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        let mut num = |name: &str| -> Result<u64> {
-            let v = it
-                .next()
-                .with_context(|| format!("{name} needs a value\n{USAGE}"))?;
-            v.parse()
-                .with_context(|| format!("{name}: `{v}` is not a number"))
-        };
+        let mut num = |name: &str| crate::util::flag_number(&mut it, name, USAGE);
         match *arg {
             "--quick" => {
                 a.changes = 100_000;

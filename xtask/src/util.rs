@@ -84,3 +84,17 @@ pub fn tail(path: &Path, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
+
+/// The number after a flag of a command line (`--rate 5000`), or an error naming the flag.
+pub fn flag_number<'a>(
+    rest: &mut impl Iterator<Item = &'a &'a str>,
+    name: &str,
+    usage: &str,
+) -> anyhow::Result<u64> {
+    use anyhow::Context as _;
+    let v = rest
+        .next()
+        .with_context(|| format!("{name} needs a value\n{usage}"))?;
+    v.parse()
+        .with_context(|| format!("{name}: `{v}` is not a number"))
+}
