@@ -47,6 +47,7 @@ mod config;
 mod connect;
 mod errors;
 mod event;
+mod hand_over;
 mod order;
 mod poll;
 mod probe;

@@ -1,5 +1,7 @@
 //! MongoDB's sort order across BSON types, for "everything after this value" queries.
 
+use std::cmp::Ordering;
+
 use mongodb::bson::{Bson, Document, doc};
 
 /// MongoDB's sort order of BSON type brackets, by `$type` alias.
@@ -35,6 +37,55 @@ fn type_rank(value: &Bson) -> usize {
         Bson::RegularExpression(_) => 11,
         Bson::MaxKey => 12,
         _ => 11,
+    }
+}
+
+/// How `a` sorts against `b` in an index (the `_id` index without a collation), where that is
+/// known here: across type brackets, and within numbers, ObjectIds, booleans, dates and the
+/// single-value brackets. `None` for the rest (strings may sort by a collation; decimals,
+/// binaries, documents and arrays are not compared here).
+pub(crate) fn compare(a: &Bson, b: &Bson) -> Option<Ordering> {
+    let (ra, rb) = (bracket(a)?, bracket(b)?);
+    if ra != rb {
+        return Some(ra.cmp(&rb));
+    }
+    match (a, b) {
+        (Bson::ObjectId(x), Bson::ObjectId(y)) => Some(x.bytes().cmp(&y.bytes())),
+        (Bson::Boolean(x), Bson::Boolean(y)) => Some(x.cmp(y)),
+        (Bson::DateTime(x), Bson::DateTime(y)) => Some(x.cmp(y)),
+        (Bson::MinKey | Bson::MaxKey | Bson::Null | Bson::Undefined, _) => Some(Ordering::Equal),
+        _ => match (integer(a), integer(b)) {
+            (Some(x), Some(y)) => Some(x.cmp(&y)),
+            _ => exact_float(a)?.partial_cmp(&exact_float(b)?),
+        },
+    }
+}
+
+/// [`type_rank`] where the type is one of the brackets (not the types it lumps in at the end).
+fn bracket(value: &Bson) -> Option<usize> {
+    match value {
+        Bson::JavaScriptCode(_) | Bson::JavaScriptCodeWithScope(_) | Bson::DbPointer(_) => None,
+        other => Some(type_rank(other)),
+    }
+}
+
+fn integer(value: &Bson) -> Option<i64> {
+    match value {
+        Bson::Int32(v) => Some(i64::from(*v)),
+        Bson::Int64(v) => Some(*v),
+        _ => None,
+    }
+}
+
+/// A number as a double when the double is exact (integers up to 2^53, finite doubles).
+fn exact_float(value: &Bson) -> Option<f64> {
+    const EXACT: i64 = 1 << 53;
+    match value {
+        Bson::Double(f) if f.is_finite() => Some(*f),
+        Bson::Int32(v) => Some(f64::from(*v)),
+        #[allow(clippy::cast_precision_loss)] // only where it is exact
+        Bson::Int64(v) if (-EXACT..=EXACT).contains(v) => Some(*v as f64),
+        _ => None,
     }
 }
 
@@ -83,5 +134,43 @@ mod tests {
         assert_eq!(later.first(), Some(&Bson::String("object".into())));
         assert!(!later.contains(&Bson::String("int".into())));
         assert!(later.contains(&Bson::String("objectId".into())));
+    }
+
+    #[test]
+    fn ids_compare_as_the_index_sorts_them_or_not_at_all() {
+        use mongodb::bson::oid::ObjectId;
+        let (older, newer) = (ObjectId::from_bytes([1; 12]), ObjectId::from_bytes([2; 12]));
+        let cases = [
+            (Bson::Int32(7), Bson::Int64(7), Some(Ordering::Equal)),
+            (
+                Bson::Int64(1 << 60),
+                Bson::Int32(3),
+                Some(Ordering::Greater),
+            ),
+            (Bson::Double(2.5), Bson::Int32(3), Some(Ordering::Less)),
+            (Bson::Int32(3), Bson::ObjectId(older), Some(Ordering::Less)),
+            (
+                Bson::ObjectId(newer),
+                Bson::ObjectId(older),
+                Some(Ordering::Greater),
+            ),
+            (Bson::MaxKey, Bson::Int32(1), Some(Ordering::Greater)),
+            (Bson::String("a".into()), Bson::String("b".into()), None),
+            (
+                Bson::String("a".into()),
+                Bson::Int32(1),
+                Some(Ordering::Greater),
+            ),
+            (
+                Bson::Decimal128(mongodb::bson::Decimal128::from_bytes([0; 16])),
+                Bson::Int32(1),
+                None,
+            ),
+            (Bson::Int64((1 << 60) + 1), Bson::Double(1e18), None),
+            (Bson::Double(f64::NAN), Bson::Int32(1), None),
+        ];
+        for (a, b, want) in cases {
+            assert_eq!(compare(&a, &b), want, "{a} vs {b}");
+        }
     }
 }

@@ -23,7 +23,8 @@ use crate::bson_value::{decode_checked, document_to_row, raw_path, value_from_bs
 use crate::config::MongoConfig;
 use crate::connect::{SELECTION_TIMEOUT, selection_timeout, spawn_reader, wanted_collections};
 use crate::errors::{Purpose, classify, describe, undecodable};
-use crate::source::{Dedupe, Item, Resume, Watcher, batches, id_key, time_position};
+use crate::hand_over::HandOver;
+use crate::source::{Item, Resume, Watcher, batches, time_position};
 
 /// Opens a snapshot (or continues one from `progress`), then the change stream.
 pub(crate) async fn start(
@@ -38,16 +39,22 @@ pub(crate) async fn start(
         .await
         .map_err(|e| failed(&watcher.config, "starting a session", &e))?;
     let fresh = progress.is_none();
-    let progress = match progress {
-        Some(p) => p,
+    let (progress, earlier_attempt) = match progress {
+        Some(p) => {
+            // After every read of the attempt this one resumes (that process has ended).
+            let first = Some(&p.collection).filter(|c| !c.is_empty());
+            let started = start_time(&watcher, &mut session, first).await?;
+            (p, Some(started))
+        }
         None => {
             let t0 = start_time(&watcher, &mut session, collections.first()).await?;
-            MongoSnapshotProgress {
+            let progress = MongoSnapshotProgress {
                 t: t0.time,
                 i: t0.increment,
                 collection: collections.first().cloned().unwrap_or_default(),
                 after: None,
-            }
+            };
+            (progress, None)
         }
     };
     let start = Position::MongoDb(MongoPosition::Snapshot(progress.clone()));
@@ -60,7 +67,7 @@ pub(crate) async fn start(
         // instead of taking a new one that never tells of documents deleted in between.
         let _ = watcher.tx.send(Ok(Item::Mark(start.clone()))).await;
     }
-    let work = scan_then_stream(watcher, session, collections, progress);
+    let work = scan_then_stream(watcher, session, collections, progress, earlier_attempt);
     spawn_reader(client, keep_open, shutdown, work);
     Ok(Opened {
         start,
@@ -155,28 +162,33 @@ async fn scan_then_stream(
     mut session: ClientSession,
     collections: Vec<String>,
     progress: MongoSnapshotProgress,
+    earlier_attempt: Option<Timestamp>,
 ) {
     let t0 = Timestamp {
         time: progress.t,
         increment: progress.i,
     };
-    let mut dedupe = Dedupe::default();
+    let resumed_after = match &progress.after {
+        Some(text) => match id_from_text(&progress.collection, text) {
+            Ok(id) => Some((namespace_of(&progress.collection), id)),
+            Err(e) => {
+                let _ = watcher.tx.send(Err(e)).await;
+                return;
+            }
+        },
+        None => None,
+    };
+    let mut hand_over = HandOver::new(earlier_attempt, resumed_after.clone());
     for ns in collections
         .iter()
         .filter(|ns| ns.as_str() >= progress.collection.as_str())
     {
-        let resume_after = match (&progress.after, *ns == progress.collection) {
-            (Some(text), true) => match id_from_text(ns, text) {
-                Ok(id) => Some(id),
-                Err(e) => {
-                    let _ = watcher.tx.send(Err(e)).await;
-                    return;
-                }
-            },
-            _ => None,
-        };
+        let resume_after = resumed_after
+            .as_ref()
+            .filter(|_| *ns == progress.collection)
+            .map(|(_, id)| id.clone());
         let scanned =
-            scan_collection(&watcher, &mut session, ns, resume_after, t0, &mut dedupe).await;
+            scan_collection(&watcher, &mut session, ns, resume_after, t0, &mut hand_over).await;
         match scanned {
             Ok(true) => {}
             Ok(false) => return,
@@ -186,13 +198,9 @@ async fn scan_then_stream(
             }
         }
     }
-    dedupe.until = dedupe
-        .seen
-        .values()
-        .copied()
-        .max_by_key(|t| (t.time, t.increment));
-    if !dedupe.seen.is_empty() {
-        watcher.dedupe = Some(dedupe);
+    if let Some(last_read) = session.operation_time() {
+        hand_over.finish(last_read);
+        watcher.hand_over = Some(hand_over);
     }
     let handover = time_position(t0);
     if watcher.tx.send(Ok(Item::Moved(handover))).await.is_err() {
@@ -204,6 +212,11 @@ async fn scan_then_stream(
     }
 }
 
+fn namespace_of(ns_text: &str) -> Namespace {
+    let (db, coll) = ns_text.split_once('.').unwrap_or((ns_text, ""));
+    Namespace::new(db, coll)
+}
+
 /// Reads one collection in chunks; `Ok(false)` when the consumer is gone.
 async fn scan_collection(
     watcher: &Watcher,
@@ -211,15 +224,15 @@ async fn scan_collection(
     ns_text: &str,
     mut after: Option<Bson>,
     t0: Timestamp,
-    dedupe: &mut Dedupe,
+    hand_over: &mut HandOver,
 ) -> Result<bool, SourceError> {
     let collection = majority(watcher, ns_text);
-    let (db, coll) = ns_text.split_once('.').unwrap_or((ns_text, ""));
-    let namespace = Namespace::new(db, coll);
+    let namespace = namespace_of(ns_text);
     let chunk = watcher.config.snapshot_chunk.max(1);
     loop {
         // Every change up to the previous majority read is visible to this one.
         let seen_until = session.operation_time().unwrap_or(t0);
+        hand_over.reading(&namespace, seen_until);
         let mut cursor = collection
             .find(after_filter(after.as_ref()))
             .sort(doc! {"_id": 1})
@@ -252,9 +265,7 @@ async fn scan_collection(
                 Ok((key, document_to_row(&doc)?))
             });
             let (key, row) = converted.map_err(|e| undecodable(&namespace, Some(&position), &e))?;
-            dedupe
-                .seen
-                .insert((namespace.clone(), id_key(&id)), seen_until);
+            hand_over.read(&namespace, &id, seen_until);
             let event = ChangeEvent {
                 source: SourceKind::MongoDb,
                 namespace: namespace.clone(),

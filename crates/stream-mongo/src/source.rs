@@ -1,7 +1,5 @@
 //! The change-stream source: opening, batching, automatic resume, invalidate and history loss.
 
-use std::collections::HashMap;
-
 use futures::StreamExt as _;
 use mongodb::bson::{Bson, Document, RawDocument, RawDocumentBuf, Timestamp, doc};
 use mongodb::change_stream::ChangeStream;
@@ -24,6 +22,7 @@ use crate::connect::{
 pub(crate) use crate::errors::classify;
 use crate::errors::{POSITION_KINDS, Purpose, bad_position, describe, undecodable};
 use crate::event::{self, Converted, Reassembly};
+use crate::hand_over::HandOver;
 use crate::snapshot;
 
 /// Events handed over per batch at most.
@@ -249,23 +248,11 @@ fn absorb(item: Item, events: &mut Vec<SourceEvent>) -> Position {
     }
 }
 
-/// Changes the snapshot already delivered: `(namespace, _id)` -> the cluster time up to which
-/// the scan saw every change of that document.
-#[derive(Debug, Default)]
-pub(crate) struct Dedupe {
-    pub(crate) seen: HashMap<(Namespace, Vec<u8>), Timestamp>,
-    pub(crate) until: Option<Timestamp>,
-}
-
 pub(crate) fn id_key(id: &Bson) -> Vec<u8> {
     let mut out = Vec::new();
     // A one-field document is always serialisable.
     let _ = doc! {"_id": id.clone()}.to_writer(&mut out);
     out
-}
-
-fn ts_le(a: Timestamp, b: Timestamp) -> bool {
-    (a.time, a.increment) <= (b.time, b.increment)
 }
 
 /// Owns the change stream and feeds the batcher.
@@ -276,7 +263,8 @@ pub(crate) struct Watcher {
     watched: Namespace,
     pub(crate) tx: ItemSender,
     pub(crate) shutdown: CancellationToken,
-    pub(crate) dedupe: Option<Dedupe>,
+    /// What the snapshot before this stream already delivered (its hand-over window).
+    pub(crate) hand_over: Option<HandOver>,
     reconnect: Reconnect,
 }
 
@@ -301,7 +289,7 @@ impl Watcher {
             watched,
             tx,
             shutdown,
-            dedupe: None,
+            hand_over: None,
             reconnect,
         }
     }
@@ -637,33 +625,28 @@ impl Watcher {
 
     /// Whether the snapshot already delivered the effect of this change.
     fn already_seen(&mut self, doc: &Document) -> bool {
-        let Some(dedupe) = &self.dedupe else {
+        let Some(hand_over) = &mut self.hand_over else {
             return false;
         };
-        let Some((t, i)) = event::cluster_time(doc) else {
+        let Some((time, increment)) = event::cluster_time(doc) else {
             return false;
         };
-        let at = Timestamp {
-            time: t,
-            increment: i,
-        };
-        if dedupe.until.is_none_or(|until| !ts_le(at, until)) {
-            // Past every document's scan time: nothing more to drop.
-            self.dedupe = None;
+        let at = Timestamp { time, increment };
+        if hand_over.passed(at) {
+            // Past the scan's last read: nothing more to leave out.
+            self.hand_over = None;
             return false;
         }
-        let (Some(ns), Some(id)) = (
+        let (Some(ns), Some(id), Ok(op)) = (
             event::namespace_of(doc),
             doc.get_document("documentKey")
                 .ok()
                 .and_then(|k| k.get("_id")),
+            doc.get_str("operationType"),
         ) else {
             return false;
         };
-        dedupe
-            .seen
-            .get(&(ns, id_key(id)))
-            .is_some_and(|seen_until| ts_le(at, *seen_until))
+        hand_over.leaves_out(&ns, id, op, at)
     }
 
     /// Reopens after an error (or an invalidate/exhausted cursor when `error` is `None`),

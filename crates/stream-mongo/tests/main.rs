@@ -9,4 +9,5 @@ mod mongo_own_server;
 mod mongo_poll;
 mod mongo_probe;
 mod mongo_secrets;
+mod mongo_snapshot_window;
 mod mongo_store;
