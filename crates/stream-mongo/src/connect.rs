@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use mongodb::Client;
 use mongodb::bson::{Bson, Document, Timestamp, doc};
 use mongodb::error::Error as DriverError;
@@ -10,7 +11,7 @@ use mongodb::options::ClientOptions;
 use stream_core::{CancellationToken, ErrorClass, Namespace, SourceError};
 use tokio::sync::mpsc;
 
-use crate::config::{MongoConfig, Scope};
+use crate::config::{FullDocument, MongoConfig, PreImages, Scope};
 use crate::errors::{Purpose, classify, describe};
 
 /// How long server selection waits unless the URI says otherwise (`serverSelectionTimeoutMS`):
@@ -122,18 +123,8 @@ pub(crate) async fn wanted_collections(
     client: &Client,
     config: &MongoConfig,
 ) -> Result<Vec<(String, String)>, (String, DriverError)> {
-    let dbs = match config.scope() {
-        Scope::Database(db) | Scope::Collection(db, _) => vec![db],
-        Scope::Deployment => client
-            .list_database_names()
-            .await
-            .map_err(|e| ("listing databases".to_owned(), e))?,
-    };
     let mut out = Vec::new();
-    for db in dbs {
-        if matches!(db.as_str(), "admin" | "local" | "config") || !config.wants(&db, "") {
-            continue;
-        }
+    for db in wanted_databases(client, config).await? {
         let names = client
             .database(&db)
             .list_collection_names()
@@ -143,12 +134,107 @@ pub(crate) async fn wanted_collections(
         out.extend(
             names
                 .into_iter()
-                .filter(|c| !c.starts_with("system.") && config.wants(&db, c))
+                .filter(|c| wanted_collection(config, &db, c))
                 .map(|c| (db.clone(), c)),
         );
     }
     out.sort();
     Ok(out)
+}
+
+/// Databases whose collections may be wanted.
+async fn wanted_databases(
+    client: &Client,
+    config: &MongoConfig,
+) -> Result<Vec<String>, (String, DriverError)> {
+    let dbs = match config.scope() {
+        Scope::Database(db) | Scope::Collection(db, _) => vec![db],
+        Scope::Deployment => client
+            .list_database_names()
+            .await
+            .map_err(|e| ("listing databases".to_owned(), e))?,
+    };
+    Ok(dbs
+        .into_iter()
+        .filter(|db| !matches!(db.as_str(), "admin" | "local" | "config") && config.wants(db, ""))
+        .collect())
+}
+
+fn wanted_collection(config: &MongoConfig, db: &str, coll: &str) -> bool {
+    !coll.starts_with("system.") && config.wants(db, coll)
+}
+
+/// Wanted collections (in name order) that record no pre- and post-images.
+async fn without_images(
+    client: &Client,
+    config: &MongoConfig,
+) -> Result<Vec<(String, String)>, (String, DriverError)> {
+    let mut out = Vec::new();
+    for db in wanted_databases(client, config).await? {
+        let listed = |e| (format!("listing collections of {db}"), e);
+        // Whole answers: with `nameOnly` a filter cannot see the options.
+        let mut specs = client
+            .database(&db)
+            .list_collections()
+            .filter(doc! {"type": "collection"})
+            .await
+            .map_err(listed)?;
+        while let Some(spec) = specs.next().await {
+            let spec = spec.map_err(listed)?;
+            let recorded = spec
+                .options
+                .change_stream_pre_and_post_images
+                .is_some_and(|images| images.enabled);
+            if !recorded && wanted_collection(config, &db, &spec.name) {
+                out.push((db.clone(), spec.name));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `pre_images: required` (and `full_document: required`) fail the stream at the first update
+/// of a collection that records no images, with the server's words; this says so at open,
+/// naming the collection and the fix. Collections created later are not checked.
+pub(crate) async fn require_recorded_images(
+    client: &Client,
+    config: &MongoConfig,
+) -> Result<(), SourceError> {
+    let setting = match (config.pre_images, config.full_document) {
+        (PreImages::Required, _) => "pre_images",
+        (_, FullDocument::Required) => "full_document",
+        _ => return Ok(()),
+    };
+    let missing = without_images(client, config)
+        .await
+        .map_err(|(what, e)| SourceError::Other {
+            reason: format!(
+                "checking which collections record pre- and post-images ({setting}: required): \
+                 {what}: {}",
+                describe(&e, config.uri_parts(), None, Purpose::Other, false)
+            ),
+            class: classify(&e),
+        })?;
+    let Some((db, coll)) = missing.first() else {
+        return Ok(());
+    };
+    let (more, each) = match missing.len() {
+        1 => (String::new(), ""),
+        n => (
+            format!(" and {} more collections", n - 1),
+            " on each of them",
+        ),
+    };
+    Err(SourceError::Prerequisite {
+        setting: format!("changeStreamPreAndPostImages of {db}.{coll}{more}"),
+        expected: format!("enabled for {setting}: required"),
+        actual: format!(
+            "off; enable it with db.getSiblingDB(\"{db}\").runCommand({{collMod: \"{coll}\", \
+             changeStreamPreAndPostImages: {{enabled: true}}}}){each}, or use {setting}: \
+             when-available"
+        ),
+    })
 }
 
 /// Change streams need the oplog: a replica set or a sharded cluster.

@@ -17,7 +17,7 @@ use crate::bson_value::check_depth;
 use crate::config::{FullDocument, MongoConfig, PreImages, Scope, glob_regex};
 use crate::connect::{
     SELECTION_TIMEOUT, close, connect, connect_error, oldest_oplog_time, require_change_streams,
-    selection_timeout, spawn_reader, warn_if_empty_database,
+    require_recorded_images, selection_timeout, spawn_reader, warn_if_empty_database,
 };
 pub(crate) use crate::errors::classify;
 use crate::errors::{POSITION_KINDS, Purpose, bad_position, describe, undecodable};
@@ -130,6 +130,7 @@ impl MongoSource {
         shutdown: CancellationToken,
     ) -> Result<Opened, SourceError> {
         require_change_streams(&client, &self.config).await?;
+        require_recorded_images(&client, &self.config).await?;
         warn_if_empty_database(&client, &self.config).await;
         let (tx, rx) = mpsc::channel(MAX_BATCH);
         let watcher = Watcher::new(client.clone(), self.config.clone(), tx, shutdown);

@@ -1,10 +1,14 @@
 //! First contact with the MongoDB of `STREAM_TEST_MONGO_URL`: a URL naming a database that
 //! holds nothing yet is warned about, connection errors are one line naming the host and what
-//! to do, and a malformed start position names the positions a source takes.
+//! to do, a malformed start position names the positions a source takes, and required pre- or
+//! post-images of a collection that records none fail at open.
 
+use futures::StreamExt;
 use mongodb::bson::{Document, doc};
 use stream_core::{CancellationToken, Position, Probe, Source, SourceError, StartFrom};
-use stream_mongo::{MongoConfig, MongoPollingSource, MongoProbe, MongoSource, MongoStore};
+use stream_mongo::{
+    FullDocument, MongoConfig, MongoPollingSource, MongoProbe, MongoSource, MongoStore, PreImages,
+};
 use stream_testkit::{Server, unique_name};
 
 use crate::support::logs::Logs;
@@ -156,4 +160,68 @@ async fn mongo_malformed_start_positions_name_the_positions_a_source_takes() {
             assert!(text.contains(kind), "does not name {kind}: {text}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_required_images_of_a_collection_that_records_none_fail_at_open_naming_the_fix() {
+    let client = mongodb::Client::with_uri_str(Server::Mongo.url())
+        .await
+        .expect("client");
+    let db = unique_name("images");
+    let database = client.database(&db);
+    database
+        .run_command(doc! {"create": "kept", "changeStreamPreAndPostImages": {"enabled": true}})
+        .await
+        .expect("create with images");
+    database
+        .run_command(doc! {"create": "plain"})
+        .await
+        .expect("create");
+    let open = |pre: PreImages, full: FullDocument| {
+        let mut config = MongoConfig::from_url(&url_with_database(&db)).expect("url");
+        config.pre_images = pre;
+        config.full_document = full;
+        async move {
+            let shutdown = CancellationToken::new();
+            let opened = MongoSource::new(config)
+                .open(StartFrom::Latest, shutdown.clone())
+                .await?;
+            // Stopped as documented: cancelled, then read to its end.
+            shutdown.cancel();
+            opened.batches.for_each(|_| async {}).await;
+            Ok::<(), SourceError>(())
+        }
+    };
+    for (pre, full, setting) in [
+        (
+            PreImages::Required,
+            FullDocument::UpdateLookup,
+            "pre_images",
+        ),
+        (PreImages::Off, FullDocument::Required, "full_document"),
+    ] {
+        let Err(e) = open(pre, full).await else {
+            panic!("{setting}: required opened on {db}.plain, which records no images");
+        };
+        assert!(matches!(e, SourceError::Prerequisite { .. }), "{e:?}");
+        let text = e.to_string();
+        for part in [
+            format!("changeStreamPreAndPostImages of {db}.plain"),
+            format!("{setting}: required"),
+            "collMod: \"plain\"".to_owned(),
+        ] {
+            assert!(text.contains(&part), "`{part}` missing from: {text}");
+        }
+        assert!(!text.contains("kept"), "{text}");
+    }
+    open(PreImages::WhenAvailable, FullDocument::WhenAvailable)
+        .await
+        .expect("when-available needs no images");
+    database
+        .run_command(doc! {"collMod": "plain", "changeStreamPreAndPostImages": {"enabled": true}})
+        .await
+        .expect("collMod");
+    open(PreImages::Required, FullDocument::Required)
+        .await
+        .expect("every collection records images now");
 }
