@@ -38,7 +38,23 @@ pub(crate) fn saved_in(path: &Path) -> Result<Option<String>> {
     Ok(saved["position"].as_str().map(str::to_owned))
 }
 
-pub(crate) fn run(ctx: &Ctx) -> Result<(Vec<Outcome>, Leftover)> {
+/// Which processes the crash phase kills (none: it only writes the workload and leaves a
+/// checkpoint for the history-lost phase).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Subjects {
+    /// `ustream tail --checkpoint`.
+    pub(crate) tail: bool,
+    /// The `Streamer` example.
+    pub(crate) streamer: bool,
+}
+
+impl Subjects {
+    pub(crate) fn any(self) -> bool {
+        self.tail || self.streamer
+    }
+}
+
+pub(crate) fn run(ctx: &Ctx, subjects: Subjects) -> Result<(Vec<Outcome>, Leftover)> {
     let started = Instant::now();
     let start = binlog_end(&ctx.url)?;
     let mut workload = Workload::new(DB, ctx.seed);
@@ -61,20 +77,22 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Vec<Outcome>, Leftover)> {
     );
     let url = format!("{}/{DB}", ctx.url);
     let reference_out = ctx.work.join("crash-reference.jsonl");
+    let checkpoint_dir = ctx.work.join("crash-checkpoint");
     let read_started = Instant::now();
-    read_uninterrupted(
-        &ctx.ustream,
-        &[
-            url.clone(),
-            "--from".into(),
-            start.clone(),
-            "--limit".into(),
-            total.to_string(),
-            "--idle-exit-ms".into(),
-            "60000".into(),
-        ],
-        &reference_out,
-    )?;
+    let mut reference_args = vec![
+        url.clone(),
+        "--from".into(),
+        start.clone(),
+        "--limit".into(),
+        total.to_string(),
+        "--idle-exit-ms".into(),
+        "60000".into(),
+    ];
+    if !subjects.tail {
+        // No killed tail leaves a checkpoint for the history-lost phase: this read does.
+        reference_args.extend(["--checkpoint".into(), checkpoint_dir.display().to_string()]);
+    }
+    read_uninterrupted(&ctx.ustream, &reference_args, &reference_out)?;
     let read_seconds = read_started.elapsed().as_secs_f64();
     let mut replica = Replica::default();
     let reference = Reference::load(&reference_out, &mut replica)?;
@@ -100,7 +118,6 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Vec<Outcome>, Leftover)> {
         ));
     }
 
-    let checkpoint_dir = ctx.work.join("crash-checkpoint");
     let tail = Subject {
         name: "tail",
         program: ctx.ustream.clone(),
@@ -136,16 +153,19 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Vec<Outcome>, Leftover)> {
         reference_bytes,
     };
     let mut outcomes = Vec::new();
-    for (subject, fault) in [
+    let chosen = [
         (
+            subjects.tail,
             &tail,
             "`ustream tail --checkpoint` killed (SIGKILL) and restarted",
         ),
         (
+            subjects.streamer,
             &streamer,
             "a `Streamer` process (file checkpoints) killed (SIGKILL) and restarted",
         ),
-    ] {
+    ];
+    for (_, subject, fault) in chosen.into_iter().filter(|c| c.0) {
         let mut outcome = killed_and_restarted(ctx, &reference, subject, &shared)?;
         outcome.fault = fault.into();
         if outcomes.is_empty() {
