@@ -8,7 +8,9 @@
 
 mod crash;
 mod edges;
+mod gtid;
 mod mongo;
+mod mongo_streamer;
 mod purge;
 mod server;
 mod storm;
@@ -35,8 +37,10 @@ const USAGE: &str = "usage: cargo xtask chaos [--quick] [--changes N] [--kills N
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Mongo,
+    MongoStreamer,
     Crash,
     CrashStreamer,
+    CrashGtid,
     Server,
     Purge,
     Storm,
@@ -52,6 +56,12 @@ const PHASES: &[(Phase, &str, &str)] = &[
          pruned past the checkpoint, and the way back",
     ),
     (
+        Phase::MongoStreamer,
+        "mongo-streamer",
+        "a `Streamer` on MongoDB (file checkpoints) killed (SIGKILL) at random points and \
+         restarted",
+    ),
+    (
         Phase::Crash,
         "crash",
         "`ustream tail --checkpoint` killed (SIGKILL) at random points and restarted",
@@ -60,6 +70,12 @@ const PHASES: &[(Phase, &str, &str)] = &[
         Phase::CrashStreamer,
         "crash-streamer",
         "a `Streamer` process (file checkpoints) killed (SIGKILL) at random points and restarted",
+    ),
+    (
+        Phase::CrashGtid,
+        "crash-gtid",
+        "`ustream tail --gtid --checkpoint` (MariaDB GTID positions) killed (SIGKILL) at random \
+         points and restarted",
     ),
     (
         Phase::Server,
@@ -383,9 +399,13 @@ fn campaign(ctx: &mut Ctx, a: &Args) -> Result<Vec<Outcome>> {
     if a.runs(Phase::Mongo) {
         outcomes.extend(mongo_phase(ctx));
     }
+    if a.runs(Phase::MongoStreamer) {
+        outcomes.push(mongo_streamer::run(ctx)?);
+    }
     let crash_subjects = crash::Subjects {
         tail: a.runs(Phase::Crash),
         streamer: a.runs(Phase::CrashStreamer),
+        gtid: a.runs(Phase::CrashGtid),
     };
     let leftover = if crash_subjects.any() || a.runs(Phase::Purge) {
         let (crashed, leftover) = crash::run(ctx, crash_subjects)?;
@@ -534,8 +554,10 @@ mod tests {
             all,
             [
                 Phase::Mongo,
+                Phase::MongoStreamer,
                 Phase::Crash,
                 Phase::CrashStreamer,
+                Phase::CrashGtid,
                 Phase::Server,
                 Phase::Purge
             ]
