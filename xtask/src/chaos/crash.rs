@@ -362,6 +362,14 @@ pub(crate) fn killed_and_restarted(
             break;
         }
     }
+    if saved_in(&subject.checkpoint)?.is_none() {
+        // Otherwise every restart would be checked against the start of the reference.
+        bail!(
+            "{}: no checkpoint was saved in {} (not the file it saves?)",
+            subject.name,
+            subject.checkpoint.display()
+        );
+    }
     let mut notes = Vec::new();
     if let Some(first) = walk.first_missing() {
         notes.push(format!(

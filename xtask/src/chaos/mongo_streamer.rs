@@ -112,7 +112,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<Outcome> {
             "--from".into(),
             "start".into(),
         ],
-        checkpoint: checkpoint_dir.join("mongo.checkpoint.json"),
+        checkpoint: checkpoint_dir.join("mongodb.checkpoint.json"),
         seed: ctx.seed ^ 0x6d73_7472,
         kills,
         resume: &resume,
