@@ -3,11 +3,14 @@
 //! and restarted, the server restarted under a running tail, the binlog purged past a
 //! checkpoint. Every printed line is checked against an uninterrupted read (by position and
 //! content) and the tables rebuilt from the events against the server's `SELECT`. Prints a
-//! report and fails on any loss or misread.
+//! report and fails on any loss or misread. `--only PHASE,...` runs some of the phases
+//! (`--help` lists them).
 
 mod crash;
 mod edges;
+mod gtid;
 mod mongo;
+mod mongo_streamer;
 mod purge;
 mod server;
 mod storm;
@@ -27,7 +30,120 @@ use crate::servers::unique_temp_dir;
 use crate::util::{state_dir, workspace_root};
 
 const USAGE: &str = "usage: cargo xtask chaos [--quick] [--changes N] [--kills N] [--restarts N] \
-                     [--seed N] [--ustream PATH] [--ddl-storm SEEDS] [--edges]";
+                     [--seed N] [--ustream PATH] [--ddl-storm SEEDS] [--edges] \
+                     [--only PHASE[,PHASE...]]";
+
+/// A part of the campaign `--only` can pick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Mongo,
+    MongoStreamer,
+    Crash,
+    CrashStreamer,
+    CrashGtid,
+    Server,
+    Purge,
+    Storm,
+    Edges,
+}
+
+/// Every phase: its `--only` name and what it does, in the order a run takes them.
+const PHASES: &[(Phase, &str, &str)] = &[
+    (
+        Phase::Mongo,
+        "mongo",
+        "MongoDB stand-in restarted and killed under `ustream tail --checkpoint`; its oplog \
+         pruned past the checkpoint, and the way back",
+    ),
+    (
+        Phase::MongoStreamer,
+        "mongo-streamer",
+        "a `Streamer` on MongoDB (file checkpoints) killed (SIGKILL) at random points and \
+         restarted",
+    ),
+    (
+        Phase::Crash,
+        "crash",
+        "`ustream tail --checkpoint` killed (SIGKILL) at random points and restarted",
+    ),
+    (
+        Phase::CrashStreamer,
+        "crash-streamer",
+        "a `Streamer` process (file checkpoints) killed (SIGKILL) at random points and restarted",
+    ),
+    (
+        Phase::CrashGtid,
+        "crash-gtid",
+        "`ustream tail --gtid --checkpoint` (MariaDB GTID positions) killed (SIGKILL) at random \
+         points and restarted",
+    ),
+    (
+        Phase::Server,
+        "server",
+        "MariaDB stopped and killed under a running `ustream tail`",
+    ),
+    (
+        Phase::Purge,
+        "purge",
+        "binlog purged past a checkpoint: the typed error, and the way back (a re-snapshot \
+         killed inside the snapshot)",
+    ),
+    (
+        Phase::Storm,
+        "storm",
+        "stream-mysql's DDL storm test (`--ddl-storm SEEDS` seeds; 1 when only named here)",
+    ),
+    (
+        Phase::Edges,
+        "edges",
+        "1,000 columns, 10,000 tables, a 64 MB row, a 1 M-row transaction: peak RSS (alone, \
+         as `--edges`)",
+    ),
+];
+
+/// The phases a run without `--only` takes: all but the edges, and the DDL storm only with
+/// `--ddl-storm`.
+fn default_phases(ddl_storm: u64) -> Vec<Phase> {
+    PHASES
+        .iter()
+        .map(|p| p.0)
+        .filter(|&p| p != Phase::Edges && (p != Phase::Storm || ddl_storm > 0))
+        .collect()
+}
+
+/// `--only`'s value: phase names, comma separated.
+fn parse_phases(list: &str) -> Result<Vec<Phase>> {
+    let mut phases = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let Some(&(phase, ..)) = PHASES.iter().find(|p| p.1 == name) else {
+            let valid: Vec<&str> = PHASES.iter().map(|p| p.1).collect();
+            bail!(
+                "--only: unknown phase `{name}`; the phases are {}",
+                valid.join(", ")
+            );
+        };
+        if !phases.contains(&phase) {
+            phases.push(phase);
+        }
+    }
+    if phases.is_empty() {
+        bail!("--only needs at least one phase\n{}", help());
+    }
+    if phases.contains(&Phase::Edges) && phases.len() > 1 {
+        bail!("--only: `edges` runs alone (its server has settings of its own)");
+    }
+    Ok(phases)
+}
+
+/// `--help`: the usage and the phases.
+fn help() -> String {
+    let mut text =
+        format!("{USAGE}\n\nphases (`--only`, comma separated; all but edges by default):\n");
+    for (_, name, what) in PHASES {
+        let _ = writeln!(text, "  {name:<16} {what}");
+    }
+    text
+}
 
 /// What one run of the command does.
 #[derive(Debug)]
@@ -40,7 +156,16 @@ struct Args {
     ustream: Option<PathBuf>,
     /// Seeds of stream-mysql's DDL storm test to run against the command's server.
     ddl_storm: u64,
-    edges: bool,
+    /// The phases to run, in the order of `PHASES`.
+    phases: Vec<Phase>,
+    /// `--help`: print the usage and the phases, run nothing.
+    help: bool,
+}
+
+impl Args {
+    fn runs(&self, phase: Phase) -> bool {
+        self.phases.contains(&phase)
+    }
 }
 
 /// `USTREAM_CHAOS_CHANGES`: the stream's size when no flag gives it (for CI).
@@ -64,8 +189,11 @@ fn parse(args: &[&str]) -> Result<Args> {
             .map_or(1, |d| d.as_secs()),
         ustream: None,
         ddl_storm: 0,
-        edges: false,
+        phases: Vec::new(),
+        help: false,
     };
+    let mut only = None;
+    let mut edges = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| -> Result<&str> {
@@ -85,10 +213,25 @@ fn parse(args: &[&str]) -> Result<Args> {
             "--seed" => a.seed = number("--seed", value("--seed")?)?,
             "--ustream" => a.ustream = Some(PathBuf::from(value("--ustream")?)),
             "--ddl-storm" => a.ddl_storm = number("--ddl-storm", value("--ddl-storm")?)?,
-            "--edges" => a.edges = true,
+            "--edges" => edges = true,
+            "--only" => only = Some(parse_phases(value("--only")?)?),
+            "--help" | "-h" => a.help = true,
             other => bail!("unknown argument `{other}`\n{USAGE}"),
         }
     }
+    a.phases = match (only, edges) {
+        (Some(phases), false) => phases,
+        (Some(phases), true) if phases == [Phase::Edges] => phases,
+        (Some(_), true) => bail!("--edges runs alone: give it without --only\n{USAGE}"),
+        (None, true) => vec![Phase::Edges],
+        (None, false) => default_phases(a.ddl_storm),
+    };
+    if a.runs(Phase::Storm) && a.ddl_storm == 0 {
+        a.ddl_storm = 1;
+    }
+    // In the order a run takes them, whatever the order given.
+    a.phases
+        .sort_by_key(|p| PHASES.iter().position(|q| q.0 == *p));
     Ok(a)
 }
 
@@ -183,6 +326,11 @@ const STREAMER_FEATURES: &str =
 
 pub(crate) fn run(args: &[&str]) -> Result<()> {
     let a = parse(args)?;
+    if a.help {
+        print!("{}", help());
+        return Ok(());
+    }
+    let edges_only = a.runs(Phase::Edges);
     let programs = release_programs(a.ustream.as_ref())?;
     let dir = unique_temp_dir("chaos");
     eprintln!("chaos: seed {}; MariaDB in {}", a.seed, dir.display());
@@ -191,7 +339,7 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     std::fs::create_dir_all(&tmpdir)?;
     let tmpdir = format!("--tmpdir={}", tmpdir.display());
     let mut server_args = vec!["--max-binlog-size=32M", "--max-connections=500", &tmpdir];
-    if a.edges {
+    if edges_only {
         // 10,000 tables: one tablespace file each would take the slow disk tens of minutes.
         server_args.push("--innodb-file-per-table=OFF");
     }
@@ -214,10 +362,10 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
         restarts: a.restarts,
     };
     let started = Instant::now();
-    let result = if a.edges {
+    let result = if edges_only {
         edges::run(&mut ctx)
     } else {
-        campaign(&mut ctx, a.ddl_storm).map(|outcomes| {
+        campaign(&mut ctx, &a).map(|outcomes| {
             let failed = outcomes.iter().any(Outcome::failed);
             (report(&ctx, &version, &outcomes, started), failed)
         })
@@ -226,7 +374,7 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     let (report, failed) = result?;
     print!("{report}");
-    let saved = state_dir().join(if a.edges {
+    let saved = state_dir().join(if edges_only {
         "chaos-edges-report.md"
     } else {
         "chaos-report.md"
@@ -234,7 +382,7 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     if std::fs::create_dir_all(state_dir()).is_ok() && std::fs::write(&saved, &report).is_ok() {
         eprintln!("chaos: report saved in {}", saved.display());
     }
-    if failed && a.edges {
+    if failed && edges_only {
         bail!("chaos --edges: an edge lost changes or went over its memory budget");
     }
     if failed {
@@ -246,10 +394,47 @@ pub(crate) fn run(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn campaign(ctx: &mut Ctx, storm_seeds: u64) -> Result<Vec<Outcome>> {
-    // First, on a server of its own: a failure here is a row of the report, not the end of
-    // the run.
-    let mut outcomes = mongo::run(ctx).unwrap_or_else(|e| {
+fn campaign(ctx: &mut Ctx, a: &Args) -> Result<Vec<Outcome>> {
+    let mut outcomes = Vec::new();
+    if a.runs(Phase::Mongo) {
+        outcomes.extend(mongo_phase(ctx));
+    }
+    if a.runs(Phase::MongoStreamer) {
+        outcomes.push(mongo_streamer::run(ctx)?);
+    }
+    let crash_subjects = crash::Subjects {
+        tail: a.runs(Phase::Crash),
+        streamer: a.runs(Phase::CrashStreamer),
+        gtid: a.runs(Phase::CrashGtid),
+    };
+    let leftover = if crash_subjects.any() || a.runs(Phase::Purge) {
+        let (crashed, leftover) = crash::run(ctx, crash_subjects)?;
+        outcomes.extend(crashed);
+        Some(leftover)
+    } else {
+        None
+    };
+    if a.runs(Phase::Server) {
+        let restarted = server::run(ctx)?;
+        eprintln!(
+            "chaos: server phase done in {:.0} s (lost {}, misread {})",
+            restarted.seconds, restarted.lost, restarted.misread
+        );
+        outcomes.push(restarted);
+    }
+    if let Some(leftover) = leftover.filter(|_| a.runs(Phase::Purge)) {
+        outcomes.extend(purge::run(ctx, leftover)?);
+    }
+    if a.runs(Phase::Storm) {
+        outcomes.push(storm::run(ctx, a.ddl_storm)?);
+    }
+    Ok(outcomes)
+}
+
+/// The MongoDB phase, on a server of its own: a failure here is a row of the report, not the
+/// end of the run.
+fn mongo_phase(ctx: &Ctx) -> Vec<Outcome> {
+    let outcomes = mongo::run(ctx).unwrap_or_else(|e| {
         vec![Outcome {
             fault: "MongoDB stand-in faults".into(),
             injected: "(did not finish)".into(),
@@ -269,19 +454,7 @@ fn campaign(ctx: &mut Ctx, storm_seeds: u64) -> Result<Vec<Outcome>> {
             o.fault, o.seconds, o.lost, o.misread, o.repeats
         );
     }
-    let (crashed, leftover) = crash::run(ctx)?;
-    outcomes.extend(crashed);
-    let restarted = server::run(ctx)?;
-    eprintln!(
-        "chaos: server phase done in {:.0} s (lost {}, misread {})",
-        restarted.seconds, restarted.lost, restarted.misread
-    );
-    outcomes.push(restarted);
-    outcomes.extend(purge::run(ctx, leftover)?);
-    if storm_seeds > 0 {
-        outcomes.push(storm::run(ctx, storm_seeds)?);
-    }
-    Ok(outcomes)
+    outcomes
 }
 
 /// Thousands separators, for numbers pasted into docs.
@@ -372,5 +545,58 @@ mod tests {
         }
         assert_eq!(parse(&["--quick"]).expect("parses").changes, 100_000);
         assert!(parse(&["--kills"]).is_err());
+    }
+
+    #[test]
+    fn without_only_every_phase_but_the_edges_runs_and_the_storm_only_when_asked() {
+        let all = parse(&[]).expect("parses").phases;
+        assert_eq!(
+            all,
+            [
+                Phase::Mongo,
+                Phase::MongoStreamer,
+                Phase::Crash,
+                Phase::CrashStreamer,
+                Phase::CrashGtid,
+                Phase::Server,
+                Phase::Purge
+            ]
+        );
+        let stormy = parse(&["--ddl-storm", "2"]).expect("parses");
+        assert!(stormy.runs(Phase::Storm) && stormy.ddl_storm == 2);
+        assert_eq!(parse(&["--edges"]).expect("parses").phases, [Phase::Edges]);
+    }
+
+    #[test]
+    fn only_runs_the_named_phases_in_the_campaigns_order() {
+        let a = parse(&["--only", "purge,crash-streamer"]).expect("parses");
+        assert_eq!(a.phases, [Phase::CrashStreamer, Phase::Purge]);
+        let storm = parse(&["--only", "storm"]).expect("parses");
+        assert_eq!(
+            (storm.phases.as_slice(), storm.ddl_storm),
+            (&[Phase::Storm][..], 1)
+        );
+    }
+
+    #[test]
+    fn an_unknown_phase_is_refused_naming_the_valid_ones() {
+        let err = parse(&["--only", "crash,crahs"])
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("`crahs`"), "{err}");
+        for (_, name, _) in PHASES {
+            assert!(err.contains(name), "{err}");
+        }
+        assert!(parse(&["--only", "edges,crash"]).is_err());
+        assert!(parse(&["--only", ""]).is_err());
+    }
+
+    #[test]
+    fn help_lists_every_phase() {
+        assert!(parse(&["--help"]).expect("parses").help);
+        let text = help();
+        for (_, name, _) in PHASES {
+            assert!(text.contains(name), "{text}");
+        }
     }
 }

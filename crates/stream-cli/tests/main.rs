@@ -8,6 +8,7 @@ mod mariadb_tail;
 mod mariadb_tail_ddl_forms;
 mod mariadb_tail_network_faults;
 mod mariadb_tail_snapshot_restart;
+mod mariadb_tail_tls_faults;
 mod mongo_tail;
 mod mongo_tail_network_faults;
 mod postgres_run;

@@ -2,13 +2,16 @@
 //! `FaultProxy`) while a writer commits transactions: after each network fault the source
 //! reconnects and resumes with nothing lost, repeated or misread. Every printed line is compared
 //! with what was written (content) and with an uninterrupted run straight to the server (every
-//! field, positions included).
+//! field, positions included). [`tail_through`] takes any MariaDB ([`Target`]): the TLS tests
+//! (`mariadb_tail_tls_faults.rs`) run the same faults over TLS.
 
 use std::process::Command;
 use std::time::Duration;
 
 use crate::support::{USTREAM, json_lines};
-use crate::tail_process::{NetFault, Tail, out_path, proxy_to, tail_through_fault};
+use crate::tail_process::{
+    NetFault, Tail, out_path, proxy_in_front_of, proxy_to, tail_through_fault,
+};
 use mysql_async::prelude::*;
 use serde_json::{Value, json};
 use stream_testkit::proxy::Fault;
@@ -21,8 +24,30 @@ const CHANGES: usize = TXNS * (INSERTS_PER_TXN + 1);
 /// How long a tail may take to see the end of the writes once the fault is lifted.
 const FINISH_WITHIN: Duration = Duration::from_secs(12);
 
-async fn conn() -> mysql_async::Conn {
-    mysql_async::Conn::new(mysql_async::Opts::from_url(&Server::MySql.url()).expect("url"))
+/// The MariaDB a test tails through the proxy.
+pub(crate) struct Target {
+    /// `mysql://user:pass@host:port`, straight to the server: the writer and the reference run.
+    pub(crate) direct: String,
+    /// The tail's `mysql://user:pass@host:port` (the proxy takes the host and port's place).
+    pub(crate) tail: String,
+    /// What the tail's URL adds after `/db`: `?ssl-mode=...`, or nothing.
+    pub(crate) params: String,
+}
+
+impl Target {
+    /// The shared test server, the same user and no parameters for the tail.
+    fn shared() -> Self {
+        let url = Server::MySql.url();
+        Self {
+            tail: url.clone(),
+            direct: url,
+            params: String::new(),
+        }
+    }
+}
+
+async fn conn(url: &str) -> mysql_async::Conn {
+    mysql_async::Conn::new(mysql_async::Opts::from_url(url).expect("url"))
         .await
         .expect("connect")
 }
@@ -33,8 +58,8 @@ type Expected = Vec<(&'static str, i64, Option<String>, Option<String>)>;
 
 /// Commits `TXNS` transactions into `db.t`, a few milliseconds apart so the tail reads them
 /// live; returns the events they make.
-async fn write(db: String) -> Expected {
-    let mut c = conn().await;
+async fn write(url: String, db: String) -> Expected {
+    let mut c = conn(&url).await;
     let mut expected = Expected::new();
     let mut values: Vec<String> = Vec::new();
     for t in 0..TXNS {
@@ -70,8 +95,8 @@ async fn write(db: String) -> Expected {
 }
 
 /// A database with table `t`, and the binlog position before it has rows.
-async fn setup(prefix: &str) -> (String, String) {
-    let mut c = conn().await;
+async fn setup(url: &str, prefix: &str) -> (String, String) {
+    let mut c = conn(url).await;
     let db = unique_name(prefix);
     c.query_drop(format!(
         "CREATE DATABASE `{db}`; \
@@ -91,6 +116,7 @@ async fn setup(prefix: &str) -> (String, String) {
 /// Every printed line is the written change at its place (content), and the same line an
 /// uninterrupted run straight to the server prints (every field: position, time, transaction).
 async fn assert_nothing_lost_repeated_or_misread(
+    server: &str,
     db: &str,
     start: &str,
     printed: &[Value],
@@ -120,7 +146,7 @@ async fn assert_nothing_lost_repeated_or_misread(
             "line {i} is not the change written at that place"
         );
     }
-    let direct = format!("{}/{db}", Server::MySql.url());
+    let direct = format!("{server}/{db}");
     let limit = CHANGES.to_string();
     let reference = Tail::start(
         &[&direct, "--from", start, "--limit", &limit],
@@ -132,7 +158,7 @@ async fn assert_nothing_lost_repeated_or_misread(
     for (i, (line, want)) in printed.iter().zip(&reference).enumerate() {
         assert_eq!(line, want, "line {i} differs from the uninterrupted run");
     }
-    let mut c = conn().await;
+    let mut c = conn(server).await;
     c.query_drop(format!("DROP DATABASE `{db}`"))
         .await
         .expect("drop");
@@ -140,35 +166,40 @@ async fn assert_nothing_lost_repeated_or_misread(
 
 /// A tail through the proxy while the writer commits, with `fault` injected once a quarter of
 /// the changes are printed; every change must then arrive within `FINISH_WITHIN`.
-async fn tail_through(prefix: &str, fault: NetFault) -> Result<(), String> {
-    let (db, start) = setup(prefix).await;
-    let (proxy, url) = proxy_to(Server::MySql).await;
-    let url = format!("{url}/{db}");
+pub(crate) async fn tail_through(
+    target: &Target,
+    prefix: &str,
+    fault: NetFault,
+) -> Result<(), String> {
+    let (db, start) = setup(&target.direct, prefix).await;
+    let (proxy, url) = proxy_in_front_of(&target.tail).await;
+    let url = format!("{url}/{db}{}", target.params);
     let limit = CHANGES.to_string();
     let (printed, expected) = tail_through_fault(
         &proxy,
         &[&url, "--from", &start, "--limit", &limit],
         out_path(&db, "faulted"),
         CHANGES,
-        tokio::spawn(write(db.clone())),
+        tokio::spawn(write(target.direct.clone(), db.clone())),
         fault,
         FINISH_WITHIN,
     )
     .await;
-    assert_nothing_lost_repeated_or_misread(&db, &start, &printed?, &expected).await;
+    assert_nothing_lost_repeated_or_misread(&target.direct, &db, &start, &printed?, &expected)
+        .await;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_tail_through_a_reset_connection_reconnects_without_loss_or_repeat() {
-    tail_through("net_reset", NetFault::Reset)
+    tail_through(&Target::shared(), "net_reset", NetFault::Reset)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_tail_through_a_paused_connection_resumes_without_loss_or_repeat() {
-    tail_through("net_pause", NetFault::Pause)
+    tail_through(&Target::shared(), "net_pause", NetFault::Pause)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 }
@@ -178,7 +209,7 @@ async fn mariadb_tail_notices_a_half_open_connection_and_reconnects_without_loss
     // The binlog connection goes silent (no FIN, no RST), as when a NAT or firewall forgets
     // it; new connections work. Only a read deadline (the server sends a heartbeat every
     // second when idle) can tell the source that its connection is dead.
-    tail_through("net_halfopen", NetFault::HalfOpen)
+    tail_through(&Target::shared(), "net_halfopen", NetFault::HalfOpen)
         .await
         .unwrap_or_else(|e| panic!("half-open binlog connection not noticed: {e}"));
 }
@@ -189,8 +220,8 @@ async fn mariadb_tail_resumed_inside_a_large_transaction_never_moves_its_checkpo
     // rows already delivered are skipped; when they arrive in several reads (a slow network,
     // here the proxy's slices) a batch is handed over in the middle of the skip, with a
     // position before the checkpoint.
-    let (db, start) = setup("net_skip").await;
-    let mut c = conn().await;
+    let (db, start) = setup(&Server::MySql.url(), "net_skip").await;
+    let mut c = conn(&Server::MySql.url()).await;
     c.query_drop(format!(
         "INSERT INTO `{db}`.t SELECT seq, CONCAT('r', seq) FROM `{db}`.seq_1_to_3000"
     ))

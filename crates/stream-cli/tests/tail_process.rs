@@ -100,16 +100,19 @@ pub async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bo
 
 /// A fault proxy in front of a shared test server, and the server's URL through it.
 pub async fn proxy_to(server: Server) -> (FaultProxy, String) {
-    let host_port = server.host_port();
+    proxy_in_front_of(&server.url()).await
+}
+
+/// A fault proxy in front of the server of `url`, and `url` through it.
+pub async fn proxy_in_front_of(url: &str) -> (FaultProxy, String) {
+    let host_port = stream_testkit::host_port(url);
     let upstream = tokio::net::lookup_host(&host_port)
         .await
         .expect("resolve")
         .next()
         .expect("an address");
     let proxy = FaultProxy::start(upstream).await.expect("proxy");
-    let url = server
-        .url()
-        .replacen(&host_port, &proxy.addr().to_string(), 1);
+    let url = url.replacen(&host_port, &proxy.addr().to_string(), 1);
     (proxy, url)
 }
 

@@ -9,6 +9,7 @@ use mysql_async::prelude::*;
 use stream_core::{CancellationToken, Position, Source, SourceError, SourceEvent, StartFrom};
 use stream_mysql::MySqlSource;
 use stream_testkit::mariadb::MariaDb;
+use stream_testkit::tls::TestCerts;
 
 fn own_server(what: &str, args: &[&str]) -> MariaDb {
     MariaDb::start(&MariaDb::temp_dir(what), args)
@@ -201,42 +202,18 @@ async fn mariadb_server_crash_mid_stream_loses_and_repeats_nothing() {
     restart_mid_stream(true).await;
 }
 
-/// A CA and a server certificate for 127.0.0.1 signed by it, made with the openssl CLI.
-fn make_certs(dir: &std::path::Path) {
-    std::fs::create_dir_all(dir).expect("cert dir");
-    let script = r#"
-set -e
-openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=ustream-test-ca 2>/dev/null
-openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' > ext.cnf
-openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf 2>/dev/null
-openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other-ca.pem -days 2 -subj /CN=someone-else 2>/dev/null
-"#;
-    let status = std::process::Command::new("bash")
-        .args(["-c", script])
-        .current_dir(dir)
-        .status()
-        .expect("openssl");
-    assert!(status.success(), "openssl could not make test certificates");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_streams_over_tls_and_verifies_the_server_certificate() {
-    let certs = MariaDb::temp_dir("certs");
-    make_certs(&certs);
-    let arg = |name: &str, file: &str| format!("--{name}={}", certs.join(file).display());
-    let (cert, key, ca) = (
-        arg("ssl-cert", "server.pem"),
-        arg("ssl-key", "server.key"),
-        arg("ssl-ca", "ca.pem"),
-    );
-    let server = own_server("tls", &[&cert, &key, &ca]);
+    let certs = TestCerts::make(&MariaDb::temp_dir("certs")).expect("test certificates");
+    let args = certs.mariadb_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = own_server("tls", &args);
     server
         .sql("CREATE USER 'tls_only'@'%' IDENTIFIED BY 'pw' REQUIRE SSL; GRANT ALL ON *.* TO 'tls_only'@'%'")
         .expect("user");
     let base = server.url().replacen("ustream:ustream", "tls_only:pw", 1);
-    let ca_param = certs.join("ca.pem").display().to_string();
-    let other_ca = certs.join("other-ca.pem").display().to_string();
+    let ca_param = certs.ca().display().to_string();
+    let other_ca = certs.other_ca().display().to_string();
 
     let plain = collect(
         config(&base, ""),
@@ -287,5 +264,4 @@ async fn mariadb_streams_over_tls_and_verifies_the_server_certificate() {
         .expect("a certificate from an unknown CA must be refused")
         .to_string();
     assert!(err.contains("cannot connect"), "{err}");
-    let _ = std::fs::remove_dir_all(&certs);
 }

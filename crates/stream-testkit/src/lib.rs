@@ -25,6 +25,7 @@
 pub mod mariadb;
 pub mod proxy;
 pub mod secantus;
+pub mod tls;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -72,11 +73,15 @@ impl Server {
 
     /// `host:port` of the server's URL.
     pub fn host_port(self) -> String {
-        let url = self.url();
-        let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
-        let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-        rest.split(['/', '?']).next().unwrap_or(rest).to_owned()
+        host_port(&self.url())
     }
+}
+
+/// `host:port` of a server URL (`scheme://user:pass@host:port/db?options`).
+pub fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    rest.split(['/', '?']).next().unwrap_or(rest).to_owned()
 }
 
 /// A name unique to this test run and call, for per-test databases (`t_<prefix>_<pid>_<n>`).

@@ -8,7 +8,9 @@
 //!     URL PATTERN DIR [--from POSITION] [--idle-exit-ms N]
 //!
 //! Without a checkpoint it starts at `--from` (default: the end). With `--idle-exit-ms` it stops
-//! cleanly (checkpointing what it printed) once no change came for that long.
+//! cleanly (checkpointing what it printed) once no change came for that long. MongoDB updates
+//! carry no `after` (as `ustream tail --full-document off`): a document looked up when read
+//! would make a line printed again after a restart differ from the first.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -61,7 +63,9 @@ fn parse() -> Result<Args, String> {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse()?;
     let builder = if args.url.starts_with("mongodb") {
-        Streamer::builder().mongo(&args.url)
+        let mut config = ultimate_stream::mongo::MongoConfig::from_url(&args.url)?;
+        config.full_document = ultimate_stream::mongo::FullDocument::Off;
+        Streamer::builder().mongo_config(config)
     } else {
         Streamer::builder().mysql(&args.url)
     };

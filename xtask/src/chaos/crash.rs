@@ -38,7 +38,25 @@ pub(crate) fn saved_in(path: &Path) -> Result<Option<String>> {
     Ok(saved["position"].as_str().map(str::to_owned))
 }
 
-pub(crate) fn run(ctx: &Ctx) -> Result<(Vec<Outcome>, Leftover)> {
+/// Which processes the crash phase kills (none: it only writes the workload and leaves a
+/// checkpoint for the history-lost phase).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Subjects {
+    /// `ustream tail --checkpoint`.
+    pub(crate) tail: bool,
+    /// The `Streamer` example.
+    pub(crate) streamer: bool,
+    /// `ustream tail --gtid --checkpoint` (MariaDB GTID positions).
+    pub(crate) gtid: bool,
+}
+
+impl Subjects {
+    pub(crate) fn any(self) -> bool {
+        self.tail || self.streamer || self.gtid
+    }
+}
+
+pub(crate) fn run(ctx: &Ctx, subjects: Subjects) -> Result<(Vec<Outcome>, Leftover)> {
     let started = Instant::now();
     let start = binlog_end(&ctx.url)?;
     let mut workload = Workload::new(DB, ctx.seed);
@@ -61,20 +79,22 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Vec<Outcome>, Leftover)> {
     );
     let url = format!("{}/{DB}", ctx.url);
     let reference_out = ctx.work.join("crash-reference.jsonl");
+    let checkpoint_dir = ctx.work.join("crash-checkpoint");
     let read_started = Instant::now();
-    read_uninterrupted(
-        &ctx.ustream,
-        &[
-            url.clone(),
-            "--from".into(),
-            start.clone(),
-            "--limit".into(),
-            total.to_string(),
-            "--idle-exit-ms".into(),
-            "60000".into(),
-        ],
-        &reference_out,
-    )?;
+    let mut reference_args = vec![
+        url.clone(),
+        "--from".into(),
+        start.clone(),
+        "--limit".into(),
+        total.to_string(),
+        "--idle-exit-ms".into(),
+        "60000".into(),
+    ];
+    if !subjects.tail {
+        // No killed tail leaves a checkpoint for the history-lost phase: this read does.
+        reference_args.extend(["--checkpoint".into(), checkpoint_dir.display().to_string()]);
+    }
+    read_uninterrupted(&ctx.ustream, &reference_args, &reference_out)?;
     let read_seconds = read_started.elapsed().as_secs_f64();
     let mut replica = Replica::default();
     let reference = Reference::load(&reference_out, &mut replica)?;
@@ -100,7 +120,7 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Vec<Outcome>, Leftover)> {
         ));
     }
 
-    let checkpoint_dir = ctx.work.join("crash-checkpoint");
+    let resume = |position: &str| binlog_position(position).map(|p| reference.first_after(p));
     let tail = Subject {
         name: "tail",
         program: ctx.ustream.clone(),
@@ -114,6 +134,11 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Vec<Outcome>, Leftover)> {
         ],
         checkpoint: checkpoint_dir.join("tail.checkpoint.json"),
         seed: ctx.seed ^ 0x00c0_ffee,
+        resume: &resume,
+        kills: ctx.kills,
+        must_place: true,
+        on_output: None,
+        saves: TAIL_SAVES,
     };
     let streamer_dir = ctx.work.join("crash-streamer-checkpoint");
     let streamer = Subject {
@@ -128,6 +153,13 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Vec<Outcome>, Leftover)> {
         ],
         checkpoint: streamer_dir.join("mysql.checkpoint.json"),
         seed: ctx.seed ^ 0x05ee_d5ee,
+        resume: &resume,
+        kills: ctx.kills,
+        must_place: true,
+        on_output: None,
+        saves: "once the callback returned for every event of a source batch (the \
+                checkpointer saves, in a task of its own, the newest position whose batches \
+                were all answered)",
     };
     let shared = Shared {
         lost: lost_by_reference + comparison.missing + comparison.extra,
@@ -136,16 +168,19 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Vec<Outcome>, Leftover)> {
         reference_bytes,
     };
     let mut outcomes = Vec::new();
-    for (subject, fault) in [
+    let chosen = [
         (
+            subjects.tail,
             &tail,
             "`ustream tail --checkpoint` killed (SIGKILL) and restarted",
         ),
         (
+            subjects.streamer,
             &streamer,
             "a `Streamer` process (file checkpoints) killed (SIGKILL) and restarted",
         ),
-    ] {
+    ];
+    for (_, subject, fault) in chosen.into_iter().filter(|c| c.0) {
         let mut outcome = killed_and_restarted(ctx, &reference, subject, &shared)?;
         outcome.fault = fault.into();
         if outcomes.is_empty() {
@@ -166,7 +201,16 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Vec<Outcome>, Leftover)> {
         outcomes.push(outcome);
     }
     let _ = std::fs::remove_dir_all(&streamer_dir);
+    drop(reference);
     let _ = std::fs::remove_file(&reference_out);
+    if subjects.gtid {
+        let mut outcome = super::gtid::run(ctx, &url, &start, total)?;
+        outcome.notes.insert(
+            0,
+            "the same workload as the crash phase, read with `--gtid`".into(),
+        );
+        outcomes.push(outcome);
+    }
     Ok((
         outcomes,
         Leftover {
@@ -176,52 +220,74 @@ pub(crate) fn run(ctx: &Ctx) -> Result<(Vec<Outcome>, Leftover)> {
     ))
 }
 
+/// When `ustream tail --checkpoint` saves, for the report.
+pub(crate) const TAIL_SAVES: &str = "after each printed batch (1,024 events and the rest of the \
+                                     binlog row event that reached them)";
+
+/// What a subject does with each run's output (besides the walk over the reference).
+pub(crate) type OnOutput<'a> = dyn Fn(&Path) -> Result<()> + 'a;
+
 /// A process the crash phase kills and restarts: `program args`, printing event lines, saving
 /// its position in `checkpoint`.
-struct Subject {
-    name: &'static str,
-    program: PathBuf,
-    args: Vec<String>,
-    checkpoint: PathBuf,
+pub(crate) struct Subject<'a> {
+    pub(crate) name: &'static str,
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<String>,
+    pub(crate) checkpoint: PathBuf,
     /// Of its kill points.
-    seed: u64,
+    pub(crate) seed: u64,
+    /// How many times it is killed.
+    pub(crate) kills: usize,
+    /// The reference line a run resuming from a saved position must start at (`None`: a
+    /// position the reference cannot place; that run's start is not checked).
+    pub(crate) resume: &'a dyn Fn(&str) -> Option<usize>,
+    /// Whether a saved position the reference cannot place is a failure (file and GTID
+    /// positions), or only noted (a MongoDB resume token of no event: the end of a quiet
+    /// batch).
+    pub(crate) must_place: bool,
+    /// Called with each run's output before it is removed.
+    pub(crate) on_output: Option<&'a OnOutput<'a>>,
+    /// When it saves its checkpoint, for the report.
+    pub(crate) saves: &'static str,
 }
 
 /// What every subject's outcome adds from the reference read.
-struct Shared {
-    lost: u64,
-    misread: u64,
-    total: u64,
-    reference_bytes: u64,
+pub(crate) struct Shared {
+    pub(crate) lost: u64,
+    pub(crate) misread: u64,
+    pub(crate) total: u64,
+    pub(crate) reference_bytes: u64,
 }
 
 /// Runs `subject` from the start of the reference, SIGKILLed after random amounts of output
 /// and restarted with the same command each time, then restarted until it has nothing more to
 /// print; lays every run's output over the reference.
-fn killed_and_restarted(
+pub(crate) fn killed_and_restarted(
     ctx: &Ctx,
     reference: &Reference,
-    subject: &Subject,
+    subject: &Subject<'_>,
     shared: &Shared,
 ) -> Result<Outcome> {
     let started = Instant::now();
     let mut rng = fastrand::Rng::with_seed(subject.seed);
-    let mut points: Vec<u64> = (0..ctx.kills)
+    let mut points: Vec<u64> = (0..subject.kills)
         .map(|_| rng.u64(1..shared.reference_bytes.max(2)))
         .collect();
     points.sort_unstable();
     let mut walk = Walk::new(reference);
-    let mut resumed_after = None;
+    let mut resumed_at = None;
     let mut previous = 0;
     let mut kills = 0;
     // Errors of runs that exited on their own instead of being killed; like a supervisor,
     // the command restarts them and carries on.
     let mut died: Vec<String> = Vec::new();
+    // Restarts from a checkpoint the reference cannot place (not checked).
+    let mut unplaced = 0u64;
     let mut run = |name: String,
                    extra: &[&str],
                    kill_after: Option<u64>,
                    walk: &mut Walk<'_>,
-                   resumed_after: &mut Option<(u64, u64, u64)>|
+                   resumed_at: &mut Option<Option<usize>>|
      -> Result<bool> {
         let out = ctx.work.join(format!("{name}.jsonl"));
         let mut all = subject.args.clone();
@@ -251,11 +317,16 @@ fn killed_and_restarted(
             eprintln!("chaos crash: {name} exited on its own: {error}");
             died.push(format!("{name}: {error}"));
         }
-        let expected = resumed_after.map_or(0, |p| reference.first_after(p));
-        walk.run(&name, &out, Some(expected))?;
-        *resumed_after = saved_in(&subject.checkpoint)?
+        // No checkpoint yet: from the start.
+        let expected = resumed_at.unwrap_or(Some(0));
+        unplaced += u64::from(expected.is_none());
+        walk.run(&name, &out, expected)?;
+        if let Some(each) = subject.on_output {
+            each(&out)?;
+        }
+        *resumed_at = saved_in(&subject.checkpoint)?
             .as_deref()
-            .and_then(binlog_position);
+            .map(subject.resume);
         let _ = std::fs::remove_file(&out);
         let _ = std::fs::remove_file(out.with_extension("stderr"));
         Ok(status.is_some_and(|s| s.success()))
@@ -268,13 +339,13 @@ fn killed_and_restarted(
             &[],
             Some(bytes),
             &mut walk,
-            &mut resumed_after,
+            &mut resumed_at,
         )?;
         kills += 1;
         eprintln!(
             "chaos crash: {} kill {kills}/{} after {bytes} bytes; first line missing: {:?}",
             subject.name,
-            ctx.kills,
+            subject.kills,
             walk.first_missing()
         );
     }
@@ -285,11 +356,19 @@ fn killed_and_restarted(
             &["--idle-exit-ms", "5000"],
             None,
             &mut walk,
-            &mut resumed_after,
+            &mut resumed_at,
         )?;
         if clean && walk.first_missing().is_none() {
             break;
         }
+    }
+    if saved_in(&subject.checkpoint)?.is_none() {
+        // Otherwise every restart would be checked against the start of the reference.
+        bail!(
+            "{}: no checkpoint was saved in {} (not the file it saves?)",
+            subject.name,
+            subject.checkpoint.display()
+        );
     }
     let mut notes = Vec::new();
     if let Some(first) = walk.first_missing() {
@@ -306,16 +385,13 @@ fn killed_and_restarted(
             died[0]
         ));
     }
-    let saves = match subject.name {
-        "tail" => {
-            "after each printed batch (1,024 events and the rest of the binlog row event \
-                   that reached them)"
-        }
-        _ => {
-            "once the callback returned for every event of a source batch (the checkpointer \
-              saves them in order, in a task of its own)"
-        }
-    };
+    if unplaced > 0 {
+        notes.push(format!(
+            "{unplaced} restarts resumed from a checkpoint that is no line's position (their \
+             first line was not checked against it)"
+        ));
+    }
+    let saves = subject.saves;
     notes.push(format!(
         "{} ({kills} kills): every restart resumed exactly after its saved checkpoint ({} did \
          not); {} repeats in all, at most {} after one kill: lines printed after the last \
@@ -334,7 +410,7 @@ fn killed_and_restarted(
         lost: walk.lost() + shared.lost,
         misread: walk.misread + shared.misread,
         repeats: walk.repeats,
-        outside_window: walk.off_checkpoint,
+        outside_window: walk.off_checkpoint + if subject.must_place { unplaced } else { 0 },
         died: died.len() as u64,
         seconds: started.elapsed().as_secs_f64(),
         notes,

@@ -21,17 +21,17 @@ use super::tail::{Follower, Tail, read_uninterrupted};
 use super::verify::{EXAMPLES, Reference, Walk, for_each_line, hash};
 use super::{Ctx, Outcome};
 
-const DB: &str = "chaos_mongo";
+pub(crate) const DB: &str = "chaos_mongo";
 /// Lines the tail must print between two faults (proof it is streaming again).
 const BETWEEN: u64 = 1_000;
 /// The stand-in's flags: acknowledged writes durable, an oplog long enough for the run.
-const DURABLE: &[&str] = &["--sync-on-commit", "--oplog-max-entries", "1000000"];
+pub(crate) const DURABLE: &[&str] = &["--sync-on-commit", "--oplog-max-entries", "1000000"];
 /// Printed lines carry only what the change itself says (no `after` looked up at read time),
 /// so a line read later is the same line.
-const FULL_DOCUMENT: [&str; 2] = ["--full-document", "off"];
+pub(crate) const FULL_DOCUMENT: [&str; 2] = ["--full-document", "off"];
 
 /// A running `chaos_mongo_writer`.
-struct Writer {
+pub(crate) struct Writer {
     child: Child,
     stop: PathBuf,
     out: PathBuf,
@@ -39,7 +39,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn start(ctx: &Ctx, url: &str, collection: &str, seed: u64) -> Result<Self> {
+    pub(crate) fn start(ctx: &Ctx, url: &str, collection: &str, seed: u64) -> Result<Self> {
         let out = ctx.work.join(format!("mongo-{collection}"));
         let stop = out.with_extension("stop");
         let log = out.with_extension("log");
@@ -61,7 +61,7 @@ impl Writer {
     }
 
     /// Operations acknowledged so far (the writer prints every hundredth).
-    fn ops(&self) -> u64 {
+    pub(crate) fn ops(&self) -> u64 {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
@@ -71,7 +71,7 @@ impl Writer {
     }
 
     /// Tells it to stop, waits for its files; its last line.
-    fn finish(mut self) -> Result<String> {
+    pub(crate) fn finish(mut self) -> Result<String> {
         std::fs::write(&self.stop, b"")?;
         let deadline = Instant::now() + Duration::from_secs(600);
         let status = loop {
@@ -94,7 +94,7 @@ impl Writer {
     }
 
     /// (documents it expects, documents the server held when it stopped).
-    fn files(&self) -> (PathBuf, PathBuf) {
+    pub(crate) fn files(&self) -> (PathBuf, PathBuf) {
         let name = |what: &str| PathBuf::from(format!("{}.{what}.jsonl", self.out.display()));
         (name("expected"), name("server"))
     }
@@ -109,11 +109,11 @@ impl Drop for Writer {
 
 /// Documents by (collection, `_id` as JSON).
 #[derive(Debug, Default)]
-struct Docs {
+pub(crate) struct Docs {
     docs: HashMap<(String, String), Value>,
     /// Events that could not be applied (an update or delete of a document never inserted).
-    misread: u64,
-    examples: Vec<String>,
+    pub(crate) misread: u64,
+    pub(crate) examples: Vec<String>,
 }
 
 /// Sets or removes (`None`) a dotted path.
@@ -150,7 +150,7 @@ impl Docs {
     }
 
     /// Applies one printed event; snapshot rows and inserts replace what is there.
-    fn apply(&mut self, event: &Value) {
+    pub(crate) fn apply(&mut self, event: &Value) {
         let key = (
             event["table"].as_str().unwrap_or_default().to_owned(),
             event["key"]["_id"].to_string(),
@@ -183,7 +183,7 @@ impl Docs {
     }
 
     /// The documents of a writer's file, in `collection`.
-    fn load(path: &Path, collection: &str) -> Result<Self> {
+    pub(crate) fn load(path: &Path, collection: &str) -> Result<Self> {
         let mut docs = Docs::default();
         for_each_line(path, |line| {
             let doc: Value = serde_json::from_str(line)
@@ -200,7 +200,12 @@ impl Docs {
     }
 
     /// (missing, extra, different) against `want`, with examples.
-    fn compare(&self, want: &Docs, what: &str, notes: &mut Vec<String>) -> (u64, u64, u64) {
+    pub(crate) fn compare(
+        &self,
+        want: &Docs,
+        what: &str,
+        notes: &mut Vec<String>,
+    ) -> (u64, u64, u64) {
         let (mut missing, mut differ) = (0, 0);
         for (key, doc) in &want.docs {
             match self.docs.get(key) {
@@ -233,7 +238,7 @@ impl Docs {
 }
 
 /// `mongodb://127.0.0.1:PORT/DB?directConnection=true`.
-fn db_url(server: &Secantus) -> String {
+pub(crate) fn db_url(server: &Secantus) -> String {
     server.url().replacen("/?", &format!("/{DB}?"), 1)
 }
 
