@@ -13,7 +13,8 @@ static COLUMN: OnceLock<BinaryJsonColumn> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
     let column = COLUMN.get_or_init(|| BinaryJsonColumn::new().expect("the JSON column"));
-    if let Ok(text) = on_worker_stack(|| column.decode(data)) {
+    let data = data.to_vec();
+    if let Ok(text) = on_worker_stack(move || column.decode(&data)) {
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&text) {
             panic!("decoded to invalid JSON ({e}): {text}");
         }

@@ -28,13 +28,13 @@ fn resumable(position: &Position) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut input = Frames::new(data);
-    let flags = input.byte();
-    let skip = u64::from(input.byte() & 3);
+    let data = data.to_vec();
     on_worker_stack(move || {
-        let mut replay =
-            BinlogReplay::new(flags & 1 != 0, flags & 2 != 0, skip, flags & 4 != 0)
-                .expect("a replay starts");
+        let mut input = Frames::new(&data);
+        let flags = input.byte();
+        let skip = u64::from(input.byte() & 3);
+        let mut replay = BinlogReplay::new(flags & 1 != 0, flags & 2 != 0, skip, flags & 4 != 0)
+            .expect("a replay starts");
         while !input.is_empty() {
             let kind = input.byte();
             let body = input.chunk();

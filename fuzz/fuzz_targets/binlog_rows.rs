@@ -25,13 +25,14 @@ fn check_decoded(value: &Value) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut input = Frames::new(data);
-    let mariadb = input.byte() & 1 != 0;
-    let (db, statements) = ddl_statements(input.chunk());
-    let table_map = input.chunk();
-    let present = input.chunk();
-    let images = input.rest();
-    on_worker_stack(|| {
+    let data = data.to_vec();
+    on_worker_stack(move || {
+        let mut input = Frames::new(&data);
+        let mariadb = input.byte() & 1 != 0;
+        let (db, statements) = ddl_statements(input.chunk());
+        let table_map = input.chunk();
+        let present = input.chunk();
+        let images = input.rest();
         let mut catalog = DdlCatalog::new(mariadb);
         for sql in &statements {
             catalog.apply(sql, (!db.is_empty()).then_some(db.as_str()));

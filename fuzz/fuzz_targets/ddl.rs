@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let mut input = Frames::new(data);
     let mariadb = input.byte() & 1 != 0;
     let (db, statements) = ddl_statements(input.rest());
-    on_worker_stack(|| {
+    on_worker_stack(move || {
         let mut catalog = DdlCatalog::new(mariadb);
         for sql in &statements {
             catalog.apply(sql, (!db.is_empty()).then_some(db.as_str()));

@@ -1,25 +1,52 @@
 //! What the fuzz targets share: splitting one input into framed parts, and running decoders on
 //! a stack the size of a tokio worker's (where the binlog source decodes in production).
 
+use std::sync::{Mutex, OnceLock, mpsc};
+
 /// Stack size of tokio's worker threads: deep recursion that fits the fuzzer's 8 MiB main
 /// thread may not fit there.
 pub const WORKER_STACK: usize = 2 << 20;
 
-/// Runs `f` on a thread with a tokio worker's stack; a panic in it is a panic here.
-pub fn on_worker_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|scope| {
-        let worker = std::thread::Builder::new()
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The one thread with a tokio worker's stack that runs every input, started with the first.
+/// A thread per input cost more than most inputs: its stack and AddressSanitizer's fake stack
+/// were mapped, faulted in page by page and unmapped again each time (half of `binlog_events`'
+/// time went to the kernel's page faults).
+fn worker() -> &'static Mutex<mpsc::Sender<Job>> {
+    static WORKER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    WORKER.get_or_init(|| {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let started = std::thread::Builder::new()
             .name("worker".into())
             .stack_size(WORKER_STACK)
-            .spawn_scoped(scope, f);
-        match worker {
-            Ok(handle) => match handle.join() {
-                Ok(value) => value,
-                Err(panic) => std::panic::resume_unwind(panic),
-            },
-            Err(e) => panic!("cannot start a worker thread: {e}"),
+            .spawn(move || queue.into_iter().for_each(|job| job()));
+        if let Err(e) = started {
+            panic!("cannot start a worker thread: {e}");
         }
+        Mutex::new(jobs)
     })
+}
+
+/// Runs `f` on a thread with a tokio worker's stack (one thread, kept for every input); a
+/// panic in it is a panic here.
+pub fn on_worker_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = mpsc::sync_channel(1);
+    let job: Job = Box::new(move || {
+        let _ = done.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    let sent = worker()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .send(job);
+    if sent.is_err() {
+        panic!("the worker thread is gone");
+    }
+    match result.recv() {
+        Ok(Ok(value)) => value,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("the worker thread is gone"),
+    }
 }
 
 /// Reads parts out of one fuzz input: single bytes, chunks with a little-endian `u16` length

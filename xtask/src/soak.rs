@@ -22,7 +22,7 @@ use stream_testkit::mariadb::MariaDb;
 
 mod proc;
 
-use proc::{Sample, fd_kinds, load, sample};
+use proc::{Sample, fd_floors, fd_kinds, load, sample};
 
 use crate::servers::unique_temp_dir;
 use crate::util::{run_checked, state_dir, workspace_root};
@@ -43,6 +43,8 @@ const READS_PER_SECOND: u64 = 200;
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 /// The streamer opens its connections and threads in the first seconds of load.
 const WARM_UP: Duration = Duration::from_secs(30);
+/// Open fds are compared between the first and the last this many minutes (see `fd_floors`).
+const FD_WINDOW_MINUTES: f64 = 5.0;
 /// No delivery for this long while changes are pending is a stall.
 const STALL: Duration = Duration::from_secs(60);
 
@@ -656,22 +658,9 @@ fn report(
             failures.push("no RSS slope".to_owned());
         }
     }
-    // The fewest fds open in the first minute after the warm-up and in the last minute: a
-    // checkpoint save holds a temp file and the directory open for a moment, which a sample
-    // may catch; a leak raises the floor.
-    let fewest = |from: f64, to: f64| {
-        series
-            .samples
-            .iter()
-            .filter(|s| s.minute >= from && s.minute < to)
-            .map(|s| s.fds)
-            .min()
-    };
-    let end = series.samples.last().map_or(0.0, |s| s.minute);
     let warm = WARM_UP.as_secs_f64() / 60.0;
-    if let (Some(first), Some(last), Some(s0), Some(sn)) = (
-        fewest(warm, warm + 1.0),
-        fewest(end - 1.0, f64::MAX),
+    if let (Some((first, last)), Some(s0), Some(sn)) = (
+        fd_floors(&series.samples, warm, FD_WINDOW_MINUTES),
         series.samples.first(),
         series.samples.last(),
     ) {
@@ -679,9 +668,9 @@ fn report(
         let ok = last <= first;
         let _ = writeln!(
             out,
-            "- {}: open fds, fewest in the first minute after a {} s warm-up {first}, fewest in the \
-             last minute {last} (at the start {}, at most {max}); threads at the start {}, at the \
-             end {}.",
+            "- {}: open fds, fewest in the first {FD_WINDOW_MINUTES} minutes after a {} s warm-up \
+             {first}, fewest in the last {FD_WINDOW_MINUTES} minutes {last} (shorter windows in a \
+             short run; at the start {}, at most {max}); threads at the start {}, at the end {}.",
             if ok { "pass" } else { "FAIL" },
             WARM_UP.as_secs(),
             s0.fds,

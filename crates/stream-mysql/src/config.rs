@@ -26,6 +26,48 @@ pub enum SslMode {
     VerifyIdentity,
 }
 
+/// The connection pool of the store (`MySqlStore`, the Streamer's reads and writes): how many
+/// connections it holds and when idle ones close, so a burst's connections do not stay open.
+/// URL options `pool_min`, `pool_max`, `inactive_connection_ttl` and `ttl_check_interval` (the
+/// names `mysql_async` gives them; the durations in whole seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Idle connections kept open however long they idle (`pool_min`, 1).
+    pub min: usize,
+    /// Connections open at most; further callers wait for one (`pool_max`, 10).
+    pub max: usize,
+    /// How long a connection above `min` may idle before it closes (`inactive_connection_ttl`,
+    /// 60 s); zero closes every connection above `min` as soon as it is returned.
+    pub inactive_ttl: std::time::Duration,
+    /// How often idle connections are checked against `inactive_ttl` (`ttl_check_interval`,
+    /// 10 s, at least 1 s), so one closes between `inactive_ttl` and the sum of both.
+    pub check_interval: std::time::Duration,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        Self {
+            min: 1,
+            max: 10,
+            inactive_ttl: std::time::Duration::from_secs(60),
+            check_interval: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+impl PoolLimits {
+    /// The `mysql_async` pool options (a `min` above `max` is taken as `max`).
+    pub(crate) fn pool_opts(&self) -> mysql_async::PoolOpts {
+        let max = self.max.max(1);
+        let constraints =
+            mysql_async::PoolConstraints::new(self.min.min(max), max).unwrap_or_default();
+        mysql_async::PoolOpts::default()
+            .with_constraints(constraints)
+            .with_inactive_connection_ttl(self.inactive_ttl)
+            .with_ttl_check_interval(self.check_interval)
+    }
+}
+
 /// Where and how to read the binlog.
 #[derive(Clone)]
 pub struct MySqlConfig {
@@ -57,6 +99,9 @@ pub struct MySqlConfig {
     /// instead of the server's current ones; needed to decode old rows correctly after DDL
     /// when `binlog_row_metadata` is not FULL.
     pub schema_state: Option<serde_json::Value>,
+    /// The store's connection pool (`pool_min`, `pool_max`, `inactive_connection_ttl`,
+    /// `ttl_check_interval` in the URL).
+    pub pool: PoolLimits,
 }
 
 impl std::fmt::Debug for MySqlConfig {
@@ -74,6 +119,7 @@ impl std::fmt::Debug for MySqlConfig {
             .field("schema_state", &self.schema_state.is_some())
             .field("ssl_mode", &self.ssl_mode)
             .field("ssl_ca", &self.ssl_ca)
+            .field("pool", &self.pool)
             .finish()
     }
 }
@@ -116,6 +162,7 @@ impl MySqlConfig {
         }
         let mut ssl_mode = SslMode::Disabled;
         let mut ssl_ca = None;
+        let mut pool = PoolLimits::default();
         for (k, v) in parts.options() {
             let v =
                 percent_decode(v).ok_or_else(|| err(&format!("bad percent-encoding in `{k}`")))?;
@@ -134,12 +181,37 @@ impl MySqlConfig {
                     }
                 }
                 "ssl-ca" => ssl_ca = Some(std::path::PathBuf::from(v)),
+                key @ ("pool-min"
+                | "pool-max"
+                | "inactive-connection-ttl"
+                | "ttl-check-interval") => {
+                    let n = v
+                        .parse::<u64>()
+                        .map_err(|_| err(&format!("`{k}` must be a whole number, not `{v}`")))?;
+                    let seconds = std::time::Duration::from_secs(n);
+                    match key {
+                        "pool-min" => pool.min = usize::try_from(n).unwrap_or(usize::MAX),
+                        "pool-max" => pool.max = usize::try_from(n).unwrap_or(usize::MAX),
+                        "inactive-connection-ttl" => pool.inactive_ttl = seconds,
+                        _ => pool.check_interval = seconds,
+                    }
+                }
                 other => {
                     return Err(err(&format!(
-                        "unknown URL parameter `{other}` (known: ssl-mode, ssl-ca)"
+                        "unknown URL parameter `{other}` (known: ssl-mode, ssl-ca, pool_min, \
+                         pool_max, inactive_connection_ttl, ttl_check_interval)"
                     )));
                 }
             }
+        }
+        if pool.max == 0 || pool.min > pool.max {
+            return Err(err(&format!(
+                "pool_min ({}) must be at most pool_max ({}), and pool_max at least 1",
+                pool.min, pool.max
+            )));
+        }
+        if pool.check_interval.is_zero() {
+            return Err(err("ttl_check_interval must be at least 1 (second)"));
         }
         let user = parts
             .user
@@ -184,6 +256,7 @@ impl MySqlConfig {
             schema_state: None,
             ssl_mode,
             ssl_ca,
+            pool,
         })
     }
 
@@ -351,5 +424,50 @@ mod tests {
         assert!(c.wants_database("crm") && !c.wants_database("shop"));
         let c = MySqlConfig::from_url("mysql://u@h/shop").expect("url");
         assert!(c.wants_database("shop") && !c.wants_database("crm"));
+    }
+
+    #[test]
+    fn pool_limits_come_from_the_url_options_mysql_async_names() {
+        let c = MySqlConfig::from_url("mysql://u@h/db").expect("url");
+        assert_eq!(c.pool, PoolLimits::default());
+        let opts = c.pool.pool_opts();
+        assert_eq!(
+            (opts.constraints().min(), opts.constraints().max()),
+            (1, 10)
+        );
+        assert!(!opts.inactive_connection_ttl().is_zero());
+        let c = MySqlConfig::from_url(
+            "mysql://u@h/db?pool_min=2&pool-max=4&inactive_connection_ttl=5&ttl_check_interval=1",
+        )
+        .expect("url");
+        let opts = c.pool.pool_opts();
+        assert_eq!((opts.constraints().min(), opts.constraints().max()), (2, 4));
+        assert_eq!(
+            (opts.inactive_connection_ttl(), opts.ttl_check_interval()),
+            (
+                std::time::Duration::from_secs(5),
+                std::time::Duration::from_secs(1)
+            )
+        );
+        for (bad, says) in [
+            (
+                "pool_min=5&pool_max=4",
+                "pool_min (5) must be at most pool_max (4)",
+            ),
+            ("pool_max=0&pool_min=0", "pool_max at least 1"),
+            (
+                "pool_max=lots",
+                "`pool_max` must be a whole number, not `lots`",
+            ),
+            ("inactive_connection_ttl=1.5", "whole number"),
+            (
+                "ttl_check_interval=0",
+                "ttl_check_interval must be at least 1",
+            ),
+        ] {
+            let url = format!("mysql://u:hunter2@h/db?{bad}");
+            let e = MySqlConfig::from_url(&url).expect_err(&url).to_string();
+            assert!(e.contains(says) && !e.contains("hunter2"), "{e}");
+        }
     }
 }

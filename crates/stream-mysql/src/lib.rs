@@ -62,7 +62,7 @@ mod tracker;
 mod values;
 mod view_filter;
 
-pub use config::{ConfigError, MySqlConfig, SslMode};
+pub use config::{ConfigError, MySqlConfig, PoolLimits, SslMode};
 pub use poll::MySqlPollingSource;
 pub use probe::MySqlProbe;
 pub use server::{estimate_rows, list_tables};

@@ -41,10 +41,14 @@ fn invalid(ns: &Namespace, reason: String) -> StoreError {
 }
 
 impl MySqlStore {
-    /// A store over a connection pool to the configured server. Connections use UTC, so
+    /// A store over a connection pool to the configured server, bounded by `config.pool`:
+    /// connections opened in a burst close again once they idle. Connections use UTC, so
     /// TIMESTAMP values are read and written as UTC.
     pub fn new(config: &MySqlConfig) -> Self {
-        let opts = config.opts().init(vec!["SET time_zone = '+00:00'"]);
+        let opts = config
+            .opts()
+            .pool_opts(config.pool.pool_opts())
+            .init(vec!["SET time_zone = '+00:00'"]);
         Self {
             pool: Pool::new(opts),
             schemas: Mutex::new(HashMap::new()),

@@ -1,6 +1,8 @@
 //! `MySqlStore` against the shared MariaDB: CRUD, upserts, portable filters, type round trips,
 //! and errors that name what is wrong.
 
+use std::time::Duration;
+
 use crate::support::*;
 use mysql_async::prelude::*;
 use stream_core::{
@@ -165,4 +167,64 @@ async fn mariadb_store_errors_name_the_field_or_table() {
         .expect_err("key mismatch")
         .to_string();
     assert!(err.contains("`id`"), "{err}");
+}
+
+/// How many connections the server holds for `user` (its own count, not the client's).
+async fn server_connections_of(c: &mut mysql_async::Conn, user: &str) -> u64 {
+    c.exec_first(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE USER = ?",
+        (user,),
+    )
+    .await
+    .expect("processlist")
+    .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_store_connections_opened_in_a_burst_close_again_once_idle() {
+    let (_, ns) = setup().await;
+    let mut c = conn().await;
+    // A user of its own, so the server's process list counts this store's connections only.
+    let user = stream_testkit::unique_name("poolburst");
+    c.query_drop(format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'; GRANT SELECT ON `{}`.* TO '{user}'@'%'",
+        ns.db
+    ))
+    .await
+    .expect("user");
+    let url = url().replacen("ustream:ustream", &format!("{user}:pw"), 1);
+    let options = "pool_min=1&pool_max=6&inactive_connection_ttl=1&ttl_check_interval=1";
+    let url = format!(
+        "{url}{}{options}",
+        if url.contains('?') { '&' } else { '?' }
+    );
+    let store = MySqlStore::new(&MySqlConfig::from_url(&url).expect("config"));
+
+    let keys: Vec<Row> = (0..24).map(key).collect();
+    let burst = keys.iter().map(|k| store.read(&ns, k));
+    for got in futures::future::join_all(burst).await {
+        assert_eq!(got.expect("read"), None);
+    }
+    let after_burst = server_connections_of(&mut c, &user).await;
+    assert!(
+        (2..=6).contains(&after_burst),
+        "24 concurrent reads should open several connections and at most pool_max (6): {after_burst}"
+    );
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut open = after_burst;
+    while open > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        open = server_connections_of(&mut c, &user).await;
+    }
+    assert_eq!(
+        open, 1,
+        "the idle connections above pool_min should have closed within 30 s ({after_burst} after the burst)"
+    );
+    assert_eq!(store.read(&ns, &key(1)).await.expect("read after"), None);
+
+    store.close().await.expect("close");
+    c.query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .expect("drop user");
 }

@@ -88,3 +88,63 @@ pub(super) fn load() -> (f64, f64, f64) {
         f.next().unwrap_or(0.0),
     )
 }
+
+/// The fewest fds open in the first window after the warm-up and in the last window of the
+/// run, each `window` minutes long (half of what follows the warm-up when the run is shorter).
+/// The fewest, because a checkpoint save holds a temp file and the directory open for a moment;
+/// over windows of minutes, because the store's pool closes a connection only after it idled
+/// 60 s (checked every 10 s), so its count moves by a few within one minute. A leak raises the
+/// floor of every later window.
+pub(super) fn fd_floors(samples: &[Sample], warm_up: f64, window: f64) -> Option<(usize, usize)> {
+    let end = samples.last()?.minute;
+    let window = window.min((end - warm_up) / 2.0);
+    let fewest = |from: f64, to: f64| {
+        samples
+            .iter()
+            .filter(|s| s.minute >= from && s.minute <= to)
+            .map(|s| s.fds)
+            .min()
+    };
+    Some((
+        fewest(warm_up, warm_up + window)?,
+        fewest(end - window, end)?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(fds: impl Fn(f64) -> usize) -> Vec<Sample> {
+        (0..=360)
+            .map(|i| {
+                let minute = f64::from(i) / 12.0;
+                Sample {
+                    minute,
+                    rss_kb: 0,
+                    fds: fds(minute),
+                    threads: 0,
+                    cpu_s: 0.0,
+                    load1: 0.0,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pool_that_breathes_keeps_its_floor_and_a_step_that_stays_raises_it() {
+        // Up by 3 for two minutes in every five, from the start to the end: no growth, though
+        // the first minute after the warm-up (0.5-1.5) and the last (29-30) say 17 and 20.
+        let breathing = series(|m| if (m % 5.0) >= 3.0 { 20 } else { 17 });
+        assert_eq!(fd_floors(&breathing, 0.5, 5.0), Some((17, 17)));
+        // The previous run: 19, then 4 more from minute 3 on that never closed.
+        let step = series(|m| if m < 3.0 { 19 } else { 23 });
+        assert_eq!(fd_floors(&step, 0.5, 5.0), Some((19, 23)));
+        // A 4-minute run: windows of half what follows the warm-up, 0.5-2.25 and 2.25-4.
+        let short: Vec<Sample> = series(|m| if m < 2.0 { 19 } else { 23 })
+            .into_iter()
+            .filter(|s| s.minute <= 4.0)
+            .collect();
+        assert_eq!(fd_floors(&short, 0.5, 5.0), Some((19, 23)));
+    }
+}
