@@ -63,6 +63,7 @@ mod tracker;
 mod values;
 mod view_filter;
 mod wire;
+mod wire_tls;
 
 pub use config::{ConfigError, MySqlConfig, SslMode};
 pub use poll::MySqlPollingSource;

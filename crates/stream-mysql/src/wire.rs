@@ -1,15 +1,15 @@
 //! Our own client for the binlog dump connection only (every other query goes through
-//! mysql_async): handshake and `mysql_native_password` (or the `caching_sha2_password` fast
-//! path) over plain TCP, the session settings, `COM_REGISTER_SLAVE`, `COM_BINLOG_DUMP`, then
+//! mysql_async): handshake, TLS, `mysql_native_password` or `caching_sha2_password`, the session settings, `COM_REGISTER_SLAVE`, `COM_BINLOG_DUMP`, then
 //! events read packet by packet. mysql_async reassembles a multi-packet event (a 64 MB row
 //! makes a 128 MB UPDATE event) in a buffer that doubles as it grows and then copies it whole;
 //! here an event stays the wire packets it came in (at most 16 MB each), its CRC32 checked as
 //! they arrive, so the row decoder can free each packet once it has read past it.
 //!
-//! What this client cannot do (TLS, other authentication plugins, a full
-//! `caching_sha2_password` exchange, compressed transaction payloads) makes the reader use
-//! mysql_async's stream for that connection instead ([`Dial::Unsupported`]); the memory bound
-//! for huge events then does not hold.
+//! TLS is as mysql_async does it for the same URL ([`crate::wire_tls`]). What this client
+//! cannot do (authentication plugins other than those two, a full `caching_sha2_password`
+//! exchange without TLS, compressed transaction payloads) makes the reader use mysql_async's
+//! stream for that connection instead ([`Dial::Unsupported`]); the memory bound for huge
+//! events then does not hold.
 
 use std::collections::VecDeque;
 
@@ -17,11 +17,13 @@ use mysql_common::constants::CapabilityFlags;
 use mysql_common::io::ParseBuf;
 use mysql_common::packets::{
     AuthPlugin, AuthSwitchRequest, ComBinlogDump, ComRegisterSlave, ErrPacket, HandshakePacket,
-    HandshakeResponse,
+    HandshakeResponse, SslRequest,
 };
 use mysql_common::proto::MySerialize;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_util::either::Either;
 
 use crate::MySqlConfig;
 use crate::config::SslMode;
@@ -43,7 +45,9 @@ pub(crate) enum Dial {
 
 /// A connection after login.
 pub(crate) struct WireConn {
-    io: BufReader<TcpStream>,
+    io: BufReader<Either<TcpStream, Box<TlsStream<TcpStream>>>>,
+    /// Whether the connection is secured (the password may then go as it is).
+    tls: bool,
     seq: u8,
     capabilities: CapabilityFlags,
     /// A packet being read, kept here so that dropping a read mid-way loses nothing.
@@ -82,13 +86,11 @@ fn server_error(payload: &[u8], capabilities: CapabilityFlags) -> mysql_async::E
 impl WireConn {
     /// Connects and logs in, or says why this client cannot serve the connection.
     pub(crate) async fn dial(config: &MySqlConfig) -> Result<Dial, mysql_async::Error> {
-        if config.ssl_mode != SslMode::Disabled {
-            return Ok(Dial::Unsupported("TLS (ssl-mode) is configured"));
-        }
         let tcp = TcpStream::connect((config.host.as_str(), config.port)).await?;
         tcp.set_nodelay(true)?;
         let mut conn = WireConn {
-            io: BufReader::with_capacity(64 * 1024, tcp),
+            io: BufReader::with_capacity(64 * 1024, Either::Left(tcp)),
+            tls: false,
             seq: 0,
             capabilities: CapabilityFlags::CLIENT_PROTOCOL_41,
             partial: Partial::default(),
@@ -116,6 +118,24 @@ impl WireConn {
             ));
         }
         conn.capabilities = wanted & server_caps;
+        if config.ssl_mode != SslMode::Disabled {
+            if !server_caps.contains(CapabilityFlags::CLIENT_SSL) {
+                return Err(protocol(
+                    "the server does not offer TLS, which the URL's ssl-mode asks for",
+                ));
+            }
+            conn.capabilities |= CapabilityFlags::CLIENT_SSL;
+            let mut buf = Vec::new();
+            // utf8mb4_general_ci, as in the handshake response.
+            SslRequest::new(conn.capabilities, 1 << 30, 45).serialize(&mut buf);
+            conn.write(&buf).await?;
+            let Either::Left(tcp) = conn.io.into_inner() else {
+                return Err(protocol("TLS was started twice"));
+            };
+            let tls = crate::wire_tls::secure(config, tcp).await?;
+            conn.io = BufReader::with_capacity(64 * 1024, Either::Right(Box::new(tls)));
+            conn.tls = true;
+        }
         let nonce = handshake.nonce();
         let plugin = handshake
             .auth_plugin_name_ref()
@@ -168,12 +188,22 @@ impl WireConn {
                     };
                     self.write(&scramble).await?;
                 }
-                // caching_sha2_password: 3 is "fast authentication done, OK follows"; anything
-                // else (4: full authentication) needs TLS or the server's RSA key.
+                // caching_sha2_password: 3 is "fast authentication done, OK follows"; 4 asks
+                // for the password, which may go as it is over TLS only (else the exchange
+                // needs the server's RSA key, which this client does not do).
                 Some(0x01) if plugin == b"caching_sha2_password" && reply.get(1) == Some(&3) => {}
+                Some(0x01)
+                    if plugin == b"caching_sha2_password"
+                        && reply.get(1) == Some(&4)
+                        && self.tls =>
+                {
+                    let mut password = config.password.as_bytes().to_vec();
+                    password.push(0);
+                    self.write(&password).await?;
+                }
                 Some(0x01) => {
                     return Ok(Dial::Unsupported(
-                        "caching_sha2_password full authentication (TLS or an RSA key exchange)",
+                        "caching_sha2_password full authentication without TLS (an RSA key exchange)",
                     ));
                 }
                 _ => return Err(protocol("unexpected packet during authentication")),
@@ -251,7 +281,9 @@ impl WireConn {
             self.seq = self.seq.wrapping_add(1);
         }
         let _ = last_len;
-        self.io.get_mut().write_all(&out).await?;
+        let io = self.io.get_mut();
+        io.write_all(&out).await?;
+        io.flush().await?;
         Ok(())
     }
 
