@@ -482,7 +482,10 @@ impl WireStream {
         let total: usize = chunks.iter().map(Vec::len).sum();
         match chunks.front().and_then(|c| c.first()) {
             Some(0x00) => Some(self.event(chunks, total)),
-            Some(0xff) => Some(Err(server_error(&chunks[0], self.conn.capabilities).into())),
+            Some(0xff) => {
+                let whole: Vec<u8> = chunks.into_iter().flatten().collect();
+                Some(Err(server_error(&whole, self.conn.capabilities).into()))
+            }
             Some(0xfe) if total < 8 => None,
             _ => Some(Err(protocol(
                 "the binlog stream sent a packet that is not an event",
@@ -492,31 +495,41 @@ impl WireStream {
     }
 
     fn event(&mut self, chunks: VecDeque<Vec<u8>>, total: usize) -> Result<WireEvent, WireError> {
-        let first = &chunks[0];
-        if first.len() < 1 + HEADER_LEN {
-            return Err(protocol("a binlog event shorter than its header").into());
-        }
-        let mut header = [0u8; HEADER_LEN];
-        header.copy_from_slice(&first[1..1 + HEADER_LEN]);
-        let last_len = chunks.back().map_or(0, Vec::len);
-        let mut event = WireEvent {
-            header,
-            chunks,
-            offset: 1 + HEADER_LEN,
-            len: last_len,
-        };
-        let is_fde = event.kind() == crate::tracker::event_type::FORMAT_DESCRIPTION;
-        // Like mysql_common: events before the format description (the fake rotate) keep
-        // their checksum bytes; the tracker knows.
-        if self.checksum && (self.seen_fde || is_fde) {
-            verify_and_strip(&mut event, total).map_err(|reason| WireError::Checksum {
-                start: u64::from(event.end()).saturating_sub(u64::from(event.size())),
-                reason,
-            })?;
-        }
-        self.seen_fde |= is_fde;
-        Ok(event)
+        event_of(chunks, total, self.checksum, &mut self.seen_fde)
     }
+}
+
+/// The event in a binlog packet's pieces (the OK byte first); `seen_fde` says whether the
+/// format description has gone by (events before it keep their checksum bytes).
+fn event_of(
+    chunks: VecDeque<Vec<u8>>,
+    total: usize,
+    checksum: bool,
+    seen_fde: &mut bool,
+) -> Result<WireEvent, WireError> {
+    let Some(first) = chunks.front().filter(|c| c.len() > HEADER_LEN) else {
+        return Err(protocol("a binlog event shorter than its header").into());
+    };
+    let mut header = [0u8; HEADER_LEN];
+    header.copy_from_slice(&first[1..1 + HEADER_LEN]);
+    let last_len = chunks.back().map_or(0, Vec::len);
+    let mut event = WireEvent {
+        header,
+        chunks,
+        offset: 1 + HEADER_LEN,
+        len: last_len,
+    };
+    let is_fde = event.kind() == crate::tracker::event_type::FORMAT_DESCRIPTION;
+    // Like mysql_common: events before the format description (the fake rotate) keep
+    // their checksum bytes; the tracker knows.
+    if checksum && (*seen_fde || is_fde) {
+        verify_and_strip(&mut event, total).map_err(|reason| WireError::Checksum {
+            start: u64::from(event.end()).saturating_sub(u64::from(event.size())),
+            reason,
+        })?;
+    }
+    *seen_fde |= is_fde;
+    Ok(event)
 }
 
 /// Checks the event's CRC32 (over header and data, piece by piece) against its last four
@@ -574,4 +587,60 @@ fn verify_and_strip(event: &mut WireEvent, total: usize) -> Result<(), String> {
     }
     event.len = event.chunks.back().map_or(0, Vec::len);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A binlog packet (OK byte, header, `data`, CRC32) cut into pieces of `piece` bytes.
+    fn packet(data: &[u8], piece: usize, damage: bool) -> (VecDeque<Vec<u8>>, usize) {
+        let size = (HEADER_LEN + data.len() + 4) as u32;
+        let mut event = vec![0u8; HEADER_LEN];
+        event[4] = crate::tracker::event_type::WRITE_ROWS_V2;
+        event[9..13].copy_from_slice(&size.to_le_bytes());
+        event[13..17].copy_from_slice(&(1000 + size).to_le_bytes());
+        event.extend_from_slice(data);
+        let crc = crc32fast::hash(&event);
+        event.extend_from_slice(&crc.to_le_bytes());
+        if damage {
+            let at = event.len() / 2;
+            event[at] ^= 1;
+        }
+        let mut bytes = vec![0u8];
+        bytes.extend_from_slice(&event);
+        let total = bytes.len();
+        (bytes.chunks(piece).map(<[u8]>::to_vec).collect(), total)
+    }
+
+    #[test]
+    fn a_multi_packet_event_is_checked_and_its_checksum_dropped_wherever_the_pieces_end() {
+        let data: Vec<u8> = (0..300u32).map(|i| (i * 7) as u8).collect();
+        // Pieces ending right after the header, inside the checksum, right before it.
+        for piece in [20, 21, 64, 100, 101, 321, 322, 323, 1000] {
+            let (chunks, total) = packet(&data, piece, false);
+            let mut seen_fde = true;
+            let Ok(event) = event_of(chunks, total, true, &mut seen_fde) else {
+                panic!("pieces of {piece}: refused")
+            };
+            assert_eq!(event.data_len(), data.len(), "pieces of {piece}");
+            assert_eq!(event.contiguous(), data, "pieces of {piece}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_multi_packet_event_is_refused_naming_where_it_starts() {
+        let data = vec![0x5a; 5000];
+        let (chunks, total) = packet(&data, 1024, true);
+        assert!(chunks.len() > 1);
+        let mut seen_fde = true;
+        match event_of(chunks, total, true, &mut seen_fde) {
+            Err(WireError::Checksum { start, reason }) => {
+                assert_eq!(start, 1000);
+                assert!(reason.contains("checksum"), "{reason}");
+            }
+            Err(WireError::Driver(e)) => panic!("not a checksum error: {e}"),
+            Ok(_) => panic!("a damaged event was accepted"),
+        }
+    }
 }
