@@ -285,13 +285,14 @@ impl TableDecoder {
                 column: "(null bitmap)".into(),
                 reason: e.0,
             })?;
+        let nulls: &[u8] = &nulls;
         let mut values = Vec::with_capacity(present_count.min(self.columns.len()));
         let mut n = 0usize;
         for (i, col) in self.columns.iter().enumerate() {
             if !bit(present, i) {
                 continue;
             }
-            let is_null = bit(&nulls, n);
+            let is_null = bit(nulls, n);
             n += 1;
             let value = if is_null {
                 Value::Null

@@ -263,24 +263,15 @@ impl WireConn {
     /// Writes one logical packet.
     async fn write(&mut self, payload: &[u8]) -> Result<(), mysql_async::Error> {
         let mut out = Vec::with_capacity(payload.len() + 4);
-        let mut parts = payload.chunks(MAX_PAYLOAD).peekable();
-        let mut last_len = 0;
-        while let Some(part) = parts.next() {
+        // A payload of a multiple of 16 MB (or none) ends with an empty packet.
+        let parts = payload.chunks(MAX_PAYLOAD);
+        let empty_tail = payload.len() % MAX_PAYLOAD == 0;
+        for part in parts.chain(empty_tail.then_some(&[][..])) {
             out.extend_from_slice(&(part.len() as u32).to_le_bytes()[..3]);
             out.push(self.seq);
             self.seq = self.seq.wrapping_add(1);
             out.extend_from_slice(part);
-            last_len = part.len();
-            if parts.peek().is_none() && last_len == MAX_PAYLOAD {
-                out.extend_from_slice(&[0, 0, 0, self.seq]);
-                self.seq = self.seq.wrapping_add(1);
-            }
         }
-        if payload.is_empty() {
-            out.extend_from_slice(&[0, 0, 0, self.seq]);
-            self.seq = self.seq.wrapping_add(1);
-        }
-        let _ = last_len;
         let io = self.io.get_mut();
         io.write_all(&out).await?;
         io.flush().await?;

@@ -42,7 +42,9 @@ impl Tracker {
                 let ts_ms = i64::from(event.timestamp()) * 1000;
                 self.rows_chunked(kind, event, ts_ms, out)
             }
-            _ => {
+            // Never large in practice, but read whole.
+            ROTATE | MARIADB_GTID | MARIADB_GTID_LIST | MYSQL_GTID | MYSQL_ANONYMOUS_GTID
+            | QUERY | TABLE_MAP => {
                 let header = raw(&[]);
                 let data = event.contiguous();
                 self.handle(
@@ -55,6 +57,9 @@ impl Tracker {
                     out,
                 )
             }
+            // The tracker reads only the header of the others (a MariaDB annotate event holds
+            // the statement, as large as its literals).
+            _ => self.handle(raw(&[]), config, catalog, out),
         }
     }
 
