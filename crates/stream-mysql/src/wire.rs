@@ -265,7 +265,7 @@ impl WireConn {
         let mut out = Vec::with_capacity(payload.len() + 4);
         // A payload of a multiple of 16 MB (or none) ends with an empty packet.
         let parts = payload.chunks(MAX_PAYLOAD);
-        let empty_tail = payload.len() % MAX_PAYLOAD == 0;
+        let empty_tail = payload.len().is_multiple_of(MAX_PAYLOAD);
         for part in parts.chain(empty_tail.then_some(&[][..])) {
             out.extend_from_slice(&(part.len() as u32).to_le_bytes()[..3]);
             out.push(self.seq);
