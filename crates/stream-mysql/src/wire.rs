@@ -458,7 +458,8 @@ impl From<mysql_async::Error> for WireError {
 /// The binlog dump's events.
 pub(crate) struct WireStream {
     conn: WireConn,
-    /// The server's binlog events carry a CRC32 checksum.
+    /// The binlog events carry a CRC32 checksum (the server's setting at first, then what
+    /// the format description says).
     checksum: bool,
     seen_fde: bool,
 }
@@ -486,7 +487,7 @@ impl WireStream {
     }
 
     fn event(&mut self, chunks: VecDeque<Vec<u8>>, total: usize) -> Result<WireEvent, WireError> {
-        event_of(chunks, total, self.checksum, &mut self.seen_fde)
+        event_of(chunks, total, &mut self.checksum, &mut self.seen_fde)
     }
 }
 
@@ -495,7 +496,7 @@ impl WireStream {
 fn event_of(
     chunks: VecDeque<Vec<u8>>,
     total: usize,
-    checksum: bool,
+    checksum: &mut bool,
     seen_fde: &mut bool,
 ) -> Result<WireEvent, WireError> {
     let Some(first) = chunks.front().filter(|c| c.len() > HEADER_LEN) else {
@@ -503,6 +504,8 @@ fn event_of(
     };
     let mut header = [0u8; HEADER_LEN];
     header.copy_from_slice(&first[1..1 + HEADER_LEN]);
+    // A format description's byte before its checksum: the checksum algorithm.
+    let algorithm = (first.len() == total && total >= 5).then(|| first[total - 5]);
     let last_len = chunks.back().map_or(0, Vec::len);
     let mut event = WireEvent {
         header,
@@ -511,9 +514,14 @@ fn event_of(
         len: last_len,
     };
     let is_fde = event.kind() == crate::tracker::event_type::FORMAT_DESCRIPTION;
+    if is_fde {
+        // The format description names the checksum algorithm in its byte before the
+        // checksum (1: CRC32); the events after it follow that.
+        *checksum = algorithm == Some(1);
+    }
     // Like mysql_common: events before the format description (the fake rotate) keep
     // their checksum bytes; the tracker knows.
-    if checksum && (*seen_fde || is_fde) {
+    if *checksum && (*seen_fde || is_fde) {
         verify_and_strip(&mut event, total).map_err(|reason| WireError::Checksum {
             start: u64::from(event.end()).saturating_sub(u64::from(event.size())),
             reason,
@@ -611,7 +619,7 @@ mod tests {
         for piece in [20, 21, 64, 100, 101, 321, 322, 323, 1000] {
             let (chunks, total) = packet(&data, piece, false);
             let mut seen_fde = true;
-            let Ok(event) = event_of(chunks, total, true, &mut seen_fde) else {
+            let Ok(event) = event_of(chunks, total, &mut true, &mut seen_fde) else {
                 panic!("pieces of {piece}: refused")
             };
             assert_eq!(event.data_len(), data.len(), "pieces of {piece}");
@@ -625,7 +633,7 @@ mod tests {
         let (chunks, total) = packet(&data, 1024, true);
         assert!(chunks.len() > 1);
         let mut seen_fde = true;
-        match event_of(chunks, total, true, &mut seen_fde) {
+        match event_of(chunks, total, &mut true, &mut seen_fde) {
             Err(WireError::Checksum { start, reason }) => {
                 assert_eq!(start, 1000);
                 assert!(reason.contains("checksum"), "{reason}");
