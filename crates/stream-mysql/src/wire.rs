@@ -306,7 +306,7 @@ impl WireConn {
                         )));
                     }
                     p.payload_filled = 0;
-                    p.payload.insert(packet_buffer(len))
+                    p.payload.insert(vec![0u8; len])
                 }
             };
             if p.payload_filled < len {
@@ -338,24 +338,6 @@ impl WireConn {
         }
         Ok(whole)
     }
-}
-
-/// Capacity of the buffer of a full (16 MB) packet, a piece of a larger event: above what
-/// glibc's malloc (32 MiB at most) and mimalloc (16 MiB) serve from their heaps, so it is
-/// mapped on its own and goes back to the system the moment the row decoder has read past
-/// it. Served from a heap, the freed pieces of a 128 MB event stayed resident while the row
-/// images were decoded (measured: 266 MB peak instead of 178 MB). Untouched capacity takes
-/// address space only.
-const OWN_MAPPING: usize = 32 * 1024 * 1024 + 4096;
-
-/// A zeroed buffer for a packet payload of `len` bytes.
-fn packet_buffer(len: usize) -> Vec<u8> {
-    if len < MAX_PAYLOAD {
-        return vec![0u8; len];
-    }
-    let mut buf = Vec::with_capacity(OWN_MAPPING);
-    buf.resize(len, 0);
-    buf
 }
 
 /// The authentication data for `plugin`, or `None` when this client cannot do it.
