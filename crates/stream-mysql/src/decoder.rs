@@ -8,9 +8,8 @@ use std::sync::Arc;
 
 use stream_core::{Name, Namespace, Row, Value};
 
-use crate::binary::Reader;
-use crate::cells::decode_value;
 use crate::charset::Charset;
+use crate::chunks::RowInput;
 use crate::schema::{Catalog, ColumnSchema, TableSchema};
 use crate::tablemap::{MapColumn, TableMap, ty};
 
@@ -273,19 +272,20 @@ impl TableDecoder {
 
     /// Decodes one row image. `present` marks the columns the image holds, `present_count`
     /// of them; a bitmap shorter than the columns leaves the rest absent.
-    pub(crate) fn decode_row(
+    pub(crate) fn decode_row<'a>(
         &self,
-        r: &mut Reader<'_>,
+        r: &mut impl RowInput<'a>,
         present: &[u8],
         present_count: usize,
     ) -> Result<Row, DecodeError> {
         let bit = |bits: &[u8], i: usize| bits.get(i / 8).is_some_and(|b| b & (1 << (i % 8)) != 0);
         let nulls = r
-            .take(present_count.div_ceil(8), "the null bitmap")
+            .bits(present_count.div_ceil(8), "the null bitmap")
             .map_err(|e| DecodeError {
                 column: "(null bitmap)".into(),
                 reason: e.0,
             })?;
+        let nulls: &[u8] = &nulls;
         let mut values = Vec::with_capacity(present_count.min(self.columns.len()));
         let mut n = 0usize;
         for (i, col) in self.columns.iter().enumerate() {
@@ -297,7 +297,7 @@ impl TableDecoder {
             let value = if is_null {
                 Value::Null
             } else {
-                decode_value(r, &col.kind).map_err(|reason| DecodeError {
+                r.value(&col.kind).map_err(|reason| DecodeError {
                     column: col.name.to_string(),
                     reason,
                 })?

@@ -39,6 +39,7 @@ pub mod bench_support;
 mod binary;
 mod cells;
 mod charset;
+mod chunks;
 mod config;
 mod ddl;
 mod decimal;
@@ -61,6 +62,8 @@ mod tablemap;
 mod tracker;
 mod values;
 mod view_filter;
+mod wire;
+mod wire_tls;
 
 pub use config::{ConfigError, MySqlConfig, PoolLimits, SslMode};
 pub use poll::MySqlPollingSource;

@@ -14,10 +14,11 @@ use tokio::time::Duration;
 
 use crate::MySqlConfig;
 use crate::schema::Catalog;
-use crate::server::{ServerInfo, binary_logs, code, connect, map_err};
+use crate::server::{ServerInfo, binary_logs, code, connect, connect_error, map_err};
 use crate::start::{PendingSnapshot, Resume, resolve_start};
 use crate::tracker::{RawEvent, Tracker};
 use crate::view_filter::ViewFilter;
+use crate::wire::{Dial, WireConn, WireError, WireEvent, WireStream};
 
 /// Most events in one batch; a batch is also flushed whenever the server has nothing more
 /// ready, so latency stays low on a live stream.
@@ -62,7 +63,38 @@ enum Stop {
     /// Shutdown requested or nobody listens any more.
     Done,
     Failed(SourceError),
+    /// Our own binlog client met what it cannot read: connect again through mysql_async.
+    Fallback,
 }
+
+/// The binlog events of one connection: read by our own client ([`crate::wire`]), or by
+/// mysql_async for what ours cannot serve (the memory bound for huge events then does not
+/// hold: mysql_async holds an event about three times over).
+enum Events {
+    Wire(WireStream),
+    Driver(mysql_async::BinlogStream),
+}
+
+enum Item {
+    Wire(WireEvent),
+    Driver(mysql_async::binlog::events::Event),
+}
+
+impl Events {
+    /// The next event; cancel-safe (the wire client keeps a partly read packet).
+    async fn next(&mut self) -> Option<Result<Item, WireError>> {
+        match self {
+            Events::Wire(s) => s.next().await.map(|r| r.map(Item::Wire)),
+            Events::Driver(s) => {
+                (s.next().await).map(|r| r.map(Item::Driver).map_err(WireError::Driver))
+            }
+        }
+    }
+}
+
+/// MySQL's compressed transaction payload (`binlog_transaction_compression`), which only
+/// mysql_async unpacks.
+const TRANSACTION_PAYLOAD: u8 = 40;
 
 impl From<SourceError> for Stop {
     fn from(e: SourceError) -> Self {
@@ -75,16 +107,18 @@ impl BinlogReader {
         if let Some((conn, from)) = snapshot {
             match self.snapshot(conn, from).await {
                 Ok(()) => {}
-                Err(Stop::Done) => return,
+                Err(Stop::Done | Stop::Fallback) => return,
                 Err(Stop::Failed(e)) => {
                     let _ = self.tx.send(Err(e)).await;
                     return;
                 }
             }
         }
+        let mut via_wire = true;
         loop {
-            let e = match self.stream_once().await {
+            let e = match self.stream_once(&mut via_wire).await {
                 Ok(()) | Err(Stop::Done) => return,
+                Err(Stop::Fallback) => continue,
                 Err(Stop::Failed(e)) => e,
             };
             let resume = self.resume.position();
@@ -281,21 +315,80 @@ impl BinlogReader {
         }
     }
 
-    async fn stream_once(&mut self) -> Result<(), Stop> {
+    /// The error for an event that could not be read.
+    fn read_error(&self, e: WireError, logs: &[(String, u64)], tracker: &Tracker) -> SourceError {
+        match e {
+            WireError::Driver(e) => self.stream_error(e, logs),
+            WireError::Checksum { start, reason } => SourceError::Decode {
+                table: "(binlog)".into(),
+                column: "(checksum)".into(),
+                position: tracker.position_at(start).to_string(),
+                reason,
+            },
+        }
+    }
+
+    /// Opens the binlog stream through our own client, or, when it cannot serve this
+    /// connection (`via_wire` turns false), through mysql_async on `conn`.
+    async fn open(
+        &self,
+        conn: Conn,
+        settings: &[String],
+        logs: &[(String, u64)],
+        via_wire: &mut bool,
+    ) -> Result<Events, Stop> {
+        let config = &self.config;
+        let file = self.resume.file.file.clone();
+        let offset = self.resume.file.offset;
+        if *via_wire {
+            match WireConn::dial(config).await {
+                Ok(Dial::Open(mut wire)) => {
+                    drop(conn);
+                    for sql in settings {
+                        wire.query_drop(sql).await.map_err(|e| map_err(config, e))?;
+                    }
+                    let stream = wire
+                        .dump(self.server_id, file.as_bytes(), offset, self.info.checksum)
+                        .await
+                        .map_err(|e| self.stream_error(e, logs))?;
+                    return Ok(Events::Wire(stream));
+                }
+                Ok(Dial::Unsupported(why)) => {
+                    tracing::debug!(
+                        why,
+                        "the binlog is read through mysql_async (huge events then take about three times their size in memory)"
+                    );
+                    *via_wire = false;
+                }
+                Err(e) => return Err(Stop::Failed(connect_error(config, e))),
+            }
+        }
+        let mut conn = conn;
+        for sql in settings {
+            conn.query_drop(sql).await.map_err(|e| map_err(config, e))?;
+        }
+        let request = BinlogStreamRequest::new(self.server_id)
+            .with_filename(file.as_bytes())
+            .with_pos(offset);
+        let stream = conn
+            .get_binlog_stream(request)
+            .await
+            .map_err(|e| self.stream_error(e, logs))?;
+        Ok(Events::Driver(stream))
+    }
+
+    async fn stream_once(&mut self, via_wire: &mut bool) -> Result<(), Stop> {
         let config = self.config.clone();
         let mut conn = connect(&config).await?;
         let logs = binary_logs(&config, &mut conn).await?;
+        let mut settings = Vec::new();
         if self.resume.by_gtid() {
             let (state, _) = self.resume.gtid.clone().unwrap_or_default();
-            for sql in [
+            settings.extend([
                 format!("SET @slave_connect_state = '{state}'"),
                 "SET @slave_gtid_strict_mode = 0".to_owned(),
                 "SET @slave_gtid_ignore_duplicates = 0".to_owned(),
-            ] {
-                conn.query_drop(sql)
-                    .await
-                    .map_err(|e| map_err(&config, e))?;
-            }
+            ]);
         } else {
             // The file may have been purged while we were away.
             resolve_start(
@@ -303,7 +396,7 @@ impl BinlogReader {
                 &logs,
             )?;
         }
-        for sql in [
+        settings.extend([
             // Heartbeats keep an idle connection provably alive (see `SILENCE_LIMIT`).
             format!(
                 "SET @master_heartbeat_period = {}",
@@ -311,19 +404,8 @@ impl BinlogReader {
             ),
             // MariaDB: send GTID events (capability 4) instead of fake BEGIN queries.
             "SET @mariadb_slave_capability = 4".to_owned(),
-        ] {
-            conn.query_drop(sql)
-                .await
-                .map_err(|e| map_err(&config, e))?;
-        }
-        let file = self.resume.file.file.clone();
-        let request = BinlogStreamRequest::new(self.server_id)
-            .with_filename(file.as_bytes())
-            .with_pos(self.resume.file.offset);
-        let mut stream = conn
-            .get_binlog_stream(request)
-            .await
-            .map_err(|e| self.stream_error(e, &logs))?;
+        ]);
+        let mut stream = self.open(conn, &settings, &logs, via_wire).await?;
         let mut tracker = Tracker::new(&self.resume, self.info.checksum, self.view_filter.clone());
         let mut batch: Vec<SourceEvent> = Vec::new();
         // Bytes of the binlog events whose rows are in `batch`.
@@ -353,14 +435,31 @@ impl BinlogReader {
                         ),
                     }));
                 };
-                let event = event.map_err(|e| self.stream_error(e, &logs))?;
+                let event = event.map_err(|e| self.read_error(e, &logs, &tracker))?;
                 let had = batch.len();
-                tracker.handle(RawEvent::of(&event), &config, &mut self.catalog, &mut batch)?;
-                if batch.len() > had {
-                    batch_bytes += event.data().len();
-                }
                 // The event's bytes go before the next event is read.
-                drop(event);
+                let size = match event {
+                    Item::Wire(event) if event.kind() == TRANSACTION_PAYLOAD => {
+                        tracing::debug!(
+                            "compressed transaction payloads in the binlog: reading it through mysql_async from the last position handed over"
+                        );
+                        *via_wire = false;
+                        return Err(Stop::Fallback);
+                    }
+                    Item::Wire(event) => {
+                        let size = event.data_len();
+                        tracker.handle_wire(event, &config, &mut self.catalog, &mut batch)?;
+                        size
+                    }
+                    Item::Driver(event) => {
+                        let raw = RawEvent::of(&event);
+                        tracker.handle(raw, &config, &mut self.catalog, &mut batch)?;
+                        event.data().len()
+                    }
+                };
+                if batch.len() > had {
+                    batch_bytes += size;
+                }
                 if tracker.take_schema_changed() {
                     self.state_pending = true;
                 }

@@ -125,14 +125,19 @@ fn connect_hint(e: &mysql_async::Error) -> &'static str {
 /// A new connection (no default database; TLS as configured).
 pub(crate) async fn connect(config: &MySqlConfig) -> Result<Conn, SourceError> {
     let opts = config.opts().max_allowed_packet(Some(1 << 30));
-    Conn::new(opts).await.map_err(|e| match e {
+    Conn::new(opts).await.map_err(|e| connect_error(config, e))
+}
+
+/// The error for a failed connection attempt.
+pub(crate) fn connect_error(config: &MySqlConfig, e: mysql_async::Error) -> SourceError {
+    match e {
         mysql_async::Error::Server(_) => map_err(config, e),
         other => SourceError::Connect {
             target: config.endpoint(),
             reason: format!("{}; {}", describe(&other), connect_hint(&other)),
             class: ErrorClass::Transient,
         },
-    })
+    }
 }
 
 /// Checks `log_bin`, `binlog_format` and `binlog_row_image`, naming expected and actual values.

@@ -5,6 +5,7 @@ mod support;
 
 mod mariadb_cdc;
 mod mariadb_ddl_storm;
+mod mariadb_huge_event;
 mod mariadb_json;
 mod mariadb_oracle;
 mod mariadb_own_server;

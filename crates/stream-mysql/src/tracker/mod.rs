@@ -15,6 +15,7 @@ use stream_core::{
 
 use crate::MySqlConfig;
 use crate::binary::{Malformed, Reader};
+use crate::chunks::RowInput;
 use crate::decoder::TableDecoder;
 use crate::query::{QueryEvent, Statement};
 use crate::schema::Catalog;
@@ -24,6 +25,7 @@ use crate::view_filter::ViewFilter;
 
 #[cfg(test)]
 mod crafted;
+mod packets;
 #[cfg(test)]
 mod tests;
 
@@ -91,6 +93,21 @@ impl<'a> RawEvent<'a> {
     fn start(&self) -> u64 {
         u64::from(self.end).saturating_sub(u64::from(self.size))
     }
+}
+
+/// A rows event read up to its first row image.
+struct RowsHead {
+    decoder: Arc<TableDecoder>,
+    /// The position before the event, for errors.
+    at: FilePos,
+    /// Where the columns bitmaps are in the event's data.
+    before: std::ops::Range<usize>,
+    after: std::ops::Range<usize>,
+    /// How many columns each image holds.
+    before_n: usize,
+    after_n: usize,
+    /// Where the first row image starts.
+    body: usize,
 }
 
 /// An open transaction (or event group).
@@ -508,6 +525,16 @@ impl Tracker {
         ts_ms: i64,
         out: &mut Vec<SourceEvent>,
     ) -> Result<(), SourceError> {
+        let Some(head) = self.rows_head(kind, data)? else {
+            return Ok(());
+        };
+        let (before, after) = (&data[head.before.clone()], &data[head.after.clone()]);
+        let mut r = Reader::new(&data[head.body..]);
+        self.rows_body(kind, &head, before, after, &mut r, ts_ms, out)
+    }
+
+    /// Reads a rows event up to its first row image; `None` for a table not streamed.
+    fn rows_head(&mut self, kind: u8, data: &[u8]) -> Result<Option<RowsHead>, SourceError> {
         use event_type::*;
         let at = self.at.clone();
         let mut r = Reader::new(data);
@@ -523,7 +550,7 @@ impl Tracker {
             });
         };
         let TableEntry::Wanted(decoder) = entry else {
-            return Ok(());
+            return Ok(None);
         };
         let decoder = decoder.clone();
         let bad = |e| malformed(&decoder.namespace.to_string(), "(rows)", &at, e);
@@ -546,8 +573,10 @@ impl Tracker {
         }
         let count = decoder.columns.len();
         let bitmap_len = count.div_ceil(8);
+        let before_at = data.len() - r.remaining();
         let before_cols = r.take(bitmap_len, "the columns bitmap").map_err(bad)?;
         let is_update = kind == UPDATE_ROWS_V1 || kind == UPDATE_ROWS_V2;
+        let after_at = data.len() - r.remaining();
         let after_cols = if is_update {
             r.take(bitmap_len, "the after-image columns bitmap")
                 .map_err(bad)?
@@ -569,12 +598,45 @@ impl Tracker {
                 reason: "the rows event's images hold no column".into(),
             });
         }
+        let after = if is_update { after_at } else { before_at };
+        Ok(Some(RowsHead {
+            decoder,
+            at,
+            before: before_at..before_at + bitmap_len,
+            after: after..after + bitmap_len,
+            before_n,
+            after_n,
+            body: data.len() - r.remaining(),
+        }))
+    }
+
+    /// Decodes a rows event's row images from `r`.
+    #[allow(clippy::too_many_arguments)]
+    fn rows_body<'a>(
+        &mut self,
+        kind: u8,
+        head: &RowsHead,
+        before_cols: &[u8],
+        after_cols: &[u8],
+        r: &mut impl RowInput<'a>,
+        ts_ms: i64,
+        out: &mut Vec<SourceEvent>,
+    ) -> Result<(), SourceError> {
+        use event_type::*;
+        let RowsHead {
+            decoder,
+            at,
+            before_n,
+            after_n,
+            ..
+        } = head;
+        let (before_n, after_n) = (*before_n, *after_n);
         if self.txn.is_none() {
             // Rows outside BEGIN/COMMIT: the group starts at its TABLE_MAP.
             self.begin(self.last_table_map_start, None, false);
         }
         while !r.is_empty() {
-            let decode = |r: &mut Reader<'_>, cols: &[u8], n: usize| {
+            let decode = |r: &mut _, cols: &[u8], n: usize| {
                 decoder
                     .decode_row(r, cols, n)
                     .map_err(|e| SourceError::Decode {
@@ -586,16 +648,14 @@ impl Tracker {
             };
             let (op, before, after) = match kind {
                 WRITE_ROWS_V1 | WRITE_ROWS_V2 => {
-                    (Op::Insert, None, Some(decode(&mut r, after_cols, after_n)?))
+                    (Op::Insert, None, Some(decode(r, after_cols, after_n)?))
                 }
-                DELETE_ROWS_V1 | DELETE_ROWS_V2 => (
-                    Op::Delete,
-                    Some(decode(&mut r, before_cols, before_n)?),
-                    None,
-                ),
+                DELETE_ROWS_V1 | DELETE_ROWS_V2 => {
+                    (Op::Delete, Some(decode(r, before_cols, before_n)?), None)
+                }
                 _ => {
-                    let b = decode(&mut r, before_cols, before_n)?;
-                    let a = decode(&mut r, after_cols, after_n)?;
+                    let b = decode(r, before_cols, before_n)?;
+                    let a = decode(r, after_cols, after_n)?;
                     (Op::Update, Some(b), Some(a))
                 }
             };
