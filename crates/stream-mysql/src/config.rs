@@ -185,9 +185,13 @@ impl MySqlConfig {
                 | "pool-max"
                 | "inactive-connection-ttl"
                 | "ttl-check-interval") => {
-                    let n = v
-                        .parse::<u64>()
-                        .map_err(|_| err(&format!("`{k}` must be a whole number, not `{v}`")))?;
+                    let n = v.parse::<u64>().map_err(|e| {
+                        let what = match e.kind() {
+                            std::num::IntErrorKind::PosOverflow => "a smaller whole number",
+                            _ => "a whole number",
+                        };
+                        err(&format!("`{k}` must be {what}, not `{v}`"))
+                    })?;
                     let seconds = std::time::Duration::from_secs(n);
                     match key {
                         "pool-min" => pool.min = usize::try_from(n).unwrap_or(usize::MAX),
@@ -196,17 +200,20 @@ impl MySqlConfig {
                         _ => pool.check_interval = seconds,
                     }
                 }
-                other => {
+                _ => {
                     return Err(err(&format!(
-                        "unknown URL parameter `{other}` (known: ssl-mode, ssl-ca, pool_min, \
+                        "unknown URL parameter `{k}` (known: ssl-mode, ssl-ca, pool_min, \
                          pool_max, inactive_connection_ttl, ttl_check_interval)"
                     )));
                 }
             }
         }
-        if pool.max == 0 || pool.min > pool.max {
+        if pool.max == 0 {
+            return Err(err("pool_max must be at least 1"));
+        }
+        if pool.min > pool.max {
             return Err(err(&format!(
-                "pool_min ({}) must be at most pool_max ({}), and pool_max at least 1",
+                "pool_min ({}) must be at most pool_max ({})",
                 pool.min, pool.max
             )));
         }
@@ -454,7 +461,12 @@ mod tests {
                 "pool_min=5&pool_max=4",
                 "pool_min (5) must be at most pool_max (4)",
             ),
-            ("pool_max=0&pool_min=0", "pool_max at least 1"),
+            ("pool_max=0", "pool_max must be at least 1"),
+            (
+                "pool_max=99999999999999999999",
+                "`pool_max` must be a smaller whole number",
+            ),
+            ("pool_maxx=4", "unknown URL parameter `pool_maxx`"),
             (
                 "pool_max=lots",
                 "`pool_max` must be a whole number, not `lots`",
