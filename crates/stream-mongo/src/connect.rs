@@ -219,20 +219,29 @@ pub(crate) async fn require_recorded_images(
     let Some((db, coll)) = missing.first() else {
         return Ok(());
     };
-    let (more, each) = match missing.len() {
-        1 => (String::new(), ""),
-        n => (
-            format!(" and {} more collections", n - 1),
-            " on each of them",
-        ),
+    const NAMED: usize = 5;
+    let mut names: Vec<String> = missing
+        .iter()
+        .take(NAMED)
+        .map(|(db, coll)| format!("{db}.{coll}"))
+        .collect();
+    if missing.len() > NAMED {
+        names.push(format!("{} more", missing.len() - NAMED));
+    }
+    let each = if missing.len() > 1 {
+        " on each of them"
+    } else {
+        ""
     };
+    let flag = setting.replace('_', "-");
     Err(SourceError::Prerequisite {
-        setting: format!("changeStreamPreAndPostImages of {db}.{coll}{more}"),
+        setting: format!("changeStreamPreAndPostImages of {}", names.join(", ")),
         expected: format!("enabled for {setting}: required"),
         actual: format!(
             "off; enable it with db.getSiblingDB(\"{db}\").runCommand({{collMod: \"{coll}\", \
-             changeStreamPreAndPostImages: {{enabled: true}}}}){each}, or use {setting}: \
-             when-available"
+             changeStreamPreAndPostImages: {{enabled: true}}}}){each}, or accept changes without \
+             images (`{setting}: when-available` in a config, `--{flag} when-available` for \
+             `ustream tail`)"
         ),
     })
 }
