@@ -61,7 +61,7 @@ impl Charset {
         match self {
             Charset::Utf8 | Charset::Binary => std::str::from_utf8(bytes)
                 .map(Cow::Borrowed)
-                .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to())),
+                .map_err(invalid_utf8),
             other => other.decode(bytes).map(Cow::Owned),
         }
     }
@@ -73,12 +73,21 @@ impl Charset {
             .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned())
     }
 
+    /// Decodes bytes the caller owns as [`Charset::decode`] does; UTF-8 text becomes its
+    /// `String` without a copy (a cell gathered from several binlog packets).
+    pub(crate) fn decode_owned(self, bytes: Vec<u8>) -> Result<String, String> {
+        match self {
+            Charset::Utf8 => String::from_utf8(bytes).map_err(|e| invalid_utf8(e.utf8_error())),
+            other => other.decode(&bytes),
+        }
+    }
+
     /// Decodes `bytes`; `Err` describes bytes that are not valid in the character set.
     pub(crate) fn decode(self, bytes: &[u8]) -> Result<String, String> {
         match self {
             Charset::Utf8 => std::str::from_utf8(bytes)
                 .map(str::to_owned)
-                .map_err(|e| format!("invalid UTF-8 at byte {}", e.valid_up_to())),
+                .map_err(invalid_utf8),
             Charset::Binary => Err("binary data is not text".to_owned()),
             Charset::Utf16Be | Charset::Utf16Le => {
                 if !bytes.len().is_multiple_of(2) {
@@ -117,6 +126,10 @@ impl Charset {
             }
         }
     }
+}
+
+fn invalid_utf8(e: std::str::Utf8Error) -> String {
+    format!("invalid UTF-8 at byte {}", e.valid_up_to())
 }
 
 /// Every character set name MySQL and MariaDB know (`utf8` is MySQL's old name of utf8mb3).

@@ -9,7 +9,6 @@ use stream_core::Value;
 
 use crate::binary::{Malformed, Reader};
 use crate::cells::decode_value;
-use crate::charset::Charset;
 use crate::decoder::Kind;
 
 /// Bytes a cell other than a length-prefixed one may take at most (a DECIMAL(65) takes 30;
@@ -197,14 +196,9 @@ impl RowInput<'static> for ChunkCursor {
             Kind::Bytes { .. } => Ok(Value::Bytes(
                 self.gather(n, "a binary value").map_err(|e| e.0)?,
             )),
-            Kind::Text {
-                charset: Charset::Utf8,
-                ..
-            } => {
+            Kind::Text { charset, .. } => {
                 let bytes = self.gather(n, "a text value").map_err(|e| e.0)?;
-                String::from_utf8(bytes)
-                    .map(Value::String)
-                    .map_err(|e| format!("invalid UTF-8 at byte {}", e.utf8_error().valid_up_to()))
+                charset.decode_owned(bytes).map(Value::String)
             }
             // Others are decoded from a copy with its prefix, as from a contiguous event.
             _ => {
@@ -222,6 +216,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::charset::Charset;
 
     /// Every kind of cell, encoded, with the value it decodes to from contiguous bytes.
     fn cells() -> Vec<(Kind, Vec<u8>)> {
