@@ -68,6 +68,17 @@ fn line(c: &ChangeEvent) -> (String, Op, bool) {
     )
 }
 
+/// Inserts `c/"end"`, the mark [`until_end`] reads up to.
+async fn mark_end(db: &str) {
+    client()
+        .await
+        .database(db)
+        .collection::<Document>("c")
+        .insert_one(doc! {"_id": "end"})
+        .await
+        .expect("marker");
+}
+
 /// Every change event until (and with) the stream's insert of `c/"end"`.
 async fn until_end(batches: &mut BatchStream) -> Vec<(String, Op, bool)> {
     let mut out = Vec::new();
@@ -134,13 +145,7 @@ async fn mongo_a_snapshot_prints_no_change_of_a_document_gone_before_its_collect
         .await
         .expect("update");
     b.insert_one(doc! {"_id": 101}).await.expect("insert");
-    client()
-        .await
-        .database(&db)
-        .collection::<Document>("c")
-        .insert_one(doc! {"_id": "end"})
-        .await
-        .expect("marker");
+    mark_end(&db).await;
     let lines = until_end(&mut batches).await;
     assert_eq!(
         unknown_targets(&lines),
@@ -208,13 +213,7 @@ async fn mongo_a_resumed_snapshot_prints_the_deletes_its_first_attempt_may_have_
     b.update_one(doc! {"_id": 4}, doc! {"$set": {"v": 1}})
         .await
         .expect("update");
-    client()
-        .await
-        .database(&db)
-        .collection::<Document>("c")
-        .insert_one(doc! {"_id": "end"})
-        .await
-        .expect("marker");
+    mark_end(&db).await;
     let lines = until_end(&mut resumed).await;
     let mut all = printed.clone();
     all.extend(lines.iter().cloned());
