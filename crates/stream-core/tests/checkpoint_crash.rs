@@ -48,7 +48,18 @@ async fn checkpoint_file_survives_kill_9_mid_write() {
             .env(CHILD_DIR, dir.path())
             .spawn()
             .expect("child");
-        tokio::time::sleep(Duration::from_millis(150 + 70 * round)).await;
+        // The child's first save can take long on a loaded machine (start-up, fsyncs): the
+        // kill waits for it, then lands at a point that varies by round, mid-write or not.
+        let saved = FileCheckpointStore::new(dir.path()).path_of("crash");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !saved.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the child saved no checkpoint in 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(20 + 70 * round)).await;
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
         let store = FileCheckpointStore::new(dir.path());
