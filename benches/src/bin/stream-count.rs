@@ -8,9 +8,9 @@
 //!   lag; prints a JSON line with the rate held and the lag percentiles.
 
 /// Events are allocated on the reader thread and freed on the writer thread: mimalloc keeps
-/// that cheap where glibc's allocator contends on its arena locks.
+/// that cheap where glibc's allocator contends on its arena locks. Set up as `ustream`'s.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: stream_alloc::MiMalloc = stream_alloc::MiMalloc;
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use stream_core::{CancellationToken, Source, SourceEvent, StartFrom, Value};
 use stream_mysql::{MySqlConfig, MySqlSource};
 
 fn main() -> Result<()> {
+    stream_alloc::return_freed_memory_promptly();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

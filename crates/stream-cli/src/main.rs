@@ -9,9 +9,9 @@ mod run;
 mod schema_note;
 
 /// Events are allocated on the reader thread and freed on the writer thread: mimalloc keeps
-/// that cheap where glibc's allocator contends on its arena locks.
+/// that cheap where glibc's allocator contends on its arena locks (stream-alloc).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: stream_alloc::MiMalloc = stream_alloc::MiMalloc;
 
 use std::io::{IsTerminal as _, Write as _};
 use std::sync::Arc;
@@ -163,6 +163,8 @@ enum Format {
 }
 
 fn main() {
+    // Freed packets of a huge row go back to the OS before the row's values fill memory.
+    let purge_delay = stream_alloc::return_freed_memory_promptly();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -173,6 +175,7 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
+    tracing::debug!(?purge_delay, "allocator");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

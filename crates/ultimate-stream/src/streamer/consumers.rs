@@ -78,22 +78,6 @@ pub(crate) struct Ack {
 }
 
 impl Ack {
-    /// The answer if it is in already; `None` (and the ack back) while the consumer works.
-    pub(crate) fn try_wait(mut self) -> Result<Result<Durable, Refused>, Ack> {
-        let refused = |consumer: Arc<str>, reason| Refused { consumer, reason };
-        match &mut self.answer {
-            Ok(answer) => match answer.try_recv() {
-                Ok(outcome) => Ok(outcome.map_err(|r| refused(self.consumer.clone(), r))),
-                Err(oneshot::error::TryRecvError::Empty) => Err(self),
-                Err(oneshot::error::TryRecvError::Closed) => Ok(Err(refused(
-                    self.consumer.clone(),
-                    "its task ended with them in hand".to_owned(),
-                ))),
-            },
-            Err(reason) => Ok(Err(refused(self.consumer.clone(), reason.clone()))),
-        }
-    }
-
     pub(crate) async fn wait(self) -> Result<Durable, Refused> {
         let refused = |reason| Refused {
             consumer: self.consumer.clone(),

@@ -1,5 +1,5 @@
 //! One source's task: read, refresh the cache, publish, hand to the consumers (callbacks and
-//! sinks), let the checkpointer save what they all acknowledged, reconnect with backoff after
+//! sinks), let the checkpointer save what they all acknowledged (in the background), reconnect with backoff after
 //! a lost connection. The source stops on a final error, or when the checkpointer stops it.
 
 use std::sync::Arc;
@@ -11,15 +11,16 @@ use stream_core::{
     Position, SinkEvent, SourceError, SourceEvent, StartFrom,
 };
 use stream_heartbeat::{HeartbeatConfig, Monitor};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::Inner;
 use super::checkpointer::{Checkpointer, Pending};
 use super::consumers::Delivery;
 use super::sources::SourceSpec;
 
-/// Batches handed over but not yet checkpointed, at most.
-const IN_FLIGHT: usize = 64;
+/// Batches handed to the consumers and not yet acknowledged by all of them, at most, unless
+/// the builder says otherwise.
+pub(crate) const DEFAULT_IN_FLIGHT: usize = 64;
 
 pub(crate) struct Pipeline {
     pub(crate) inner: Arc<Inner>,
@@ -27,6 +28,8 @@ pub(crate) struct Pipeline {
     pub(crate) monitor: Arc<Monitor>,
     pub(crate) checkpoints: Option<Arc<dyn CheckpointStore>>,
     pub(crate) heartbeat: HeartbeatConfig,
+    /// Batches handed over and not yet acknowledged, at most.
+    pub(crate) in_flight: usize,
     /// Stops this source only (the checkpointer cancels it); a child of the streamer's.
     pub(crate) stop: CancellationToken,
 }
@@ -40,7 +43,9 @@ enum Ended {
 impl Pipeline {
     pub(crate) async fn run(self, opened: Opened, mut state: Option<serde_json::Value>) {
         let name = self.spec.name().to_owned();
-        let (pending_tx, pending_rx) = mpsc::channel(IN_FLIGHT);
+        // The window: a batch is read only with a permit, which its answers give back.
+        let window = Arc::new(Semaphore::new(self.in_flight));
+        let (pending_tx, pending_rx) = mpsc::channel(self.in_flight);
         let checkpointer = Checkpointer {
             name: name.clone(),
             store: self.checkpoints.clone(),
@@ -60,6 +65,7 @@ impl Pipeline {
                     &mut batches,
                     &mut position,
                     &mut state,
+                    &window,
                     &pending_tx,
                 )
                 .await;
@@ -117,12 +123,21 @@ impl Pipeline {
         batches: &mut BatchStream,
         position: &mut Position,
         state: &mut Option<serde_json::Value>,
+        window: &Arc<Semaphore>,
         pending: &mpsc::Sender<Pending>,
     ) -> Ended {
         let stop = &self.stop;
         // Sinks get the state with the first batch after (re)opening, then when it changes.
         let mut state_for_sinks = state.clone().map(Arc::new);
         loop {
+            let in_window: OwnedSemaphorePermit = tokio::select! {
+                biased;
+                () = stop.cancelled() => return Ended::Stopped,
+                permit = window.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return Ended::Stopped,
+                },
+            };
             let next = tokio::select! {
                 biased;
                 () = stop.cancelled() => return Ended::Stopped,
@@ -172,6 +187,7 @@ impl Pipeline {
                 acks,
                 read_at,
                 events: events.len(),
+                in_window,
             };
             if pending.send(item).await.is_err() {
                 return Ended::Stopped;
