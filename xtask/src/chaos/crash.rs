@@ -278,6 +278,7 @@ pub(crate) fn killed_and_restarted(
     let mut resumed_at = None;
     let mut previous = 0;
     let mut kills = 0;
+    let mut idle_before_kill = 0;
     // Errors of runs that exited on their own instead of being killed; like a supervisor,
     // the command restarts them and carries on.
     let mut died: Vec<String> = Vec::new();
@@ -334,17 +335,29 @@ pub(crate) fn killed_and_restarted(
     for (k, &point) in points.iter().enumerate() {
         let bytes = (point - previous).max(1);
         previous = point;
-        run(
+        // A kill point past what is left to print (restarts repeat, so a run may print less
+        // than the reference's bytes up to it): the run exits once idle instead of waiting.
+        let ended_idle = run(
             format!("crash-{}-{k:02}", subject.name),
-            &[],
+            &["--idle-exit-ms", "5000"],
             Some(bytes),
             &mut walk,
             &mut resumed_at,
         )?;
-        kills += 1;
+        if ended_idle {
+            idle_before_kill += 1;
+        } else {
+            kills += 1;
+        }
         eprintln!(
-            "chaos crash: {} kill {kills}/{} after {bytes} bytes; first line missing: {:?}",
+            "chaos crash: {} {} {}/{} after {bytes} bytes; first line missing: {:?}",
             subject.name,
+            if ended_idle {
+                "ended idle before its kill point"
+            } else {
+                "kill"
+            },
+            k + 1,
             subject.kills,
             walk.first_missing()
         );
@@ -383,6 +396,13 @@ pub(crate) fn killed_and_restarted(
             "{} runs exited with an error instead of streaming on (each restarted); first: {}",
             died.len(),
             died[0]
+        ));
+    }
+    if idle_before_kill > 0 {
+        notes.push(format!(
+            "{idle_before_kill} of the {} kill points lay past what was left to print (the runs \
+             before repeated lines, so the stream ended first): those runs exited once idle",
+            subject.kills
         ));
     }
     if unplaced > 0 {

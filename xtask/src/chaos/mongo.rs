@@ -24,6 +24,8 @@ use super::{Ctx, Outcome};
 pub(crate) const DB: &str = "chaos_mongo";
 /// Lines the tail must print between two faults (proof it is streaming again).
 const BETWEEN: u64 = 1_000;
+/// The faults at the end that come back to back instead.
+const BURST: usize = 4;
 /// The stand-in's flags: acknowledged writes durable, an oplog long enough for the run.
 pub(crate) const DURABLE: &[&str] = &["--sync-on-commit", "--oplog-max-entries", "1000000"];
 /// Printed lines carry only what the change itself says (no `after` looked up at read time),
@@ -324,7 +326,8 @@ fn faults(ctx: &Ctx, server: &mut Secantus) -> Result<Outcome> {
                         until: &dyn Fn(&str) -> bool,
                         lines: u64|
      -> Result<()> {
-        let target = printed + lines;
+        // `lines` more than printed so far (a fault waits for the stream to move on).
+        let target = printed + follower.lines + lines;
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             let hit = follower.poll(until)?;
@@ -351,8 +354,13 @@ fn faults(ctx: &Ctx, server: &mut Secantus) -> Result<Outcome> {
         }
     };
     let never = |_: &str| false;
+    // The last faults come back to back, each as soon as the server is up again: a stream
+    // that resumes while it is still reopening after the fault before.
+    let spaced = (2 * ctx.restarts).saturating_sub(BURST);
     for i in 0..2 * ctx.restarts {
-        streamed(&mut tail, &mut follower, &mut outs, &never, BETWEEN)?;
+        if i < spaced {
+            streamed(&mut tail, &mut follower, &mut outs, &never, BETWEEN)?;
+        }
         let down = Instant::now();
         let hard = i % 2 == 1;
         if hard {
@@ -406,11 +414,12 @@ fn faults(ctx: &Ctx, server: &mut Secantus) -> Result<Outcome> {
         walk.run(&format!("mongo tail run {k}"), out, (k == 0).then_some(0))?;
     }
     let mut notes = vec![format!(
-        "{} clean restarts and {} SIGKILLs of the stand-in, alternating, each after the tail \
-         printed {BETWEEN} more lines; down {} s; writer {written}; the tail logged {reconnects} \
-         reconnect lines",
+        "{} clean restarts and {} SIGKILLs of the stand-in, alternating, the first {spaced} each \
+         after the tail printed {BETWEEN} more lines, the last {} back to back; down {} s; \
+         writer {written}; the tail logged {reconnects} reconnect lines",
         ctx.restarts,
         ctx.restarts,
+        2 * ctx.restarts - spaced,
         downtimes
             .iter()
             .map(|d| format!("{d:.1}"))
