@@ -13,9 +13,12 @@
 //! static GLOBAL: stream_alloc::MiMalloc = stream_alloc::MiMalloc;
 //!
 //! fn main() {
-//!     // Set(10), or FromEnvironment("MIMALLOC_PURGE_DELAY") where the operator chose.
+//!     // Set(10), or FromEnvironment { .. } where the operator chose.
 //!     let delay = stream_alloc::return_freed_memory_promptly();
 //!     println!("mimalloc purge delay: {delay:?}");
+//!     if let stream_alloc::PurgeDelay::FromEnvironment { warning: Some(warning), .. } = &delay {
+//!         eprintln!("warning: {warning}");
+//!     }
 //! }
 //! ```
 
@@ -39,8 +42,15 @@ const ENVIRONMENT: [&str; 2] = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"];
 pub enum PurgeDelay {
     /// The delay is now this many milliseconds.
     Set(i64),
-    /// The environment sets it (this variable); left as it says.
-    FromEnvironment(&'static str),
+    /// The environment sets it: left as mimalloc read it.
+    FromEnvironment {
+        /// The variable.
+        variable: &'static str,
+        /// The delay in effect (mimalloc keeps its default for a value it cannot read).
+        effective_ms: i64,
+        /// Why the variable's value is not what it seems, if it is not a whole number.
+        warning: Option<String>,
+    },
     /// The option did not hold mimalloc 3's default (another mimalloc version): left alone.
     UnknownAllocator {
         /// What the option held.
@@ -51,11 +61,25 @@ pub enum PurgeDelay {
 /// Makes mimalloc return freed memory after [`PURGE_DELAY_MS`] instead of a second, unless the
 /// environment sets the delay. Call it first thing in `main`.
 pub fn return_freed_memory_promptly() -> PurgeDelay {
-    if let Some(name) = ENVIRONMENT
+    if let Some((variable, value)) = ENVIRONMENT
         .into_iter()
-        .find(|name| std::env::var_os(name).is_some())
+        .find_map(|name| std::env::var_os(name).map(|value| (name, value)))
     {
-        return PurgeDelay::FromEnvironment(name);
+        #[allow(clippy::useless_conversion)] // `c_long` is 32 bits on some targets
+        let effective_ms = i64::from(purge_delay());
+        let value = value.to_string_lossy();
+        let warning = value.trim().parse::<i64>().is_err().then(|| {
+            let shown: String = value.chars().take(40).collect();
+            format!(
+                "{variable}=`{shown}` is not a whole number of milliseconds: freed memory is \
+                 returned after {effective_ms} ms"
+            )
+        });
+        return PurgeDelay::FromEnvironment {
+            variable,
+            effective_ms,
+            warning,
+        };
     }
     let delay = c_long::try_from(PURGE_DELAY_MS).unwrap_or(c_long::MAX);
     let found = purge_delay();
@@ -98,9 +122,10 @@ mod tests {
             .into_iter()
             .find(|name| std::env::var_os(name).is_some())
         {
-            assert_eq!(
-                return_freed_memory_promptly(),
-                PurgeDelay::FromEnvironment(name)
+            let delay = return_freed_memory_promptly();
+            assert!(
+                matches!(delay, PurgeDelay::FromEnvironment { variable, .. } if variable == name),
+                "{delay:?}"
             );
             return;
         }

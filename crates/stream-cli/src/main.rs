@@ -175,7 +175,15 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    tracing::debug!(?purge_delay, "allocator");
+    match &purge_delay {
+        stream_alloc::PurgeDelay::FromEnvironment {
+            warning: Some(warning),
+            ..
+        } => tracing::warn!("{warning}"),
+        delay => {
+            tracing::debug!(purge_delay = ?delay, "allocator: freed memory is returned after the purge delay")
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -112,3 +112,29 @@ fn an_unknown_scheme_names_the_schemes_ustream_reads() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_unreadable_mimalloc_purge_delay_is_warned_about_with_the_delay_in_effect() {
+    let run = |value: &str| {
+        let out = Command::new(USTREAM)
+            .args(["tail", "mysql://u@127.0.0.1:1/shop", "--from", "nonsense"])
+            .env("MIMALLOC_PURGE_DELAY", value)
+            .env_remove("MIMALLOC_RESET_DELAY")
+            .env_remove("USTREAM_LOG")
+            .output()
+            .expect("run ustream");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = run("abc");
+    assert!(
+        stderr.contains(
+            "MIMALLOC_PURGE_DELAY=`abc` is not a whole number of milliseconds: freed memory is returned after 1000 ms"
+        ),
+        "{stderr}"
+    );
+    let stderr = run("250");
+    assert!(
+        !stderr.contains("MIMALLOC"),
+        "a valid delay is taken silently: {stderr}"
+    );
+}

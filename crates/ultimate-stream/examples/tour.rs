@@ -24,6 +24,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .heartbeat(HeartbeatConfig::default())
         .retry_policy(RetryPolicy::default()) // transient=retry:5, definite=dead-letter
         .dead_letters(FileDeadLetterQueue::new("state/dead-letters.jsonl"))
+        .in_flight_batches(64) // batches handed over before the oldest is acknowledged
+        .dedup_window(100_000, Duration::from_secs(600)) // for `push` ids
         // Callbacks on the builder get every change at least once, across restarts too.
         .on_batch(
             "shop.*",

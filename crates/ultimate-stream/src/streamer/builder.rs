@@ -293,11 +293,11 @@ impl StreamerBuilder {
     }
 
     /// How many batches a source may hand to its consumers before they have all acknowledged
-    /// the oldest of them (default 64; a MariaDB batch holds up to 1,024 events). Checkpoints
-    /// are saved in the background and never hold a source back, so a crash repeats what was
-    /// unacknowledged (at most this many batches) plus what was acknowledged while the last
-    /// save ran. Fewer, down to 1, repeats less after a crash of a callback with side effects,
-    /// at a cost in throughput when consumers are slower than the source.
+    /// the oldest of them (default 64; a MariaDB batch holds up to 1,024 events): the
+    /// backpressure a slow callback or sink puts on its source. Checkpoints are saved in the
+    /// background and never hold a source back, so a crash repeats what was unacknowledged (at
+    /// most this many batches) plus what was acknowledged while the last save ran, which grows
+    /// with the store's save time. 1: each batch is acknowledged before the next is read.
     pub fn in_flight_batches(mut self, batches: usize) -> Self {
         if batches == 0 {
             self.errors.push(StreamerError::config(
