@@ -22,6 +22,10 @@ use super::sources::build_source;
 
 /// Runs `plan` until a signal, then stops cleanly; or until a source or sink fails for good.
 pub(crate) async fn run(plan: Plan) -> Result<(), RunError> {
+    // First: a SIGTERM while the logins are checked stops the start cleanly (exit 0) instead
+    // of killing the process by the signal's default action.
+    let shutdown = CancellationToken::new();
+    stop_on_signals(&shutdown);
     super::login::check_sink_logins(&plan).await?;
     let mut sinks = build_sinks(&plan)?;
     let progress = Arc::new(Progress::default());
@@ -40,8 +44,6 @@ pub(crate) async fn run(plan: Plan) -> Result<(), RunError> {
         checkpoint_store(&plan).await?
     };
 
-    let shutdown = CancellationToken::new();
-    stop_on_signals(&shutdown);
     let state = Arc::new(RunState::new(&plan, &sinks, progress.clone()));
     let server = match &plan.listen {
         Some(listen) => Some(start_http(listen, state.clone(), shutdown.clone()).await?),

@@ -226,7 +226,7 @@ async fn mariadb_to_postgres_survives_sigkill_at_random_points_with_every_row_eq
         running.seen
     );
     let (status, stderr) = running.terminate();
-    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert_eq!(status.code(), Some(0), "{status:?}; stderr: {stderr}");
     eprintln!(
         "crash test: {samples} samples of the balances, {} torn",
         torn.len()
