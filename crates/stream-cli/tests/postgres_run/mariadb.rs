@@ -292,11 +292,26 @@ async fn mariadb_to_postgres_sets_refused_changes_aside_in_the_dead_letter_file(
         .trim_start_matches("ustream: listening on http://")
         .trim_end_matches('/')
         .to_owned();
+    // The letter is in the file once it is written; the counters move once its fsync
+    // returns, which on a busy disk can be a while later.
+    let counted = wait_for(Duration::from_secs(30), || async {
+        let stats: serde_json::Value =
+            serde_json::from_str(&http_get(&addr, "/stats").1).expect("stats json");
+        let metrics = http_get(&addr, "/metrics").1;
+        (stats["written"]["replica"]["dead_lettered"] == 1
+            && metrics.lines().any(|l| l == "ustream_dead_letters_total 1"))
+        .then_some(())
+    })
+    .await;
     let stats: serde_json::Value =
         serde_json::from_str(&http_get(&addr, "/stats").1).expect("stats json");
+    let metrics = http_get(&addr, "/metrics").1;
+    assert!(
+        counted.is_some(),
+        "not counted within 30 s: {stats}\n{metrics}"
+    );
     assert_eq!(stats["written"]["replica"]["dead_lettered"], 1, "{stats}");
     assert_eq!(stats["dead_lettered"], 1, "{stats}");
-    let metrics = http_get(&addr, "/metrics").1;
     assert!(
         metrics.lines().any(|l| l == "ustream_dead_letters_total 1"),
         "{metrics}"
