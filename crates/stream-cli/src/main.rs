@@ -7,6 +7,7 @@ mod from;
 mod pretty;
 mod run;
 mod schema_note;
+mod signals;
 
 /// Events are allocated on the reader thread and freed on the writer thread: mimalloc keeps
 /// that cheap where glibc's allocator contends on its arena locks (stream-alloc).
@@ -312,26 +313,7 @@ async fn tail(args: TailArgs) -> Result<()> {
     }
     let mut source = source_for(&args.url, kind, &args, &filter, state.clone())?;
     let shutdown = CancellationToken::new();
-    {
-        let on_ctrl_c = shutdown.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                on_ctrl_c.cancel();
-            }
-        });
-        #[cfg(unix)]
-        {
-            let shutdown = shutdown.clone();
-            if let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            {
-                tokio::spawn(async move {
-                    term.recv().await;
-                    shutdown.cancel();
-                });
-            }
-        }
-    }
+    signals::stop_on_signals(&shutdown);
     let opened = source.open(from, shutdown.clone()).await?;
     eprintln!("streaming from {}", escaped(&opened.start.to_string()));
     // Fused: read once more to its end at exit, whether or not it had ended.

@@ -81,7 +81,7 @@ async fn mariadb_tail_exits_zero_when_idle_and_excludes_tables() {
             "--exclude",
             &format!("{db}.secret"),
         ])
-        .args(["--idle-exit-ms", "800"])
+        .args(["--idle-exit-ms", "5000"])
         .output()
         .expect("run ustream");
     assert!(
@@ -195,7 +195,7 @@ async fn mariadb_tail_checkpoint_resumes_where_the_last_run_stopped() {
     );
     assert_eq!(json_lines(&first.stdout).len(), 3);
     assert!(dir.join("tail.checkpoint.json").is_file());
-    let second = run(&["--idle-exit-ms", "1000"]);
+    let second = run(&["--idle-exit-ms", "5000"]);
     assert!(
         second.status.success(),
         "{}",

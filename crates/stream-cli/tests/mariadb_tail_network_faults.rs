@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::support::{USTREAM, json_lines};
 use crate::tail_process::{
-    NetFault, Tail, out_path, proxy_in_front_of, proxy_to, tail_through_fault,
+    FaultGate, NetFault, Tail, out_path, proxy_in_front_of, proxy_to, tail_through_fault,
 };
 use mysql_async::prelude::*;
 use serde_json::{Value, json};
@@ -57,12 +57,15 @@ async fn conn(url: &str) -> mysql_async::Conn {
 type Expected = Vec<(&'static str, i64, Option<String>, Option<String>)>;
 
 /// Commits `TXNS` transactions into `db.t`, a few milliseconds apart so the tail reads them
-/// live; returns the events they make.
-async fn write(url: String, db: String) -> Expected {
+/// live, the last 60% of them once `gate` opens; returns the events they make.
+async fn write(url: String, db: String, gate: FaultGate) -> Expected {
     let mut c = conn(&url).await;
     let mut expected = Expected::new();
     let mut values: Vec<String> = Vec::new();
     for t in 0..TXNS {
+        if t == TXNS * 2 / 5 {
+            gate.wait().await;
+        }
         let mut tx = c
             .start_transaction(mysql_async::TxOpts::default())
             .await
@@ -180,7 +183,7 @@ pub(crate) async fn tail_through(
         &[&url, "--from", &start, "--limit", &limit],
         out_path(&db, "faulted"),
         CHANGES,
-        tokio::spawn(write(target.direct.clone(), db.clone())),
+        |gate| write(target.direct.clone(), db.clone(), gate),
         fault,
         FINISH_WITHIN,
     )

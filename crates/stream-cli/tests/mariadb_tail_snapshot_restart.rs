@@ -80,7 +80,7 @@ async fn mariadb_tail_snapshot_killed_before_its_first_batch_was_saved_still_pri
 
     // Run 2: the same command.
     let second = command()
-        .args(["--idle-exit-ms", "2000"])
+        .args(["--idle-exit-ms", "5000"])
         .output()
         .expect("run ustream again");
     let stderr = String::from_utf8_lossy(&second.stderr);

@@ -202,7 +202,7 @@ async fn mongo_tail_checkpoint_resumes_where_the_last_run_stopped() {
         saved.contains("mongodb:"),
         "the resume token is saved: {saved}"
     );
-    let second = run(&["--idle-exit-ms", "1500"]);
+    let second = run(&["--idle-exit-ms", "5000"]);
     assert!(
         second.status.success(),
         "{}",

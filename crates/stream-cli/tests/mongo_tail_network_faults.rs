@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::tail_process::{NetFault, Tail, out_path, proxy_to, tail_through_fault};
+use crate::tail_process::{FaultGate, NetFault, Tail, out_path, proxy_to, tail_through_fault};
 use mongodb::bson::{Document, doc};
 use serde_json::{Value, json};
 use stream_testkit::{Server, unique_name};
@@ -21,13 +21,16 @@ const HALF_OPEN_NOTICED_WITHIN: Duration = Duration::from_secs(30);
 /// (op, _id, the value written: `after.v` of inserts, `update.set.v` of updates)
 type Expected = Vec<(&'static str, i64, String)>;
 
-async fn write(db: String) -> Expected {
+async fn write(db: String, gate: FaultGate) -> Expected {
     let client = mongodb::Client::with_uri_str(Server::Mongo.url())
         .await
         .expect("client");
     let coll = client.database(&db).collection::<Document>("t");
     let mut expected = Expected::new();
     for id in 0..INSERTS {
+        if id == INSERTS * 2 / 5 {
+            gate.wait().await;
+        }
         let v = format!("r{id}-{}", "é".repeat((id % 13) as usize));
         coll.insert_one(doc! {"_id": id, "v": &v})
             .await
@@ -105,7 +108,7 @@ async fn tail_through(prefix: &str, fault: NetFault, within: Duration) -> Result
         &args(&url).each_ref().map(String::as_str),
         out_path(&db, "faulted"),
         CHANGES,
-        tokio::spawn(write(db.clone())),
+        |gate| write(db.clone(), gate),
         fault,
         within,
     )

@@ -127,18 +127,44 @@ pub enum NetFault {
     HalfOpen,
 }
 
-/// Runs `ustream tail <args>` (through `proxy`, to `--limit total`) while `writer` writes;
-/// once a quarter of the lines are printed, injects `fault`. Returns the lines printed, or why
-/// not all of them came within `within` of the fault; and what the writer returned.
-pub async fn tail_through_fault<W: Send + 'static>(
+/// Holds a writer after the first part of its changes until the fault is in place, so the
+/// rest is written across the fault however long the tail took to start reading (a slow start
+/// would otherwise read a finished writer's backlog in one batch, before any fault).
+#[derive(Clone, Default)]
+pub struct FaultGate(std::sync::Arc<tokio::sync::Notify>);
+
+impl FaultGate {
+    /// Waits until the fault is in place.
+    pub async fn wait(&self) {
+        self.0.notified().await;
+    }
+
+    fn open(&self) {
+        // A stored permit: the writer may reach `wait` after this.
+        self.0.notify_one();
+    }
+}
+
+/// Runs `ustream tail <args>` (through `proxy`, to `--limit total`) while the task `writer`
+/// makes writes; once a quarter of the lines are printed, injects `fault`. The writer must
+/// write at least that quarter, then `wait` on its gate before the rest. Returns the lines
+/// printed, or why not all of them came within `within` of the fault; and what the writer
+/// returned.
+pub async fn tail_through_fault<W, Fut>(
     proxy: &FaultProxy,
     args: &[&str],
     out: PathBuf,
     total: usize,
-    writer: tokio::task::JoinHandle<W>,
+    writer: impl FnOnce(FaultGate) -> Fut,
     fault: NetFault,
     within: Duration,
-) -> (Result<Vec<Value>, String>, W) {
+) -> (Result<Vec<Value>, String>, W)
+where
+    W: Send + 'static,
+    Fut: std::future::Future<Output = W> + Send + 'static,
+{
+    let gate = FaultGate::default();
+    let writer = tokio::spawn(writer(gate.clone()));
     let tail = Tail::start(args, out);
     tail.wait_for_lines(total / 4, Duration::from_secs(30))
         .await;
@@ -146,6 +172,7 @@ pub async fn tail_through_fault<W: Send + 'static>(
         NetFault::Reset => {
             let printed = tail.lines_printed();
             proxy.set(Fault::Reset);
+            gate.open();
             // The open connection and at least one reconnect attempt are refused.
             wait_for("two resets", Duration::from_secs(10), || {
                 proxy.resets() >= 2
@@ -164,6 +191,7 @@ pub async fn tail_through_fault<W: Send + 'static>(
         }
         NetFault::Pause => {
             proxy.set(Fault::Pause);
+            gate.open();
             // Held until every write is done: the whole rest arrives after the pause.
             wait_for("the writer to finish", Duration::from_secs(30), || {
                 writer.is_finished()
@@ -175,6 +203,7 @@ pub async fn tail_through_fault<W: Send + 'static>(
         NetFault::HalfOpen => {
             proxy.set(Fault::Blackhole);
             proxy.set(Fault::Pass);
+            gate.open();
         }
     }
     let connections = proxy.accepted();

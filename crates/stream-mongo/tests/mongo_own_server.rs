@@ -198,10 +198,10 @@ async fn mongo_lost_server_is_retried_for_reconnect_for_then_ends_both_sources_w
     }
 }
 
-/// Connections the server has open now, by `serverStatus`.
-/// The server's open connection count once it is `expected`, or after 2 s, whichever first.
+/// The server's open connection count once it is `expected`, or after 15 s, whichever first
+/// (the server counts a closed socket a moment after the client closed it).
 async fn settled_connections(admin: &mongodb::Database, expected: i64) -> i64 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let now = open_connections(admin).await;
         if now == expected || tokio::time::Instant::now() >= deadline {
@@ -211,6 +211,7 @@ async fn settled_connections(admin: &mongodb::Database, expected: i64) -> i64 {
     }
 }
 
+/// Connections the server has open now, by `serverStatus`.
 async fn open_connections(admin: &mongodb::Database) -> i64 {
     let status = admin
         .run_command(doc! {"serverStatus": 1})

@@ -106,7 +106,16 @@ impl MariaDb {
             child: None,
             owned: true,
         };
-        server.spawn()?;
+        // The port was free when picked; another process may bind it before mariadbd does.
+        for attempt in 1.. {
+            match server.spawn() {
+                Ok(()) => break,
+                Err(e) if attempt < 3 && e.contains("Address already in use") => {
+                    server.port = free_port().map_err(|e| format!("no free port: {e}"))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         server.sql(&format!(
             "CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}';\
              GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'%' WITH GRANT OPTION;"

@@ -174,9 +174,10 @@ async fn mariadb_streamer_delivery_latency_is_measured_precisely() {
     })
     .await;
     let (p50, _p95, p99) = streamer.metrics().delivery;
-    // The callback returns at once: far below MariaDB's one-second timestamp resolution.
+    // The callback returns at once: below MariaDB's one-second timestamp resolution, which
+    // a commit-time lag could not resolve (the bound leaves room for a loaded machine).
     assert!(
-        p99 < std::time::Duration::from_millis(200),
+        p99 < std::time::Duration::from_millis(900),
         "p50 {p50:?}, p99 {p99:?}"
     );
     let text = streamer.prometheus().expect("the Prometheus recorder");

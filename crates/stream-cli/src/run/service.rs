@@ -25,7 +25,7 @@ pub(crate) async fn run(plan: Plan) -> Result<(), RunError> {
     // First: a SIGTERM while the logins are checked stops the start cleanly (exit 0) instead
     // of killing the process by the signal's default action.
     let shutdown = CancellationToken::new();
-    stop_on_signals(&shutdown);
+    crate::signals::stop_on_signals(&shutdown);
     super::login::check_sink_logins(&plan).await?;
     let mut sinks = build_sinks(&plan)?;
     let progress = Arc::new(Progress::default());
@@ -211,29 +211,6 @@ async fn stop_http(server: Option<Server>) -> Result<(), RunError> {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(RunError::Runtime(format!("HTTP server: {e}"))),
         Err(e) => Err(RunError::Runtime(format!("HTTP server: {e}"))),
-    }
-}
-
-pub(crate) fn stop_on_signals(shutdown: &CancellationToken) {
-    let on_interrupt = shutdown.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_interrupt.cancel();
-        }
-    });
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                let on_term = shutdown.clone();
-                tokio::spawn(async move {
-                    term.recv().await;
-                    on_term.cancel();
-                });
-            }
-            Err(e) => tracing::warn!(error = %e, "SIGTERM cannot be handled"),
-        }
     }
 }
 

@@ -19,7 +19,7 @@ pub fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
 
 /// Runs `ustream tail <args>` into `out_path`, kills it with SIGKILL once it has printed
 /// `kill_after_bytes`, waits for `writer` (the test's writes), then runs `ustream tail
-/// <args> --from <position of the last whole line> --idle-exit-ms 2000` and returns every
+/// <args> --from <position of the last whole line> --idle-exit-ms 5000` and returns every
 /// line delivered by the two runs together. `total` is how many lines the writes make.
 pub async fn kill_mid_stream_and_resume(
     args: &[&str],
@@ -60,7 +60,7 @@ pub async fn kill_mid_stream_and_resume(
     let second = Command::new(USTREAM)
         .arg("tail")
         .args(args)
-        .args(["--from", &resume, "--idle-exit-ms", "2000"])
+        .args(["--from", &resume, "--idle-exit-ms", "5000"])
         .output()
         .expect("run ustream again");
     assert!(
