@@ -20,11 +20,25 @@ async fn open(db: &str, from: StartFrom) -> (BatchStream, CancellationToken) {
     (opened.batches, shutdown)
 }
 
-/// Changes until none arrives for `quiet`; returns them and the last batch position.
-async fn drain(batches: &mut BatchStream, quiet: Duration) -> (Vec<ChangeEvent>, Option<Position>) {
+/// Changes until at least `want` have come (waiting up to 30 s, for a loaded machine), then
+/// until none arrives for `quiet` (so extras show); returns them and the last batch position.
+async fn drain(
+    batches: &mut BatchStream,
+    want: usize,
+    quiet: Duration,
+) -> (Vec<ChangeEvent>, Option<Position>) {
     let mut changes = Vec::new();
     let mut last = None;
-    while let Ok(Some(batch)) = tokio::time::timeout(quiet, batches.next()).await {
+    let patient_until = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let wait = if changes.len() < want {
+            patient_until.saturating_duration_since(tokio::time::Instant::now())
+        } else {
+            quiet
+        };
+        let Ok(Some(batch)) = tokio::time::timeout(wait, batches.next()).await else {
+            break;
+        };
         let batch = batch.expect("batch");
         last = Some(batch.position.clone());
         changes.extend(batch.events.into_iter().filter_map(|e| match e {
@@ -51,7 +65,7 @@ async fn mariadb_polling_sees_new_and_changed_rows_but_not_deletes_and_resumes()
     .await
     .expect("table");
     let (mut batches, shutdown) = open(&db, StartFrom::Earliest).await;
-    let (first, _) = drain(&mut batches, Duration::from_millis(800)).await;
+    let (first, _) = drain(&mut batches, 3, Duration::from_millis(800)).await;
     assert_eq!(ids(&first), ["1", "2", "3"]);
     assert!(
         first
@@ -63,7 +77,7 @@ async fn mariadb_polling_sees_new_and_changed_rows_but_not_deletes_and_resumes()
     c.query_drop(format!("INSERT INTO `{db}`.t (id, v) VALUES (4, 'd'); UPDATE `{db}`.t SET v = 'z' WHERE id = 1; DELETE FROM `{db}`.t WHERE id = 2"))
         .await
         .expect("changes");
-    let (second, last) = drain(&mut batches, Duration::from_millis(800)).await;
+    let (second, last) = drain(&mut batches, 2, Duration::from_millis(800)).await;
     let mut seen = ids(&second);
     seen.sort();
     assert_eq!(
@@ -91,7 +105,7 @@ async fn mariadb_polling_sees_new_and_changed_rows_but_not_deletes_and_resumes()
         .await
         .expect("update");
     let (mut batches, shutdown) = open(&db, StartFrom::Position(resume)).await;
-    let (third, _) = drain(&mut batches, Duration::from_millis(800)).await;
+    let (third, _) = drain(&mut batches, 1, Duration::from_millis(800)).await;
     assert_eq!(ids(&third), ["3"]);
     shutdown.cancel();
 }
