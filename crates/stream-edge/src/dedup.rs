@@ -225,10 +225,12 @@ mod tests {
 
     #[test]
     fn real_time_expiry() {
-        let w = DedupWindow::new(10, Duration::from_millis(20));
+        // Long enough that the second check comes within it on a loaded machine.
+        let ttl = Duration::from_secs(1);
+        let w = DedupWindow::new(10, ttl);
         assert!(w.check("x"));
         assert!(!w.check("x"));
-        std::thread::sleep(Duration::from_millis(30));
+        std::thread::sleep(ttl + Duration::from_millis(100));
         assert!(w.check("x"));
     }
 

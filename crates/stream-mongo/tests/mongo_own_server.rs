@@ -172,8 +172,9 @@ async fn mongo_lost_server_is_retried_for_reconnect_for_then_ends_both_sources_w
         .open(StartFrom::Latest, CancellationToken::new())
         .await
         .expect("open the poller");
-    server.kill();
+    // Before the kill: the sources' window starts at their first failure, after it.
     let killed = std::time::Instant::now();
+    server.kill();
     for (what, mut batches) in [("stream", streamed.batches), ("poller", polled.batches)] {
         let err = tokio::time::timeout(WAIT, async {
             loop {

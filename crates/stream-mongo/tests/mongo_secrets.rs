@@ -35,7 +35,7 @@ async fn mongo_secrets_never_appear_in_errors_logs_or_debug_output() {
     let logs = Logs::capture();
     let host = server();
     let options = format!(
-        "directConnection=true&serverSelectionTimeoutMS=2000&authMechanismProperties=AWS_SESSION_TOKEN:{TOKEN}"
+        "directConnection=true&serverSelectionTimeoutMS=10000&authMechanismProperties=AWS_SESSION_TOKEN:{TOKEN}"
     );
 
     // A raw `?` in the password: refused before the driver sees it, without quoting it.

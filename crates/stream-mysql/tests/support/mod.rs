@@ -218,8 +218,9 @@ pub async fn error_once_gone(
     batches: &mut stream_core::BatchStream,
     window: Duration,
 ) -> SourceError {
-    proxy.stop();
+    // Before the stop: the source's window starts at its first failure, after it.
     let gone = tokio::time::Instant::now();
+    proxy.stop();
     let err = loop {
         match tokio::time::timeout(Duration::from_secs(20), batches.next()).await {
             Ok(Some(Ok(_))) => continue,

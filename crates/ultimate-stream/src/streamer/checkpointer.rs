@@ -406,6 +406,15 @@ mod tests {
             .start()
             .await
             .expect("start");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while yielded.load(SeqCst) < 1 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the first batch read"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Time to read further, were it allowed.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(
             yielded.load(SeqCst),
