@@ -32,7 +32,7 @@ pub const PURGE_DELAY_MS: i64 = 10;
 /// `mi_option_purge_delay` in the vendored mimalloc 3 (`mimalloc.h`); libmimalloc-sys names no
 /// constant for it. Its default there, 1,000 ms, confirms the index before anything is set.
 const PURGE_DELAY_OPTION: c_int = 15;
-const DEFAULT_PURGE_DELAY_MS: c_long = 1_000;
+const DEFAULT_PURGE_DELAY_MS: i64 = 1_000;
 
 /// The variables mimalloc reads the purge delay from (the second is its older name).
 const ENVIRONMENT: [&str; 2] = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"];
@@ -65,8 +65,7 @@ pub fn return_freed_memory_promptly() -> PurgeDelay {
         .into_iter()
         .find_map(|name| std::env::var_os(name).map(|value| (name, value)))
     {
-        #[allow(clippy::useless_conversion)] // `c_long` is 32 bits on some targets
-        let effective_ms = i64::from(purge_delay());
+        let effective_ms = purge_delay();
         let value = value.to_string_lossy();
         let warning = value.trim().parse::<i64>().is_err().then(|| {
             let shown: String = value.chars().take(40).collect();
@@ -81,18 +80,14 @@ pub fn return_freed_memory_promptly() -> PurgeDelay {
             warning,
         };
     }
-    let delay = c_long::try_from(PURGE_DELAY_MS).unwrap_or(c_long::MAX);
     let found = purge_delay();
-    if found == delay {
+    if found == PURGE_DELAY_MS {
         return PurgeDelay::Set(PURGE_DELAY_MS);
     }
     if found != DEFAULT_PURGE_DELAY_MS {
-        // `c_long` is 32 bits on some targets.
-        #[allow(clippy::useless_conversion)]
-        return PurgeDelay::UnknownAllocator {
-            found: i64::from(found),
-        };
+        return PurgeDelay::UnknownAllocator { found };
     }
+    let delay = c_long::try_from(PURGE_DELAY_MS).unwrap_or(c_long::MAX);
     // SAFETY: `mi_option_set` takes plain integers and checks the option's range itself; it
     // stores one aligned word in mimalloc's option table, which threads allocating meanwhile
     // read as the old or the new delay (either is valid). Called first in `main`.
@@ -103,13 +98,15 @@ pub fn return_freed_memory_promptly() -> PurgeDelay {
     PurgeDelay::Set(PURGE_DELAY_MS)
 }
 
-fn purge_delay() -> c_long {
+/// The delay in effect, in milliseconds.
+fn purge_delay() -> i64 {
     // SAFETY: plain integers, range checked by mimalloc; reads one word of its option table
     // (and the environment, the first time).
     #[allow(unsafe_code)]
-    unsafe {
-        libmimalloc_sys::mi_option_get(PURGE_DELAY_OPTION)
-    }
+    let delay = unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY_OPTION) };
+    // `c_long` is 32 bits on some targets, where this is a widening.
+    #[allow(clippy::useless_conversion)]
+    i64::from(delay)
 }
 
 #[cfg(test)]
@@ -138,9 +135,7 @@ mod tests {
             return_freed_memory_promptly(),
             PurgeDelay::Set(PURGE_DELAY_MS)
         );
-        #[allow(clippy::useless_conversion)]
-        let now = i64::from(purge_delay());
-        assert_eq!(now, PURGE_DELAY_MS);
+        assert_eq!(purge_delay(), PURGE_DELAY_MS);
         assert_eq!(
             return_freed_memory_promptly(),
             PurgeDelay::Set(PURGE_DELAY_MS),
