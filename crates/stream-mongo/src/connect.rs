@@ -1,12 +1,17 @@
 //! Connecting: a client with the crate's defaults, the first `ping`, what a change stream
 //! needs of the server, and what to warn about at first contact.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use mongodb::Client;
+use mongodb::ServerType;
 use mongodb::bson::{Bson, Document, Timestamp, doc};
 use mongodb::error::Error as DriverError;
+use mongodb::event::EventHandler;
+use mongodb::event::sdam::SdamEvent;
 use mongodb::options::ClientOptions;
 use stream_core::{CancellationToken, ErrorClass, Namespace, SourceError};
 use tokio::sync::mpsc;
@@ -40,7 +45,38 @@ pub(crate) async fn client(config: &MongoConfig, selection: Duration) -> Result<
         .app_name
         .get_or_insert_with(|| "ultimate-stream".to_owned());
     options.server_selection_timeout.get_or_insert(selection);
+    log_lost_servers(&mut options, config);
     Client::with_options(options).map_err(invalid)
+}
+
+/// Logs a server that stops answering, and once it answers again. The driver resumes a change
+/// stream by itself after one lost connection, so without these lines a server restart would
+/// leave no trace in the log.
+fn log_lost_servers(options: &mut ClientOptions, config: &MongoConfig) {
+    let uri = config.uri_parts().clone();
+    let lost: Mutex<HashSet<String>> = Mutex::default();
+    options.sdam_event_handler = Some(EventHandler::callback(move |event: SdamEvent| {
+        let SdamEvent::ServerDescriptionChanged(change) = event else {
+            return;
+        };
+        let was_known = change.previous_description.server_type() != ServerType::Unknown;
+        let is_known = change.new_description.server_type() != ServerType::Unknown;
+        let server = change.address.to_string();
+        let Ok(mut lost) = lost.lock() else {
+            return;
+        };
+        if was_known && !is_known {
+            let error = change.new_description.error().map_or_else(
+                || "no answer".to_owned(),
+                |e| describe(e, &uri, None, Purpose::Other, true),
+            );
+            tracing::warn!(%server, %error,
+                "MongoDB server lost; the driver reconnects and resumes the change stream");
+            lost.insert(server);
+        } else if is_known && lost.remove(&server) {
+            tracing::info!(%server, "MongoDB server answers again");
+        }
+    }));
 }
 
 /// Connects and checks that the server answers and the credentials are accepted.

@@ -12,6 +12,8 @@ use stream_core::{
 use stream_mongo::{MongoConfig, MongoPollingSource, MongoSource};
 use stream_testkit::secantus::Secantus;
 
+use crate::support::logs::Logs;
+
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn open(url: &str, from: StartFrom) -> Result<BatchStream, SourceError> {
@@ -98,8 +100,11 @@ async fn mongo_history_lost_is_a_final_typed_error_naming_the_oldest_position() 
     assert!(!changes(&mut from_oldest, 1).await.is_empty());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mongo_server_crash_and_restart_mid_stream_resumes_with_nothing_lost_or_repeated() {
+// A current-thread runtime: the driver's monitors log on this thread, into the capture.
+#[tokio::test]
+async fn mongo_server_crash_and_restart_mid_stream_resumes_with_nothing_lost_or_repeated_and_is_logged()
+ {
+    let logs = Logs::capture();
     // Acknowledged writes must survive the crash (mongod: journaled writes; the stand-in:
     // --sync-on-commit), or the oplog the stream resumes in is not the one it read.
     let mut server = Secantus::start(&["--sync-on-commit"]).expect("own stand-in");
@@ -132,6 +137,23 @@ async fn mongo_server_crash_and_restart_mid_stream_resumes_with_nothing_lost_or_
             .expect("insert after restart");
     }
     assert_eq!(ids(&changes(&mut batches, 3).await), ["4", "5", "6"]);
+    // The driver resumed the stream by itself; the log still shows the server went away.
+    let logged = logs.text();
+    let server = url
+        .trim_start_matches("mongodb://")
+        .split(['/', '?'])
+        .next()
+        .expect("host");
+    let lost = logged.lines().position(|l| {
+        l.contains("WARN") && l.contains("MongoDB server lost") && l.contains(server)
+    });
+    let back = logged
+        .lines()
+        .position(|l| l.contains("INFO") && l.contains("MongoDB server answers again"));
+    assert!(
+        matches!((lost, back), (Some(l), Some(b)) if l < b),
+        "a warning that {server} was lost, then a line that it answers again: {logged}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -116,13 +116,14 @@ pub(crate) struct Docs {
     /// Events that could not be applied (an update or delete of a document never inserted).
     pub(crate) misread: u64,
     pub(crate) examples: Vec<String>,
-    /// While set, a delete of a document never delivered is held in `unknown_deletes` rather
-    /// than counted as misread: a resumed snapshot delivers the deletes of documents that
-    /// existed while the attempt before it ran, which may have printed them past its
+    /// While set, an update or delete of a document never delivered is held in `unknown`
+    /// rather than counted as misread: a resumed snapshot delivers every change of a document
+    /// that existed while the attempt before it ran, which may have printed it past its
     /// checkpoint (at least once; docs/reliability.md). Whether each is explained is settled
-    /// against the final documents by [`Docs::settle_unknown_deletes`].
+    /// against the final documents by [`Docs::settle_unknown`].
     pub(crate) resumed_snapshot: bool,
-    unknown_deletes: Vec<((String, String), String)>,
+    /// (document, position, `update` or `delete`)
+    unknown: Vec<((String, String), String, &'static str)>,
 }
 
 /// Sets or removes (`None`) a dotted path.
@@ -171,6 +172,9 @@ impl Docs {
             }
             "update" => {
                 let Some(Value::Object(doc)) = self.docs.get_mut(&key) else {
+                    if self.resumed_snapshot {
+                        return self.unknown.push((key, position.to_owned(), "update"));
+                    }
                     return self.note(format!("{key:?}: update at {position} of no document"));
                 };
                 if let Some(set) = event["update"]["set"].as_object() {
@@ -185,7 +189,7 @@ impl Docs {
             "delete" => {
                 if self.docs.remove(&key).is_none() {
                     if self.resumed_snapshot {
-                        self.unknown_deletes.push((key, position.to_owned()));
+                        self.unknown.push((key, position.to_owned(), "delete"));
                     } else {
                         self.note(format!("{key:?}: delete at {position} of no document"));
                     }
@@ -208,19 +212,21 @@ impl Docs {
         Ok(docs)
     }
 
-    /// The deletes of documents never delivered, held while `resumed_snapshot` was set: one
-    /// of a document that still exists in `want` (the end state) is misread; the others are
-    /// deletes of documents that really were deleted, which the source could not know had
-    /// not been printed. Returns how many were explained.
-    fn settle_unknown_deletes(&mut self, want: &Docs) -> u64 {
-        let mut explained = 0;
-        for (key, position) in std::mem::take(&mut self.unknown_deletes) {
+    /// The updates and deletes of documents never delivered, held while `resumed_snapshot`
+    /// was set: one of a document that still exists in `want` (the end state) is misread; the
+    /// others are changes of documents that really were deleted later, which the source could
+    /// not know had not been printed. Returns how many (updates, deletes) were explained.
+    fn settle_unknown(&mut self, want: &Docs) -> (u64, u64) {
+        let mut explained = (0, 0);
+        for (key, position, op) in std::mem::take(&mut self.unknown) {
             if want.docs.contains_key(&key) {
                 self.note(format!(
-                    "{key:?}: delete at {position} of a document never delivered that still exists"
+                    "{key:?}: {op} at {position} of a document never delivered that still exists"
                 ));
+            } else if op == "update" {
+                explained.0 += 1;
             } else {
-                explained += 1;
+                explained.1 += 1;
             }
         }
         explained
@@ -408,7 +414,9 @@ fn faults(ctx: &Ctx, server: &mut Secantus) -> Result<Outcome> {
     if !status.success() {
         died.push(format!("exit {status} on SIGTERM: {}", tail.stderr_tail()));
     }
-    let reconnects = tail.stderr().matches("reconnect").count();
+    let stderr = tail.stderr();
+    let lost_lines = stderr.matches("MongoDB server lost").count();
+    let reconnects = stderr.matches("connection failed; reconnecting").count();
     let mut walk = Walk::new(&reference);
     for (k, out) in outs.iter().enumerate() {
         walk.run(&format!("mongo tail run {k}"), out, (k == 0).then_some(0))?;
@@ -416,7 +424,8 @@ fn faults(ctx: &Ctx, server: &mut Secantus) -> Result<Outcome> {
     let mut notes = vec![format!(
         "{} clean restarts and {} SIGKILLs of the stand-in, alternating, the first {spaced} each \
          after the tail printed {BETWEEN} more lines, the last {} back to back; down {} s; \
-         writer {written}; the tail logged {reconnects} reconnect lines",
+         writer {written}; the tail logged {lost_lines} lost-server warnings (the driver \
+         resumed by itself) and {reconnects} reconnects of its own",
         ctx.restarts,
         ctx.restarts,
         2 * ctx.restarts - spaced,
@@ -590,12 +599,13 @@ fn history_lost(ctx: &Ctx, server: &mut Secantus) -> Result<Outcome> {
     let mut held = Docs::load(&ctx.work.join("mongo-docs.server.jsonl"), "docs")?;
     held.extend(Docs::load(&more_dumped, "more")?);
     held.extend(Docs::load(&late_dumped, "late")?);
-    let explained = rebuilt.settle_unknown_deletes(&want);
+    let (updates, deletes) = rebuilt.settle_unknown(&want);
     notes.push(format!(
-        "{explained} deletes, printed by the resumed snapshot, of documents never delivered \
-         and gone at the end (the source delivers the deletes of documents that existed while \
-         the killed attempt ran, which may have printed them past its checkpoint: at least \
-         once; a delete of a document that still exists counts as misread)"
+        "{deletes} deletes and {updates} updates, printed by the resumed snapshot, of \
+         documents never delivered and gone at the end (the source delivers every change of a \
+         document that existed while the killed attempt ran, which may have printed it past \
+         its checkpoint: at least once; such a change of a document that still exists counts \
+         as misread)"
     ));
     let (m1, e1, d1) = rebuilt.compare(&want, "rebuilt vs written", &mut notes);
     let (m2, e2, d2) = held.compare(&want, "the server's documents vs written", &mut notes);
