@@ -31,6 +31,29 @@ pub(crate) fn selection_timeout(config: &MongoConfig, default: Duration) -> Dura
 /// A client for `config` (not yet connected: the driver connects on first use), named
 /// `ultimate-stream` to the server unless the URI names it.
 pub(crate) async fn client(config: &MongoConfig, selection: Duration) -> Result<Client, String> {
+    client_with(config, selection, true).await
+}
+
+/// The client a change stream is read with: as [`client`], without retryable reads.
+///
+/// The driver resumes a change stream by itself after a resumable error, once, with the token
+/// of the last change. Its retry of that resume's `aggregate` (a retryable read) has lost the
+/// token (mongodb 3.9: `ChangeStreamAggregate::build` takes it) and starts where the stream
+/// first started: from its start position again (every change repeated), or, for a stream
+/// opened at the latest change, after the changes made meanwhile (lost). Without read retries
+/// that failure reaches the source, which reopens after the last change it handed over.
+pub(crate) async fn stream_client(
+    config: &MongoConfig,
+    selection: Duration,
+) -> Result<Client, String> {
+    client_with(config, selection, false).await
+}
+
+async fn client_with(
+    config: &MongoConfig,
+    selection: Duration,
+    retry_reads: bool,
+) -> Result<Client, String> {
     let invalid = |e: DriverError| {
         describe(
             &e,
@@ -45,16 +68,21 @@ pub(crate) async fn client(config: &MongoConfig, selection: Duration) -> Result<
         .app_name
         .get_or_insert_with(|| "ultimate-stream".to_owned());
     options.server_selection_timeout.get_or_insert(selection);
+    if !retry_reads {
+        // Whatever the URI says: see `stream_client`.
+        options.retry_reads = Some(false);
+    }
     log_lost_servers(&mut options, config);
     Client::with_options(options).map_err(invalid)
 }
 
 /// Logs a server that stops answering, and once it answers again. The driver resumes a change
 /// stream by itself after one lost connection, so without these lines a server restart would
-/// leave no trace in the log.
+/// leave no trace in the log. The servers lost are kept for the process, so that the clients
+/// of one source (or of several) that lose one server log it once.
 fn log_lost_servers(options: &mut ClientOptions, config: &MongoConfig) {
+    static LOST: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     let uri = config.uri_parts().clone();
-    let lost: Mutex<HashSet<String>> = Mutex::default();
     options.sdam_event_handler = Some(EventHandler::callback(move |event: SdamEvent| {
         let SdamEvent::ServerDescriptionChanged(change) = event else {
             return;
@@ -62,10 +90,14 @@ fn log_lost_servers(options: &mut ClientOptions, config: &MongoConfig) {
         let was_known = change.previous_description.server_type() != ServerType::Unknown;
         let is_known = change.new_description.server_type() != ServerType::Unknown;
         let server = change.address.to_string();
-        let Ok(mut lost) = lost.lock() else {
+        let Ok(mut lost) = LOST.lock() else {
             return;
         };
+        let lost = lost.get_or_insert_with(HashSet::new);
         if was_known && !is_known {
+            if lost.contains(&server) {
+                return;
+            }
             let error = change.new_description.error().map_or_else(
                 || "no answer".to_owned(),
                 |e| describe(e, &uri, None, Purpose::Other, true),
@@ -136,7 +168,7 @@ pub(crate) async fn close(client: Client) {
 /// cancels and reads the stream to its end (as the `Source` contract has it) knows that no
 /// driver task outlives it.
 pub(crate) fn spawn_reader<T: Send + 'static>(
-    client: Client,
+    clients: Vec<Client>,
     keep_open: mpsc::Sender<T>,
     shutdown: CancellationToken,
     work: impl Future<Output = ()> + Send + 'static,
@@ -147,7 +179,9 @@ pub(crate) fn spawn_reader<T: Send + 'static>(
             () = keep_open.closed() => {}
             () = work => {}
         }
-        close(client).await;
+        for client in clients {
+            close(client).await;
+        }
         drop(keep_open);
     });
 }

@@ -254,7 +254,7 @@ impl MongoPollingSource {
         let keep_open = poller.tx.clone();
         let stop = shutdown.clone();
         let work = async move { poller.run(&stop).await };
-        spawn_reader(client, keep_open, shutdown, work);
+        spawn_reader(vec![client], keep_open, shutdown, work);
         let batches = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });

@@ -58,7 +58,7 @@ pub(crate) async fn start(
         }
     };
     let start = Position::MongoDb(MongoPosition::Snapshot(progress.clone()));
-    let client = watcher.client.clone();
+    let clients = vec![watcher.client.clone(), watcher.stream_client.clone()];
     let keep_open = watcher.tx.clone();
     let shutdown = watcher.shutdown.clone();
     if fresh {
@@ -68,7 +68,7 @@ pub(crate) async fn start(
         let _ = watcher.tx.send(Ok(Item::Mark(start.clone()))).await;
     }
     let work = scan_then_stream(watcher, session, collections, progress, earlier_attempt);
-    spawn_reader(client, keep_open, shutdown, work);
+    spawn_reader(clients, keep_open, shutdown, work);
     Ok(Opened {
         start,
         batches: batches(rx),

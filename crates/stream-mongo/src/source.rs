@@ -17,7 +17,8 @@ use crate::bson_value::check_depth;
 use crate::config::{FullDocument, MongoConfig, PreImages, Scope, glob_regex};
 use crate::connect::{
     SELECTION_TIMEOUT, close, connect, connect_error, oldest_oplog_time, require_change_streams,
-    require_recorded_images, selection_timeout, spawn_reader, warn_if_empty_database,
+    require_recorded_images, selection_timeout, spawn_reader, stream_client,
+    warn_if_empty_database,
 };
 pub(crate) use crate::errors::classify;
 use crate::errors::{POSITION_KINDS, Purpose, bad_position, describe, undecodable};
@@ -113,19 +114,35 @@ impl Source for MongoSource {
         shutdown: CancellationToken,
     ) -> Result<Opened, SourceError> {
         let client = connect(&self.config, Purpose::ChangeStream).await?;
-        let opened = self.open_with(client.clone(), from, shutdown).await;
+        let selection = selection_timeout(&self.config, SELECTION_TIMEOUT);
+        let streaming = match stream_client(&self.config, selection).await {
+            Ok(streaming) => streaming,
+            Err(reason) => {
+                close(client).await;
+                return Err(SourceError::Connect {
+                    target: self.config.uri_parts().hosts.clone(),
+                    reason,
+                    class: ErrorClass::Definite,
+                });
+            }
+        };
+        let opened = self
+            .open_with(client.clone(), streaming.clone(), from, shutdown)
+            .await;
         if opened.is_err() {
             close(client).await;
+            close(streaming).await;
         }
         opened
     }
 }
 
 impl MongoSource {
-    /// `open` once connected; the caller closes `client` on an error.
+    /// `open` once connected; the caller closes the clients on an error.
     async fn open_with(
         &self,
         client: Client,
+        streaming: Client,
         from: StartFrom,
         shutdown: CancellationToken,
     ) -> Result<Opened, SourceError> {
@@ -133,7 +150,13 @@ impl MongoSource {
         require_recorded_images(&client, &self.config).await?;
         warn_if_empty_database(&client, &self.config).await;
         let (tx, rx) = mpsc::channel(MAX_BATCH);
-        let watcher = Watcher::new(client.clone(), self.config.clone(), tx, shutdown);
+        let watcher = Watcher::new(
+            client.clone(),
+            streaming.clone(),
+            self.config.clone(),
+            tx,
+            shutdown,
+        );
         let start = match from {
             StartFrom::Snapshot => return snapshot::start(watcher, None, rx).await,
             StartFrom::Position(Position::MongoDb(MongoPosition::Snapshot(progress))) => {
@@ -171,7 +194,12 @@ impl MongoSource {
         let keep_open = watcher.tx.clone();
         let shutdown = watcher.shutdown.clone();
         let resume = Resume::from_position(&start);
-        spawn_reader(client, keep_open, shutdown, watcher.run(stream, resume));
+        spawn_reader(
+            vec![client, streaming],
+            keep_open,
+            shutdown,
+            watcher.run(stream, resume),
+        );
         Ok(Opened {
             start,
             batches: batches(rx),
@@ -258,7 +286,10 @@ pub(crate) fn id_key(id: &Bson) -> Vec<u8> {
 
 /// Owns the change stream and feeds the batcher.
 pub(crate) struct Watcher {
+    /// Snapshot reads, lookups, checks.
     pub(crate) client: Client,
+    /// The change stream's: without read retries (see [`crate::connect::stream_client`]).
+    pub(crate) stream_client: Client,
     pub(crate) config: MongoConfig,
     scope: Scope,
     watched: Namespace,
@@ -272,6 +303,7 @@ pub(crate) struct Watcher {
 impl Watcher {
     pub(crate) fn new(
         client: Client,
+        stream_client: Client,
         config: MongoConfig,
         tx: ItemSender,
         shutdown: CancellationToken,
@@ -285,6 +317,7 @@ impl Watcher {
         let reconnect = Reconnect::new(config.reconnect_for);
         Self {
             client,
+            stream_client,
             config,
             scope,
             watched,
@@ -396,13 +429,13 @@ impl Watcher {
         from: &Resume,
     ) -> Result<ChangeStream<RawDocumentBuf>, DriverError> {
         let stream = match &self.scope {
-            Scope::Deployment => self.configure(self.client.watch(), from)?.await?,
+            Scope::Deployment => self.configure(self.stream_client.watch(), from)?.await?,
             Scope::Database(db) => {
-                let db = self.client.database(db);
+                let db = self.stream_client.database(db);
                 self.configure(db.watch(), from)?.await?
             }
             Scope::Collection(db, coll) => {
-                let coll = self.client.database(db).collection::<Document>(coll);
+                let coll = self.stream_client.database(db).collection::<Document>(coll);
                 self.configure(coll.watch(), from)?.await?
             }
         };

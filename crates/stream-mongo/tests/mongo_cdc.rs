@@ -455,6 +455,65 @@ async fn mongo_resumable_errors_and_dropped_connections_are_resumed_without_loss
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_a_driver_resume_whose_first_attempt_fails_goes_on_after_the_last_change_not_from_the_start()
+ {
+    // The driver resumes a change stream by itself after a resumable error, with the token
+    // of the last change; if that attempt's aggregate fails and its read retry runs, the
+    // retry has lost the token and starts where the stream first started (mongodb 3.9).
+    let db = unique_name("resumeretry");
+    let app = unique_name("app");
+    let client = client().await;
+    let coll = client.database(&db).collection::<Document>("t");
+    coll.insert_one(doc! {"_id": 0}).await.expect("insert");
+    let url = Server::Mongo.url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let mut cfg = MongoConfig::from_url(&format!("{url}{sep}appName={app}")).expect("url");
+    cfg.filter = NamespaceFilter::parse(&format!("{db}.t"), "").expect("filter");
+    let (mut batches, _) = open(cfg, StartFrom::Latest).await;
+    let key = |e: &ChangeEvent| json(e)["key"]["_id"].clone();
+    for id in 1..=3 {
+        coll.insert_one(doc! {"_id": id}).await.expect("insert");
+    }
+    let first: Vec<_> = next_changes(&mut batches, 3)
+        .await
+        .iter()
+        .map(key)
+        .collect();
+    assert_eq!(first, [1, 2, 3]);
+    let admin = client.database("admin");
+    admin
+        .run_command(doc! {
+            "configureFailPoint": "failCommand",
+            "mode": {"times": 2},
+            "data": {
+                "failCommands": ["getMore", "aggregate"],
+                "closeConnection": true,
+                "appName": app.as_str(),
+            },
+        })
+        .await
+        .expect("fail point (start the server with --enable-test-commands)");
+    for id in 4..=6 {
+        coll.insert_one(doc! {"_id": id}).await.expect("insert");
+    }
+    let then: Vec<_> = next_changes(&mut batches, 3)
+        .await
+        .iter()
+        .map(key)
+        .collect();
+    admin
+        .run_command(doc! {"configureFailPoint": "failCommand", "mode": "off"})
+        .await
+        .expect("fail point off");
+    assert_eq!(
+        then,
+        [4, 5, 6],
+        "after the last change delivered, nothing again"
+    );
+    assert_no_more(&mut batches, Duration::from_millis(500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_bad_urls_and_wrong_credentials_fail_clearly_without_the_password() {
     let bad = MongoConfig::from_url("mongo://x").expect_err("scheme");
     assert!(bad.to_string().contains("mongodb://"), "{bad}");

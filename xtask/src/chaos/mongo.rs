@@ -610,8 +610,26 @@ fn history_lost(ctx: &Ctx, server: &mut Secantus) -> Result<Outcome> {
     let (m1, e1, d1) = rebuilt.compare(&want, "rebuilt vs written", &mut notes);
     let (m2, e2, d2) = held.compare(&want, "the server's documents vs written", &mut notes);
     notes.extend(rebuilt.examples.iter().cloned());
-    for out in outs.iter().chain([&out, &from_oldest]) {
-        let _ = std::fs::remove_file(out);
+    let lost = m1 + e1 + m2 + e2;
+    let misread = d1 + d2 + rebuilt.misread + conflicts;
+    if lost + misread == 0 {
+        for out in outs.iter().chain([&out, &from_oldest]) {
+            let _ = std::fs::remove_file(out);
+        }
+    } else {
+        // The work directory goes at the end of the run: keep the outputs for a look.
+        let kept = crate::util::state_dir().join(format!("chaos-kept-{}", ctx.seed));
+        std::fs::create_dir_all(&kept)?;
+        for from in &outs {
+            if let Some(name) = from.file_name() {
+                std::fs::rename(from, kept.join(name))
+                    .or_else(|_| std::fs::copy(from, kept.join(name)).map(drop))?;
+            }
+        }
+        notes.push(format!(
+            "the attempts' outputs are kept in {}",
+            kept.display()
+        ));
     }
     Ok(Outcome {
         fault: "MongoDB oplog pruned past the checkpoint".into(),
@@ -619,8 +637,8 @@ fn history_lost(ctx: &Ctx, server: &mut Secantus) -> Result<Outcome> {
                    --checkpoint`, killed (SIGKILL) inside the snapshot, restarted"
             .into(),
         changes: lines - repeats,
-        lost: m1 + e1 + m2 + e2,
-        misread: d1 + d2 + rebuilt.misread + conflicts,
+        lost,
+        misread,
         repeats,
         outside_window: 0,
         died: 0,
