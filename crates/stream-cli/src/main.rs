@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use stream_core::{
-    CancellationToken, Checkpoint, CheckpointStore, FileCheckpointStore, JsonLinesSink,
+    CancellationToken, Checkpoint, CheckpointStore, ErrorClass, FileCheckpointStore, JsonLinesSink,
     NamespaceFilter, Sink, Source, SourceEvent, StartFrom,
 };
 
@@ -314,7 +314,17 @@ async fn tail(args: TailArgs) -> Result<()> {
     let mut source = source_for(&args.url, kind, &args, &filter, state.clone())?;
     let shutdown = CancellationToken::new();
     signals::stop_on_signals(&shutdown);
-    let opened = source.open(from, shutdown.clone()).await?;
+    tracing::info!("connecting");
+    let opened = tokio::select! {
+        opened = source.open(from, shutdown.clone()) => opened?,
+        () = shutdown.cancelled() => {
+            // Nothing read, nothing to save: a signal while connecting (server selection
+            // waits up to 10 s) ends at once. Exit here: the connection being made is not
+            // closed, and a runtime ending under the MongoDB driver's tasks makes them panic.
+            eprintln!("ustream: stopped while starting");
+            std::process::exit(0);
+        }
+    };
     eprintln!("streaming from {}", escaped(&opened.start.to_string()));
     // Fused: read once more to its end at exit, whether or not it had ended.
     let mut batches = opened.batches.fuse();
@@ -350,7 +360,20 @@ async fn tail(args: TailArgs) -> Result<()> {
             Ok(batch) => batch,
             Err(e) => {
                 close(batches).await;
-                return Err(e.into());
+                // A transient error ends a stream only once its reconnect window is over.
+                let gave_up = e.class() == ErrorClass::Transient;
+                let e = anyhow::Error::from(e);
+                return Err(match (gave_up, &checkpoints) {
+                    (false, _) => e,
+                    (true, Some(_)) => e.context(
+                        "the stream stopped after reconnecting for its whole reconnect window; \
+                         the same command resumes from its checkpoint",
+                    ),
+                    (true, None) => e.context(
+                        "the stream stopped after reconnecting for its whole reconnect window; \
+                         resume with `--from` and the last position printed",
+                    ),
+                });
             }
         };
         if batch.state.is_some() {

@@ -1,7 +1,9 @@
 //! `ustream tail` arguments checked before any connection: `--help` and `--from`. The URLs
 //! point at a closed port: a test that connected would fail.
 
-use std::process::{Command, Output};
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::support::USTREAM;
 
@@ -137,4 +139,49 @@ fn an_unreadable_mimalloc_purge_delay_is_warned_about_with_the_delay_in_effect()
         !stderr.contains("MIMALLOC"),
         "a valid delay is taken silently: {stderr}"
     );
+}
+
+#[test]
+fn a_signal_while_tail_waits_for_its_first_connection_stops_it_at_once_with_exit_0() {
+    // A closed port, and server selection allowed 60 s: only the signal can end it sooner.
+    let mut child = Command::new(USTREAM)
+        .args([
+            "tail",
+            "mongodb://127.0.0.1:1/?directConnection=true&serverSelectionTimeoutMS=60000",
+        ])
+        .env("USTREAM_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ustream");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    // Its handlers are in place before it says it is connecting.
+    while !seen.contains("connecting") {
+        let mut line = String::new();
+        let read = stderr.read_line(&mut line).expect("stderr line");
+        assert!(read > 0, "ended before connecting: {seen}");
+        seen.push_str(&line);
+    }
+    let sent = Instant::now();
+    let pid = child.id().to_string();
+    Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(30),
+            "still waiting for the server 30 s after SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+    seen.push_str(&rest);
+    assert_eq!(status.code(), Some(0), "{seen}");
+    assert!(seen.contains("stopped while starting"), "{seen}");
 }

@@ -1,15 +1,15 @@
 //! Connecting: a client with the crate's defaults, the first `ping`, what a change stream
 //! needs of the server, and what to warn about at first contact.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use mongodb::Client;
 use mongodb::ServerType;
 use mongodb::bson::{Bson, Document, Timestamp, doc};
-use mongodb::error::Error as DriverError;
+use mongodb::error::{Error as DriverError, ErrorKind};
 use mongodb::event::EventHandler;
 use mongodb::event::sdam::SdamEvent;
 use mongodb::options::ClientOptions;
@@ -81,7 +81,7 @@ async fn client_with(
 /// leave no trace in the log. The servers lost are kept for the process, so that the clients
 /// of one source (or of several) that lose one server log it once.
 fn log_lost_servers(options: &mut ClientOptions, config: &MongoConfig) {
-    static LOST: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    static LOST: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
     let uri = config.uri_parts().clone();
     options.sdam_event_handler = Some(EventHandler::callback(move |event: SdamEvent| {
         let SdamEvent::ServerDescriptionChanged(change) = event else {
@@ -93,20 +93,28 @@ fn log_lost_servers(options: &mut ClientOptions, config: &MongoConfig) {
         let Ok(mut lost) = LOST.lock() else {
             return;
         };
-        let lost = lost.get_or_insert_with(HashSet::new);
+        let lost = lost.get_or_insert_with(HashMap::new);
         if was_known && !is_known {
-            if lost.contains(&server) {
+            let error = change.new_description.error();
+            // A refused login is reported by the operation that tried it, with what to do.
+            let refused = error.is_some_and(|e| match e.kind.as_ref() {
+                ErrorKind::Authentication { .. } => true,
+                ErrorKind::Command(c) => c.code == 18, // AuthenticationFailed
+                _ => false,
+            });
+            if refused || lost.contains_key(&server) {
                 return;
             }
-            let error = change.new_description.error().map_or_else(
+            let error = error.map_or_else(
                 || "no answer".to_owned(),
                 |e| describe(e, &uri, None, Purpose::Other, true),
             );
             tracing::warn!(%server, %error,
                 "MongoDB server lost; the driver reconnects and resumes the change stream");
-            lost.insert(server);
-        } else if is_known && lost.remove(&server) {
-            tracing::info!(%server, "MongoDB server answers again");
+            lost.insert(server, Instant::now());
+        } else if is_known && let Some(since) = lost.remove(&server) {
+            // WARN like the line it ends, so that the default level shows both.
+            tracing::warn!(%server, lost_for = ?since.elapsed(), "MongoDB server answers again");
         }
     }));
 }

@@ -149,7 +149,7 @@ async fn mongo_server_crash_and_restart_mid_stream_resumes_with_nothing_lost_or_
     });
     let back = logged
         .lines()
-        .position(|l| l.contains("INFO") && l.contains("MongoDB server answers again"));
+        .position(|l| l.contains("WARN") && l.contains("MongoDB server answers again"));
     assert!(
         matches!((lost, back), (Some(l), Some(b)) if l < b),
         "a warning that {server} was lost, then a line that it answers again: {logged}"

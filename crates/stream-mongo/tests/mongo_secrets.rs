@@ -92,4 +92,8 @@ async fn mongo_secrets_never_appear_in_errors_logs_or_debug_output() {
         "the URI was logged (shown redacted): {logged}"
     );
     assert_hidden("the log", &logged);
+    assert!(
+        !logged.contains("MongoDB server lost"),
+        "a refused login is not a lost server: {logged}"
+    );
 }
