@@ -360,18 +360,20 @@ async fn tail(args: TailArgs) -> Result<()> {
             Ok(batch) => batch,
             Err(e) => {
                 close(batches).await;
-                // A transient error ends a stream only once its reconnect window is over.
-                let gave_up = e.class() == ErrorClass::Transient;
+                // A connection the stream could not get back (its reconnect window is over,
+                // or a snapshot read failed): say how to go on from what was printed.
+                let lost = e.class() == ErrorClass::Transient;
                 let e = anyhow::Error::from(e);
-                return Err(match (gave_up, &checkpoints) {
+                return Err(match (lost, &checkpoints) {
                     (false, _) => e,
                     (true, Some(_)) => e.context(
-                        "the stream stopped after reconnecting for its whole reconnect window; \
+                        "the stream stopped on a connection failure it did not recover from; \
                          the same command resumes from its checkpoint",
                     ),
                     (true, None) => e.context(
-                        "the stream stopped after reconnecting for its whole reconnect window; \
-                         resume with `--from` and the last position printed",
+                        "the stream stopped on a connection failure it did not recover from; \
+                         resume with `--from` and the last position printed (or the one after \
+                         `streaming from`)",
                     ),
                 });
             }

@@ -3,10 +3,10 @@
 
 use stream_core::CancellationToken;
 
-/// Cancels `shutdown` on SIGINT or SIGTERM. Both handlers are registered before this returns,
-/// so a signal that arrives at any later moment stops the process cleanly instead of by the
-/// signal's default action (a handler registered by a spawned task exists only once that
-/// task first runs).
+/// Cancels `shutdown` on SIGINT or SIGTERM. On Unix both handlers are registered before this
+/// returns, so a signal that arrives at any later moment stops the process cleanly instead of
+/// by the signal's default action (a handler registered by a spawned task exists only once
+/// that task first runs; elsewhere Ctrl-C still is).
 pub(crate) fn stop_on_signals(shutdown: &CancellationToken) {
     #[cfg(unix)]
     {

@@ -141,6 +141,7 @@ fn an_unreadable_mimalloc_purge_delay_is_warned_about_with_the_delay_in_effect()
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn a_signal_while_tail_waits_for_its_first_connection_stops_it_at_once_with_exit_0() {
     // A closed port, and server selection allowed 60 s: only the signal can end it sooner.

@@ -76,6 +76,12 @@ async fn client_with(
     Client::with_options(options).map_err(invalid)
 }
 
+/// Errors after which the driver marks a server unknown though it still answers: a refused
+/// login (AuthenticationFailed) and the replica-set state changes (NotWritablePrimary,
+/// NotPrimaryNoSecondaryOk, InterruptedDueToReplStateChange, NotPrimaryOrSecondary,
+/// PrimarySteppedDown).
+const STILL_ANSWERS: [i32; 6] = [18, 10107, 13435, 11602, 13436, 189];
+
 /// Logs a server that stops answering, and once it answers again. The driver resumes a change
 /// stream by itself after one lost connection, so without these lines a server restart would
 /// leave no trace in the log. The servers lost are kept for the process, so that the clients
@@ -96,21 +102,21 @@ fn log_lost_servers(options: &mut ClientOptions, config: &MongoConfig) {
         let lost = lost.get_or_insert_with(HashMap::new);
         if was_known && !is_known {
             let error = change.new_description.error();
-            // A refused login is reported by the operation that tried it, with what to do.
-            let refused = error.is_some_and(|e| match e.kind.as_ref() {
+            // A refused login is reported by the operation that tried it, with what to do; a
+            // primary stepping down (or a member not yet primary) still answers.
+            let not_lost = error.is_some_and(|e| match e.kind.as_ref() {
                 ErrorKind::Authentication { .. } => true,
-                ErrorKind::Command(c) => c.code == 18, // AuthenticationFailed
+                ErrorKind::Command(c) => STILL_ANSWERS.contains(&c.code),
                 _ => false,
             });
-            if refused || lost.contains_key(&server) {
+            if not_lost || lost.contains_key(&server) {
                 return;
             }
             let error = error.map_or_else(
-                || "no answer".to_owned(),
+                || "none given".to_owned(),
                 |e| describe(e, &uri, None, Purpose::Other, true),
             );
-            tracing::warn!(%server, %error,
-                "MongoDB server lost; the driver reconnects and resumes the change stream");
+            tracing::warn!(%server, %error, "MongoDB server lost; the driver reconnects");
             lost.insert(server, Instant::now());
         } else if is_known && let Some(since) = lost.remove(&server) {
             // WARN like the line it ends, so that the default level shows both.
@@ -187,9 +193,8 @@ pub(crate) fn spawn_reader<T: Send + 'static>(
             () = keep_open.closed() => {}
             () = work => {}
         }
-        for client in clients {
-            close(client).await;
-        }
+        // At once: each may wait up to 5 s for a server that is gone.
+        futures::future::join_all(clients.into_iter().map(close)).await;
         drop(keep_open);
     });
 }

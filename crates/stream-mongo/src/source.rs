@@ -119,10 +119,12 @@ impl Source for MongoSource {
             Ok(streaming) => streaming,
             Err(reason) => {
                 close(client).await;
+                // The same URI was just read for the first client: a failure now (an SRV
+                // lookup, say) passes.
                 return Err(SourceError::Connect {
                     target: self.config.uri_parts().hosts.clone(),
                     reason,
-                    class: ErrorClass::Definite,
+                    class: ErrorClass::Transient,
                 });
             }
         };

@@ -122,8 +122,8 @@ pub(crate) struct Docs {
     /// checkpoint (at least once; docs/reliability.md). Whether each is explained is settled
     /// against the final documents by [`Docs::settle_unknown`].
     pub(crate) resumed_snapshot: bool,
-    /// (document, position, `update` or `delete`)
-    unknown: Vec<((String, String), String, &'static str)>,
+    /// (document, position, `update` or `delete`, `ts_ms`)
+    unknown: Vec<((String, String), String, &'static str, i64)>,
 }
 
 /// Sets or removes (`None`) a dotted path.
@@ -173,7 +173,8 @@ impl Docs {
             "update" => {
                 let Some(Value::Object(doc)) = self.docs.get_mut(&key) else {
                     if self.resumed_snapshot {
-                        return self.unknown.push((key, position.to_owned(), "update"));
+                        let at = event["ts_ms"].as_i64().unwrap_or(i64::MAX);
+                        return self.unknown.push((key, position.to_owned(), "update", at));
                     }
                     return self.note(format!("{key:?}: update at {position} of no document"));
                 };
@@ -189,7 +190,8 @@ impl Docs {
             "delete" => {
                 if self.docs.remove(&key).is_none() {
                     if self.resumed_snapshot {
-                        self.unknown.push((key, position.to_owned(), "delete"));
+                        let at = event["ts_ms"].as_i64().unwrap_or(i64::MAX);
+                        self.unknown.push((key, position.to_owned(), "delete", at));
                     } else {
                         self.note(format!("{key:?}: delete at {position} of no document"));
                     }
@@ -213,15 +215,21 @@ impl Docs {
     }
 
     /// The updates and deletes of documents never delivered, held while `resumed_snapshot`
-    /// was set: one of a document that still exists in `want` (the end state) is misread; the
-    /// others are changes of documents that really were deleted later, which the source could
-    /// not know had not been printed. Returns how many (updates, deletes) were explained.
-    fn settle_unknown(&mut self, want: &Docs) -> (u64, u64) {
+    /// was set. Explained: those of documents deleted by the end (`want`), made before
+    /// `window_end_ms` (when the resumed attempt began to print its stream, after its scan):
+    /// the source could not know they had not been printed. Past the hand-over window every
+    /// insert is delivered, so any other is misread. Returns (updates, deletes) explained.
+    fn settle_unknown(&mut self, want: &Docs, window_end_ms: i64) -> (u64, u64) {
         let mut explained = (0, 0);
-        for (key, position, op) in std::mem::take(&mut self.unknown) {
+        for (key, position, op, at) in std::mem::take(&mut self.unknown) {
             if want.docs.contains_key(&key) {
                 self.note(format!(
                     "{key:?}: {op} at {position} of a document never delivered that still exists"
+                ));
+            } else if at > window_end_ms {
+                self.note(format!(
+                    "{key:?}: {op} at {position} (ts_ms {at}) of a document never delivered, \
+                     after the hand-over window (it ended by {window_end_ms})"
                 ));
             } else if op == "update" {
                 explained.0 += 1;
@@ -538,13 +546,23 @@ fn history_lost(ctx: &Ctx, server: &mut Secantus) -> Result<Outcome> {
     let killed_at = saved_position(&checkpoint)?.unwrap_or_default();
     let mut second = Tail::start(&ctx.ustream, &args, &outs[1])?;
     let mut follower = Follower::new(&outs[1]);
+    // When the resumed attempt printed its first stream line: its scan (and so the hand-over
+    // window) had ended by then.
+    let mut stream_began: Option<i64> = None;
     second.wait_until(
         "the stream after the snapshot",
         Duration::from_secs(1800),
         |_| {
-            follower.poll(|line| line.contains("\"table\":\"late\"") && !line.contains("snapshot:"))
+            follower.poll(|line| {
+                let streamed = !line.contains("snapshot:");
+                if streamed && stream_began.is_none() {
+                    stream_began = Some(now_ms());
+                }
+                streamed && line.contains("\"table\":\"late\"")
+            })
         },
     )?;
+    let window_end_ms = stream_began.unwrap_or(i64::MAX);
     let (late_expected, late_dumped) = late.files();
     late.finish()?;
     // Everything the writer did is on the server now; the tail has it once it is quiet.
@@ -599,7 +617,7 @@ fn history_lost(ctx: &Ctx, server: &mut Secantus) -> Result<Outcome> {
     let mut held = Docs::load(&ctx.work.join("mongo-docs.server.jsonl"), "docs")?;
     held.extend(Docs::load(&more_dumped, "more")?);
     held.extend(Docs::load(&late_dumped, "late")?);
-    let (updates, deletes) = rebuilt.settle_unknown(&want);
+    let (updates, deletes) = rebuilt.settle_unknown(&want, window_end_ms);
     notes.push(format!(
         "{deletes} deletes and {updates} updates, printed by the resumed snapshot, of \
          documents never delivered and gone at the end (the source delivers every change of a \
@@ -645,4 +663,11 @@ fn history_lost(ctx: &Ctx, server: &mut Secantus) -> Result<Outcome> {
         seconds: started.elapsed().as_secs_f64(),
         notes,
     })
+}
+
+/// Wall-clock milliseconds since the epoch, as `ts_ms` counts them.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
