@@ -410,9 +410,17 @@ async fn mongo_drop_invalidates_and_the_stream_goes_on_after_it() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mongo_resumable_errors_and_dropped_connections_are_resumed_without_loss() {
-    let db = unique_name("failpoint");
+/// A stream of a fresh collection `t` (one document in it already) read from its latest
+/// change by a client whose `appName` a `failCommand` fail point can single out.
+struct FailPointStream {
+    client: mongodb::Client,
+    coll: mongodb::Collection<Document>,
+    app: String,
+    batches: BatchStream,
+}
+
+async fn fail_point_stream(prefix: &str) -> FailPointStream {
+    let db = unique_name(prefix);
     let app = unique_name("app");
     let client = client().await;
     let coll = client.database(&db).collection::<Document>("t");
@@ -421,7 +429,23 @@ async fn mongo_resumable_errors_and_dropped_connections_are_resumed_without_loss
     let sep = if url.contains('?') { '&' } else { '?' };
     let mut cfg = MongoConfig::from_url(&format!("{url}{sep}appName={app}")).expect("url");
     cfg.filter = NamespaceFilter::parse(&format!("{db}.t"), "").expect("filter");
-    let (mut batches, _) = open(cfg, StartFrom::Latest).await;
+    let (batches, _) = open(cfg, StartFrom::Latest).await;
+    FailPointStream {
+        client,
+        coll,
+        app,
+        batches,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_resumable_errors_and_dropped_connections_are_resumed_without_loss() {
+    let FailPointStream {
+        client,
+        coll,
+        app,
+        mut batches,
+    } = fail_point_stream("failpoint").await;
     let admin = client.database("admin");
     let mut expected = Vec::new();
     for (round, data) in [
@@ -460,16 +484,12 @@ async fn mongo_a_driver_resume_whose_first_attempt_fails_goes_on_after_the_last_
     // The driver resumes a change stream by itself after a resumable error, with the token
     // of the last change; if that attempt's aggregate fails and its read retry runs, the
     // retry has lost the token and starts where the stream first started (mongodb 3.9).
-    let db = unique_name("resumeretry");
-    let app = unique_name("app");
-    let client = client().await;
-    let coll = client.database(&db).collection::<Document>("t");
-    coll.insert_one(doc! {"_id": 0}).await.expect("insert");
-    let url = Server::Mongo.url();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let mut cfg = MongoConfig::from_url(&format!("{url}{sep}appName={app}")).expect("url");
-    cfg.filter = NamespaceFilter::parse(&format!("{db}.t"), "").expect("filter");
-    let (mut batches, _) = open(cfg, StartFrom::Latest).await;
+    let FailPointStream {
+        client,
+        coll,
+        app,
+        mut batches,
+    } = fail_point_stream("resumeretry").await;
     let key = |e: &ChangeEvent| json(e)["key"]["_id"].clone();
     for id in 1..=3 {
         coll.insert_one(doc! {"_id": id}).await.expect("insert");
