@@ -362,20 +362,18 @@ async fn tail(args: TailArgs) -> Result<()> {
                 close(batches).await;
                 // A connection the stream could not get back (its reconnect window is over,
                 // or a snapshot read failed): say how to go on from what was printed.
-                let lost = e.class() == ErrorClass::Transient;
-                let e = anyhow::Error::from(e);
-                return Err(match (lost, &checkpoints) {
-                    (false, _) => e,
-                    (true, Some(_)) => e.context(
-                        "the stream stopped on a connection failure it did not recover from; \
-                         the same command resumes from its checkpoint",
-                    ),
-                    (true, None) => e.context(
-                        "the stream stopped on a connection failure it did not recover from; \
-                         resume with `--from` and the last position printed (or the one after \
-                         `streaming from`)",
-                    ),
-                });
+                if e.class() != ErrorClass::Transient {
+                    return Err(e.into());
+                }
+                let resume = if checkpoints.is_some() {
+                    "the same command resumes from its checkpoint"
+                } else {
+                    "resume with `--from` and the last position printed (or the one after \
+                     `streaming from`)"
+                };
+                return Err(anyhow::Error::from(e).context(format!(
+                    "the stream stopped on a connection failure it did not recover from; {resume}"
+                )));
             }
         };
         if batch.state.is_some() {

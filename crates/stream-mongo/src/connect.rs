@@ -1,7 +1,7 @@
 //! Connecting: a client with the crate's defaults, the first `ping`, what a change stream
 //! needs of the server, and what to warn about at first contact.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -31,49 +31,32 @@ pub(crate) fn selection_timeout(config: &MongoConfig, default: Duration) -> Dura
 /// A client for `config` (not yet connected: the driver connects on first use), named
 /// `ultimate-stream` to the server unless the URI names it.
 pub(crate) async fn client(config: &MongoConfig, selection: Duration) -> Result<Client, String> {
-    client_with(config, selection, true).await
+    let options = options(config, selection).await?;
+    Client::with_options(options).map_err(|e| invalid(config, selection, &e))
 }
 
-/// The client a change stream is read with: as [`client`], without retryable reads.
-///
-/// The driver resumes a change stream by itself after a resumable error, once, with the token
-/// of the last change. Its retry of that resume's `aggregate` (a retryable read) has lost the
-/// token (mongodb 3.9: `ChangeStreamAggregate::build` takes it) and starts where the stream
-/// first started: from its start position again (every change repeated), or, for a stream
-/// opened at the latest change, after the changes made meanwhile (lost). Without read retries
-/// that failure reaches the source, which reopens after the last change it handed over.
-pub(crate) async fn stream_client(
-    config: &MongoConfig,
-    selection: Duration,
-) -> Result<Client, String> {
-    client_with(config, selection, false).await
-}
-
-async fn client_with(
-    config: &MongoConfig,
-    selection: Duration,
-    retry_reads: bool,
-) -> Result<Client, String> {
-    let invalid = |e: DriverError| {
-        describe(
-            &e,
-            config.uri_parts(),
-            Some(selection),
-            Purpose::Other,
-            false,
-        )
-    };
-    let mut options = ClientOptions::parse(config.uri()).await.map_err(invalid)?;
+/// The options of [`client`].
+async fn options(config: &MongoConfig, selection: Duration) -> Result<ClientOptions, String> {
+    let mut options = ClientOptions::parse(config.uri())
+        .await
+        .map_err(|e| invalid(config, selection, &e))?;
     options
         .app_name
         .get_or_insert_with(|| "ultimate-stream".to_owned());
     options.server_selection_timeout.get_or_insert(selection);
-    if !retry_reads {
-        // Whatever the URI says: see `stream_client`.
-        options.retry_reads = Some(false);
-    }
     log_lost_servers(&mut options, config);
-    Client::with_options(options).map_err(invalid)
+    Ok(options)
+}
+
+/// A URI or option the driver refuses, as one line.
+fn invalid(config: &MongoConfig, selection: Duration, e: &DriverError) -> String {
+    describe(
+        e,
+        config.uri_parts(),
+        Some(selection),
+        Purpose::Other,
+        false,
+    )
 }
 
 /// Errors after which the driver marks a server unknown though it still answers: a refused
@@ -87,7 +70,7 @@ const STILL_ANSWERS: [i32; 6] = [18, 10107, 13435, 11602, 13436, 189];
 /// leave no trace in the log. The servers lost are kept for the process, so that the clients
 /// of one source (or of several) that lose one server log it once.
 fn log_lost_servers(options: &mut ClientOptions, config: &MongoConfig) {
-    static LOST: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
+    static LOST: Mutex<BTreeMap<String, Instant>> = Mutex::new(BTreeMap::new());
     let uri = config.uri_parts().clone();
     options.sdam_event_handler = Some(EventHandler::callback(move |event: SdamEvent| {
         let SdamEvent::ServerDescriptionChanged(change) = event else {
@@ -99,7 +82,6 @@ fn log_lost_servers(options: &mut ClientOptions, config: &MongoConfig) {
         let Ok(mut lost) = LOST.lock() else {
             return;
         };
-        let lost = lost.get_or_insert_with(HashMap::new);
         if was_known && !is_known {
             let error = change.new_description.error();
             // A refused login is reported by the operation that tried it, with what to do; a
@@ -128,13 +110,58 @@ fn log_lost_servers(options: &mut ClientOptions, config: &MongoConfig) {
 /// Connects and checks that the server answers and the credentials are accepted.
 pub(crate) async fn connect(config: &MongoConfig, purpose: Purpose) -> Result<Client, SourceError> {
     let selection = selection_timeout(config, SELECTION_TIMEOUT);
-    let client = client(config, selection)
+    let options = options(config, selection)
         .await
-        .map_err(|reason| SourceError::Connect {
-            target: config.uri_parts().hosts.clone(),
-            reason,
-            class: ErrorClass::Definite,
-        })?;
+        .map_err(|reason| refused_options(config, reason))?;
+    connect_with(config, purpose, options, selection).await
+}
+
+/// [`connect`] for a change stream; also the client the stream is read with, built from the
+/// same options without retryable reads.
+///
+/// The driver resumes a change stream by itself after a resumable error, once, with the token
+/// of the last change. Its retry of that resume's `aggregate` (a retryable read) has lost the
+/// token (mongodb 3.9: `ChangeStreamAggregate::build` takes it) and starts where the stream
+/// first started: from its start position again (every change repeated), or, for a stream
+/// opened at the latest change, after the changes made meanwhile (lost). Without read retries
+/// that failure reaches the source, which reopens after the last change it handed over.
+/// Snapshot reads, lookups and checks keep read retries on the first client.
+pub(crate) async fn connect_for_change_stream(
+    config: &MongoConfig,
+) -> Result<(Client, Client), SourceError> {
+    let selection = selection_timeout(config, SELECTION_TIMEOUT);
+    let options = options(config, selection)
+        .await
+        .map_err(|reason| refused_options(config, reason))?;
+    let mut streaming = options.clone();
+    // Whatever the URI says.
+    streaming.retry_reads = Some(false);
+    let client = connect_with(config, Purpose::ChangeStream, options, selection).await?;
+    match Client::with_options(streaming) {
+        Ok(streaming) => Ok((client, streaming)),
+        Err(e) => {
+            close(client).await;
+            Err(refused_options(config, invalid(config, selection, &e)))
+        }
+    }
+}
+
+fn refused_options(config: &MongoConfig, reason: String) -> SourceError {
+    SourceError::Connect {
+        target: config.uri_parts().hosts.clone(),
+        reason,
+        class: ErrorClass::Definite,
+    }
+}
+
+async fn connect_with(
+    config: &MongoConfig,
+    purpose: Purpose,
+    options: ClientOptions,
+    selection: Duration,
+) -> Result<Client, SourceError> {
+    let client = Client::with_options(options)
+        .map_err(|e| refused_options(config, invalid(config, selection, &e)))?;
     let pinged = client.database("admin").run_command(doc! {"ping": 1}).await;
     if let Err(e) = pinged {
         close(client).await;
@@ -176,6 +203,11 @@ pub(crate) async fn close(client: Client) {
     }
 }
 
+/// [`close`] for several clients, at once: each may wait up to 5 s for a server that is gone.
+pub(crate) async fn close_all(clients: Vec<Client>) {
+    futures::future::join_all(clients.into_iter().map(close)).await;
+}
+
 /// Runs a source's reader task: `work` until it ends, shutdown begins or the consumer drops
 /// the stream; then drops `work` (its cursors and sessions) and closes `client`. The stream
 /// ends only after that (`keep_open` holds its channel open until then), so a caller that
@@ -193,8 +225,7 @@ pub(crate) fn spawn_reader<T: Send + 'static>(
             () = keep_open.closed() => {}
             () = work => {}
         }
-        // At once: each may wait up to 5 s for a server that is gone.
-        futures::future::join_all(clients.into_iter().map(close)).await;
+        close_all(clients).await;
         drop(keep_open);
     });
 }

@@ -16,8 +16,8 @@ use tokio::sync::mpsc;
 use crate::bson_value::check_depth;
 use crate::config::{FullDocument, MongoConfig, PreImages, Scope, glob_regex};
 use crate::connect::{
-    SELECTION_TIMEOUT, close, connect, connect_error, oldest_oplog_time, require_change_streams,
-    require_recorded_images, selection_timeout, spawn_reader, stream_client,
+    SELECTION_TIMEOUT, close_all, connect_error, connect_for_change_stream, oldest_oplog_time,
+    require_change_streams, require_recorded_images, selection_timeout, spawn_reader,
     warn_if_empty_database,
 };
 pub(crate) use crate::errors::classify;
@@ -113,27 +113,12 @@ impl Source for MongoSource {
         from: StartFrom,
         shutdown: CancellationToken,
     ) -> Result<Opened, SourceError> {
-        let client = connect(&self.config, Purpose::ChangeStream).await?;
-        let selection = selection_timeout(&self.config, SELECTION_TIMEOUT);
-        let streaming = match stream_client(&self.config, selection).await {
-            Ok(streaming) => streaming,
-            Err(reason) => {
-                close(client).await;
-                // The same URI was just read for the first client: a failure now (an SRV
-                // lookup, say) passes.
-                return Err(SourceError::Connect {
-                    target: self.config.uri_parts().hosts.clone(),
-                    reason,
-                    class: ErrorClass::Transient,
-                });
-            }
-        };
+        let (client, streaming) = connect_for_change_stream(&self.config).await?;
         let opened = self
             .open_with(client.clone(), streaming.clone(), from, shutdown)
             .await;
         if opened.is_err() {
-            close(client).await;
-            close(streaming).await;
+            close_all(vec![client, streaming]).await;
         }
         opened
     }
@@ -290,7 +275,7 @@ pub(crate) fn id_key(id: &Bson) -> Vec<u8> {
 pub(crate) struct Watcher {
     /// Snapshot reads, lookups, checks.
     pub(crate) client: Client,
-    /// The change stream's: without read retries (see [`crate::connect::stream_client`]).
+    /// The change stream's: without read retries (see [`crate::connect::connect_for_change_stream`]).
     pub(crate) stream_client: Client,
     pub(crate) config: MongoConfig,
     scope: Scope,

@@ -166,6 +166,8 @@ impl Docs {
             event["key"]["_id"].to_string(),
         );
         let position = event["position"].as_str().unwrap_or_default();
+        // When the change was made; unknown: after any window.
+        let at = event["ts_ms"].as_i64().unwrap_or(i64::MAX);
         match event["op"].as_str().unwrap_or_default() {
             "insert" | "replace" => {
                 self.docs.insert(key, event["after"].clone());
@@ -173,7 +175,6 @@ impl Docs {
             "update" => {
                 let Some(Value::Object(doc)) = self.docs.get_mut(&key) else {
                     if self.resumed_snapshot {
-                        let at = event["ts_ms"].as_i64().unwrap_or(i64::MAX);
                         return self.unknown.push((key, position.to_owned(), "update", at));
                     }
                     return self.note(format!("{key:?}: update at {position} of no document"));
@@ -190,7 +191,6 @@ impl Docs {
             "delete" => {
                 if self.docs.remove(&key).is_none() {
                     if self.resumed_snapshot {
-                        let at = event["ts_ms"].as_i64().unwrap_or(i64::MAX);
                         self.unknown.push((key, position.to_owned(), "delete", at));
                     } else {
                         self.note(format!("{key:?}: delete at {position} of no document"));
