@@ -168,6 +168,8 @@ impl MariaDb {
     fn spawn(&mut self) -> Result<(), String> {
         std::fs::create_dir_all(self.dir.join("tmp"))
             .map_err(|e| format!("creating {}: {e}", self.dir.join("tmp").display()))?;
+        // A killed server leaves its socket behind; readiness waits for the new one.
+        let _ = std::fs::remove_file(self.dir.join("mysqld.sock"));
         let log =
             std::fs::File::create(self.dir.join("mariadbd.out")).map_err(|e| e.to_string())?;
         let err = log.try_clone().map_err(|e| e.to_string())?;
@@ -184,12 +186,22 @@ impl MariaDb {
         let mut child = cmd.spawn().map_err(|e| format!("starting mariadbd: {e}"))?;
         let started = Instant::now();
         loop {
-            if TcpStream::connect_timeout(
-                &([127, 0, 0, 1], self.port).into(),
-                Duration::from_millis(200),
-            )
-            .is_ok()
+            // Ready once both the socket (which `sql` uses) and the port answer: mariadbd
+            // listens on the port a moment before it creates the socket, and a port taken by
+            // another process answers although this server is about to give up on it.
+            if self.dir.join("mysqld.sock").exists()
+                && TcpStream::connect_timeout(
+                    &([127, 0, 0, 1], self.port).into(),
+                    Duration::from_millis(200),
+                )
+                .is_ok()
             {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(format!(
+                        "mariadbd exited ({status}): {}",
+                        self.error_log_tail()
+                    ));
+                }
                 break;
             }
             if let Ok(Some(status)) = child.try_wait() {
