@@ -2,6 +2,15 @@
 //!
 //! stdout carries only the JSON lines of the event contract; everything else goes to stderr.
 
+/// `eprintln!` in one write: stderr is unbuffered and `eprintln!` writes each piece of its
+/// format on its own, so a script (or a test) reading stderr could see half a line.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let line = format!("{}\n", format_args!($($arg)*));
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+    }};
+}
+
 mod escape;
 mod from;
 mod pretty;
@@ -192,7 +201,7 @@ fn main() {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("ustream: error: cannot start the runtime: {e}");
+            say!("ustream: error: cannot start the runtime: {e}");
             std::process::exit(1);
         }
     };
@@ -212,7 +221,7 @@ fn main() {
         // One line, never the URL's password (errors are built from redacted parts), and no
         // terminal controls from names in the message.
         let msg = format!("{e:#}").replace('\n', " ");
-        eprintln!("ustream: error: {}", escaped(&msg));
+        say!("ustream: error: {}", escaped(&msg));
         std::process::exit(1);
     }
 }
@@ -244,7 +253,7 @@ async fn dead_letters(command: DeadLettersCommand) -> Result<()> {
                 std::future::ready(written)
             })
             .await?;
-            eprintln!(
+            say!(
                 "replayed {} letters, {} failed, {} left in {}",
                 report.replayed,
                 report.failed,
@@ -304,7 +313,7 @@ async fn tail(args: TailArgs) -> Result<()> {
     if let Some(store) = &checkpoints
         && let Some(saved) = store.load(PIPELINE).await?
     {
-        eprintln!(
+        say!(
             "resuming from checkpoint {}",
             escaped(&saved.position.to_string())
         );
@@ -321,11 +330,11 @@ async fn tail(args: TailArgs) -> Result<()> {
             // Nothing read, nothing to save: a signal while connecting (server selection
             // waits up to 10 s) ends at once. Exit here: the connection being made is not
             // closed, and a runtime ending under the MongoDB driver's tasks makes them panic.
-            eprintln!("ustream: stopped while starting");
+            say!("ustream: stopped while starting");
             std::process::exit(0);
         }
     };
-    eprintln!("streaming from {}", escaped(&opened.start.to_string()));
+    say!("streaming from {}", escaped(&opened.start.to_string()));
     // Fused: read once more to its end at exit, whether or not it had ended.
     let mut batches = opened.batches.fuse();
 
@@ -349,7 +358,7 @@ async fn tail(args: TailArgs) -> Result<()> {
             Some(idle) => tokio::select! {
                 next = batches.next() => next,
                 () = tokio::time::sleep_until(last_event + idle) => {
-                    eprintln!("idle for {} ms after {printed} events; exiting", idle.as_millis());
+                    say!("idle for {} ms after {printed} events; exiting", idle.as_millis());
                     break 'stream;
                 }
             },
@@ -386,7 +395,7 @@ async fn tail(args: TailArgs) -> Result<()> {
                 SourceEvent::Change(change) => change,
                 SourceEvent::Schema(schema) => {
                     if schema_note::concerns(&filter, &schema) {
-                        eprintln!("{}", schema_note::schema_change_line(&schema));
+                        say!("{}", schema_note::schema_change_line(&schema));
                     }
                     continue;
                 }

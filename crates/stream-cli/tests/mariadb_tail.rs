@@ -134,9 +134,12 @@ async fn mariadb_tail_killed_mid_stream_resumes_from_its_last_line_without_loss_
     const ROWS: i32 = 5;
     let writer = {
         let db = db.clone();
-        tokio::spawn(async move {
+        move |killed: std::sync::Arc<tokio::sync::Notify>| async move {
             let mut c = conn().await;
             for t in 0..TXNS {
+                if t == TXNS / 4 {
+                    killed.notified().await;
+                }
                 let values: Vec<String> = (0..ROWS)
                     .map(|r| format!("({}, 'v')", t * ROWS + r))
                     .collect();
@@ -145,7 +148,7 @@ async fn mariadb_tail_killed_mid_stream_resumes_from_its_last_line_without_loss_
                     .expect("insert");
                 tokio::time::sleep(Duration::from_millis(3)).await;
             }
-        })
+        }
     };
     let url = format!("{}/{db}", Server::MySql.url());
     let out_path = std::env::temp_dir().join(format!("{db}.jsonl"));

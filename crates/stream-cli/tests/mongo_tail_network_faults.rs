@@ -75,8 +75,10 @@ async fn tail_through(prefix: &str, fault: NetFault, within: Duration) -> Result
         );
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Some(pos) = tail
-                .stderr()
+            let stderr = tail.stderr();
+            // Whole lines only: the last one may still be being written.
+            let whole = &stderr[..stderr.rfind('\n').map_or(0, |end| end + 1)];
+            if let Some(pos) = whole
                 .lines()
                 .find_map(|l| l.strip_prefix("streaming from "))
             {

@@ -413,6 +413,9 @@ async fn mongo_drop_invalidates_and_the_stream_goes_on_after_it() {
 /// A stream of a fresh collection `t` (one document in it already) read from its latest
 /// change by a client whose `appName` a `failCommand` fail point can single out.
 struct FailPointStream {
+    /// The server has one `failCommand` fail point, whatever the `appName`: a second test
+    /// configuring it would wipe the first one's failures (and `off` clears all).
+    one_at_a_time: tokio::sync::MutexGuard<'static, ()>,
     client: mongodb::Client,
     coll: mongodb::Collection<Document>,
     app: String,
@@ -420,6 +423,8 @@ struct FailPointStream {
 }
 
 async fn fail_point_stream(prefix: &str) -> FailPointStream {
+    static FAIL_POINT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let one_at_a_time = FAIL_POINT.lock().await;
     let db = unique_name(prefix);
     let app = unique_name("app");
     let client = client().await;
@@ -431,6 +436,7 @@ async fn fail_point_stream(prefix: &str) -> FailPointStream {
     cfg.filter = NamespaceFilter::parse(&format!("{db}.t"), "").expect("filter");
     let (batches, _) = open(cfg, StartFrom::Latest).await;
     FailPointStream {
+        one_at_a_time,
         client,
         coll,
         app,
@@ -441,6 +447,7 @@ async fn fail_point_stream(prefix: &str) -> FailPointStream {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mongo_resumable_errors_and_dropped_connections_are_resumed_without_loss() {
     let FailPointStream {
+        one_at_a_time: _one_at_a_time,
         client,
         coll,
         app,
@@ -485,6 +492,7 @@ async fn mongo_a_driver_resume_whose_first_attempt_fails_goes_on_after_the_last_
     // of the last change; if that attempt's aggregate fails and its read retry runs, the
     // retry has lost the token and starts where the stream first started (mongodb 3.9).
     let FailPointStream {
+        one_at_a_time: _one_at_a_time,
         client,
         coll,
         app,

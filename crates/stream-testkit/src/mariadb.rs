@@ -189,7 +189,7 @@ impl MariaDb {
             // Ready once both the socket (which `sql` uses) and the port answer: mariadbd
             // listens on the port a moment before it creates the socket, and a port taken by
             // another process answers although this server is about to give up on it.
-            if self.dir.join("mysqld.sock").exists()
+            if std::os::unix::net::UnixStream::connect(self.dir.join("mysqld.sock")).is_ok()
                 && TcpStream::connect_timeout(
                     &([127, 0, 0, 1], self.port).into(),
                     Duration::from_millis(200),

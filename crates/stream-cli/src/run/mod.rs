@@ -89,7 +89,7 @@ impl RunError {
 pub(crate) fn report(error: &anyhow::Error) -> Option<i32> {
     let error = error.downcast_ref::<RunError>()?;
     for line in error.to_string().lines() {
-        eprintln!("ustream: error: {line}");
+        say!("ustream: error: {line}");
     }
     Some(error.exit_code())
 }

@@ -36,7 +36,7 @@ pub(crate) async fn run(plan: Plan) -> Result<(), RunError> {
         }
     }
     let checkpoints = if plan.sinks.is_empty() {
-        eprintln!(
+        say!(
             "ustream: no sinks: events are read and counted, written nowhere, and no checkpoint is saved"
         );
         None
@@ -59,7 +59,7 @@ pub(crate) async fn run(plan: Plan) -> Result<(), RunError> {
     let started = tokio::select! {
         started = start_streamer(&plan, sinks, checkpoints) => started,
         () = shutdown.cancelled() => {
-            eprintln!("ustream: stopped while starting");
+            say!("ustream: stopped while starting");
             printing.cancel();
             return stop_http(server).await;
         }
@@ -74,15 +74,15 @@ pub(crate) async fn run(plan: Plan) -> Result<(), RunError> {
         }
     };
     let _ = state.streamer.set(streamer.clone());
-    eprintln!("ustream: running {}", plan.summary());
+    say!("ustream: running {}", plan.summary());
 
     let failed = tokio::select! {
         () = shutdown.cancelled() => None,
         failure = streamer.failure() => Some(failure),
     };
     match &failed {
-        None => eprintln!("ustream: stopping: finishing the batches in flight"),
-        Some(_) => eprintln!("ustream: stopping: a source stopped for good"),
+        None => say!("ustream: stopping: finishing the batches in flight"),
+        Some(_) => say!("ustream: stopping: a source stopped for good"),
     }
     let stopped = streamer
         .stop()
@@ -104,9 +104,9 @@ pub(crate) async fn run(plan: Plan) -> Result<(), RunError> {
         })
         .collect();
     for line in late {
-        eprintln!("ustream: while stopping, {line}");
+        say!("ustream: while stopping, {line}");
     }
-    eprintln!("ustream: stopped");
+    say!("ustream: stopped");
     Ok(())
 }
 
@@ -195,7 +195,7 @@ async fn start_http(
             reason: format!("cannot listen on {listen}: {e}"),
         })?;
     match listener.local_addr() {
-        Ok(addr) => eprintln!("ustream: listening on http://{addr}"),
+        Ok(addr) => say!("ustream: listening on http://{addr}"),
         Err(e) => tracing::debug!(error = %e, "no local address"),
     }
     let router = http::router(state);

@@ -17,18 +17,25 @@ pub fn json_lines(stdout: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Runs `ustream tail <args>` into `out_path`, kills it with SIGKILL once it has printed
-/// `kill_after_bytes`, waits for `writer` (the test's writes), then runs `ustream tail
-/// <args> --from <position of the last whole line> --idle-exit-ms 5000` and returns every
-/// line delivered by the two runs together. `total` is how many lines the writes make.
-pub async fn kill_mid_stream_and_resume(
+/// Runs `ustream tail <args>` into `out_path` while the task `writer` makes the test's
+/// writes, kills it with SIGKILL once it has printed `kill_after_bytes`, waits for `writer`,
+/// then runs `ustream tail <args> --from <position of the last whole line> --idle-exit-ms
+/// 5000` and returns every line delivered by the two runs together. `total` is how many lines
+/// the writes make. The writer writes at least a quarter, then waits on the `Notify` it is
+/// given until the kill is done: a tail slow to start must not find the writes all done.
+pub async fn kill_mid_stream_and_resume<Fut>(
     args: &[&str],
     from: &str,
     out_path: &Path,
     kill_after_bytes: u64,
     total: usize,
-    writer: tokio::task::JoinHandle<()>,
-) -> Vec<serde_json::Value> {
+    writer: impl FnOnce(std::sync::Arc<tokio::sync::Notify>) -> Fut,
+) -> Vec<serde_json::Value>
+where
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let killed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let writer = tokio::spawn(writer(killed.clone()));
     let file = std::fs::File::create(out_path).expect("output file");
     let mut first = Command::new(USTREAM)
         .arg("tail")
@@ -45,6 +52,8 @@ pub async fn kill_mid_stream_and_resume(
     }
     first.kill().expect("kill -9");
     first.wait().expect("reap");
+    // A stored permit: the writer may reach its wait after this.
+    killed.notify_one();
     writer.await.expect("writer");
     let text = String::from_utf8(std::fs::read(out_path).expect("read")).expect("utf8");
     let mut delivered: Vec<String> = text.split('\n').map(str::to_owned).collect();
