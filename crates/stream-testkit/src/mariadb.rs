@@ -25,8 +25,37 @@ pub fn find_binary(names: &[&str]) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// A loopback port that was free a moment ago.
+/// A loopback port that was free a moment ago, for a server to bind.
+///
+/// Chosen below the kernel's ephemeral range when it can be: the kernel hands ports of that
+/// range to every `bind(0)` and outgoing connection, so a port taken from it may be given to
+/// someone else before the server binds it, or while the server restarts.
 pub fn free_port() -> std::io::Result<u16> {
+    const SPAN: u32 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_low > 1_024 + SPAN {
+        let first = ephemeral_low - SPAN;
+        let mut seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+            ^ std::process::id().rotate_left(16)
+            | 1;
+        for _ in 0..64 {
+            // xorshift: any spread will do, the bind below decides.
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            let Ok(port) = u16::try_from(first + seed % SPAN) else {
+                continue;
+            };
+            if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
