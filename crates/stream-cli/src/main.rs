@@ -32,7 +32,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use stream_core::{
     CancellationToken, Checkpoint, CheckpointStore, ErrorClass, FileCheckpointStore, JsonLinesSink,
-    NamespaceFilter, Sink, Source, SourceEvent, StartFrom,
+    NamespaceFilter, Position, Sink, Source, SourceEvent, StartFrom,
 };
 
 use crate::escape::escaped;
@@ -352,17 +352,26 @@ async fn tail(args: TailArgs) -> Result<()> {
     let limit = args.limit.unwrap_or(u64::MAX);
     let idle = args.idle_exit_ms.map(Duration::from_millis);
     let mut last_event = tokio::time::Instant::now();
+    // Where a new run would go on from: the last position printed, or saved.
+    let mut resume_at: Option<Position> = None;
 
     'stream: while printed < limit {
-        let next = match idle {
-            Some(idle) => tokio::select! {
-                next = batches.next() => next,
-                () = tokio::time::sleep_until(last_event + idle) => {
-                    say!("idle for {} ms after {printed} events; exiting", idle.as_millis());
-                    break 'stream;
-                }
-            },
-            None => batches.next().await,
+        let idle_deadline = async {
+            match idle {
+                Some(idle) => tokio::time::sleep_until(last_event + idle).await,
+                None => std::future::pending().await,
+            }
+        };
+        let next = tokio::select! {
+            // A signal ends the run now, whatever the source is waiting for (a server that
+            // does not answer, say); what it read and did not hand over is not printed.
+            () = shutdown.cancelled() => break 'stream,
+            next = batches.next() => next,
+            () = idle_deadline => {
+                let idle = idle.unwrap_or_default();
+                say!("idle for {} ms after {printed} events; exiting", idle.as_millis());
+                break 'stream;
+            }
         };
         let Some(batch) = next else { break };
         let batch = match batch {
@@ -406,6 +415,9 @@ async fn tail(args: TailArgs) -> Result<()> {
             }
             printed += 1;
             last_event = tokio::time::Instant::now();
+            if checkpoints.is_none() {
+                resume_at = Some(change.position.clone());
+            }
             let at_limit = printed >= limit;
             if at_limit {
                 reached = change.position.clone();
@@ -427,7 +439,26 @@ async fn tail(args: TailArgs) -> Result<()> {
                 state: state.clone(),
             };
             store.save(PIPELINE, &checkpoint).await?;
+            resume_at = Some(checkpoint.position);
         }
+    }
+    if shutdown.is_cancelled() {
+        // Stopped by a signal: say where to go on from before closing (which may wait a few
+        // seconds for a server that is gone).
+        let how = match (&checkpoints, &resume_at) {
+            (Some(_), Some(at)) => format!(
+                "the same command resumes from its checkpoint, {}",
+                escaped(&at.to_string())
+            ),
+            (Some(_), None) => "the same command resumes from its checkpoint".to_owned(),
+            (None, Some(at)) => format!("resume with `--from {}`", escaped(&at.to_string())),
+            (None, None) => format!(
+                "resume with `--from {}`",
+                escaped(&opened.start.to_string())
+            ),
+        };
+        let events = if printed == 1 { "event" } else { "events" };
+        say!("ustream: stopped after {printed} {events}; {how}");
     }
     sink.shutdown().await?;
     shutdown.cancel();

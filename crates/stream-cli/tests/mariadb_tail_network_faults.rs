@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::support::{USTREAM, json_lines};
 use crate::tail_process::{
-    FaultGate, NetFault, Tail, out_path, proxy_in_front_of, proxy_to, tail_through_fault,
+    FaultGate, NetFault, Tail, out_path, proxy_in_front_of, proxy_to, tail_through_fault, wait_for,
 };
 use mysql_async::prelude::*;
 use serde_json::{Value, json};
@@ -266,6 +266,87 @@ async fn mariadb_tail_resumed_inside_a_large_transaction_never_moves_its_checkpo
         .collect();
     assert_eq!(ids, (2001..=3000).collect::<Vec<i64>>());
     let _ = std::fs::remove_dir_all(&dir);
+    c.query_drop(format!("DROP DATABASE `{db}`"))
+        .await
+        .expect("drop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_tail_reconnects_to_a_server_that_never_answers_time_out_and_a_signal_ends_the_wait()
+ {
+    // A server that accepts connections and never answers (a hung host, a proxy in front of a
+    // dead one, a network dropping packets): each reconnect attempt must give up at
+    // `connect_timeout` and try again, and a signal must end the tail at once, not after
+    // the attempt.
+    let (db, start) = setup(&Server::MySql.url(), "net_unanswered").await;
+    let (proxy, url) = proxy_to(Server::MySql).await;
+    let tail = |timeout: &str, what: &str| {
+        Tail::start(
+            &[
+                &format!("{url}/{db}?connect_timeout={timeout}"),
+                "--from",
+                &start,
+            ],
+            out_path(&db, what),
+        )
+    };
+    let retrying = tail("1", "retrying");
+    let mut waiting = tail("600", "waiting");
+    let mut c = conn(&Server::MySql.url()).await;
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (1, 'before')"))
+        .await
+        .expect("insert");
+    for run in [&retrying, &waiting] {
+        run.wait_for_lines(1, Duration::from_secs(30)).await;
+    }
+    proxy.set(Fault::Blackhole);
+    let timed_out = "no answer within 1 s (connect_timeout)";
+    wait_for(
+        "two reconnect attempts timed out",
+        Duration::from_secs(60),
+        || retrying.stderr_lines_with(timed_out) >= 2,
+    )
+    .await;
+    // The other tail's silent connection was noticed too; its attempt now waits on the
+    // server (600 s).
+    wait_for(
+        "the silent connection noticed",
+        Duration::from_secs(30),
+        || waiting.stderr_lines_with("reconnecting") >= 1,
+    )
+    .await;
+    waiting.signal("-INT");
+    let status = waiting.exit(Duration::from_secs(20)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGINT during an unanswered connection attempt did not end the tail cleanly \
+         within 20 s ({status:?}); stderr: {}",
+        waiting.stderr()
+    );
+    let waited = json_lines(&std::fs::read(out_path(&db, "waiting")).expect("output"));
+    let resume = format!(
+        "ustream: stopped after 1 event; resume with `--from {}`",
+        waited[0]["position"].as_str().expect("position")
+    );
+    assert!(
+        waiting.stderr().contains(&resume),
+        "no `{resume}` in: {}",
+        waiting.stderr()
+    );
+    proxy.set(Fault::Pass);
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (2, 'after')"))
+        .await
+        .expect("insert");
+    retrying.wait_for_lines(2, Duration::from_secs(60)).await;
+    let lines = json_lines(&std::fs::read(out_path(&db, "retrying")).expect("output"));
+    let ids: Vec<i64> = lines
+        .iter()
+        .map(|l| l["key"]["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(ids, [1, 2], "nothing lost or repeated across the attempts");
+    for what in ["retrying", "waiting"] {
+        let _ = std::fs::remove_file(out_path(&db, what));
+    }
     c.query_drop(format!("DROP DATABASE `{db}`"))
         .await
         .expect("drop");

@@ -57,6 +57,35 @@ impl Tail {
         }
     }
 
+    /// Sends `signal` (`-INT`, `-TERM`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// How many stderr lines contain `text`.
+    pub fn stderr_lines_with(&self, text: &str) -> usize {
+        self.stderr().lines().filter(|l| l.contains(text)).count()
+    }
+
+    /// Waits for the process to exit: its status, or `None` when it is still running after
+    /// `within`.
+    pub async fn exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits for the exit at `--limit`: the lines printed, or `None` when it is still running
     /// after `within` (then it is killed).
     pub async fn finish(mut self, within: Duration) -> Option<Vec<Value>> {

@@ -87,6 +87,11 @@ pub struct MySqlConfig {
     pub server_id: Option<u32>,
     /// How long to keep reconnecting after the connection drops before giving up.
     pub reconnect_for: std::time::Duration,
+    /// How long a new connection may take to be ready (TCP, TLS, login) before the attempt
+    /// counts as failed: 10 s unless `connect_timeout=<seconds>` is in the URL. Without it, a
+    /// server that accepts but never answers, or a network that drops packets, would hold an
+    /// attempt for minutes.
+    pub connect_timeout: std::time::Duration,
     /// Emit MariaDB GTID positions (`mariadb-gtid:...`), which survive a failover to another
     /// server of the replication topology, instead of binlog file positions.
     pub gtid_positions: bool,
@@ -115,6 +120,7 @@ impl std::fmt::Debug for MySqlConfig {
             .field("filter", &self.filter)
             .field("server_id", &self.server_id)
             .field("reconnect_for", &self.reconnect_for)
+            .field("connect_timeout", &self.connect_timeout)
             .field("gtid_positions", &self.gtid_positions)
             .field("schema_state", &self.schema_state.is_some())
             .field("ssl_mode", &self.ssl_mode)
@@ -163,6 +169,7 @@ impl MySqlConfig {
         let mut ssl_mode = SslMode::Disabled;
         let mut ssl_ca = None;
         let mut pool = PoolLimits::default();
+        let mut connect_timeout = std::time::Duration::from_secs(10);
         for (k, v) in parts.options() {
             let v =
                 percent_decode(v).ok_or_else(|| err(&format!("bad percent-encoding in `{k}`")))?;
@@ -184,7 +191,8 @@ impl MySqlConfig {
                 key @ ("pool-min"
                 | "pool-max"
                 | "inactive-connection-ttl"
-                | "ttl-check-interval") => {
+                | "ttl-check-interval"
+                | "connect-timeout") => {
                     let n = v.parse::<u64>().map_err(|e| {
                         let what = match e.kind() {
                             std::num::IntErrorKind::PosOverflow => "a smaller whole number",
@@ -197,13 +205,14 @@ impl MySqlConfig {
                         "pool-min" => pool.min = usize::try_from(n).unwrap_or(usize::MAX),
                         "pool-max" => pool.max = usize::try_from(n).unwrap_or(usize::MAX),
                         "inactive-connection-ttl" => pool.inactive_ttl = seconds,
+                        "connect-timeout" => connect_timeout = seconds,
                         _ => pool.check_interval = seconds,
                     }
                 }
                 _ => {
                     return Err(err(&format!(
-                        "unknown URL parameter `{k}` (known: ssl-mode, ssl-ca, pool_min, \
-                         pool_max, inactive_connection_ttl, ttl_check_interval)"
+                        "unknown URL parameter `{k}` (known: ssl-mode, ssl-ca, connect_timeout, \
+                         pool_min, pool_max, inactive_connection_ttl, ttl_check_interval)"
                     )));
                 }
             }
@@ -219,6 +228,9 @@ impl MySqlConfig {
         }
         if pool.check_interval.is_zero() {
             return Err(err("ttl_check_interval must be at least 1 (second)"));
+        }
+        if connect_timeout.is_zero() {
+            return Err(err("connect_timeout must be at least 1 (second)"));
         }
         let user = parts
             .user
@@ -259,6 +271,7 @@ impl MySqlConfig {
             filter: NamespaceFilter::all(),
             server_id: None,
             reconnect_for: std::time::Duration::from_secs(60),
+            connect_timeout,
             gtid_positions: false,
             schema_state: None,
             ssl_mode,
@@ -481,5 +494,24 @@ mod tests {
             let e = MySqlConfig::from_url(&url).expect_err(&url).to_string();
             assert!(e.contains(says) && !e.contains("hunter2"), "{e}");
         }
+    }
+
+    #[test]
+    fn connect_timeout_is_ten_seconds_unless_the_url_says_otherwise() {
+        let seconds = |url: &str| {
+            MySqlConfig::from_url(url)
+                .map(|c| c.connect_timeout.as_secs())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(seconds("mysql://u@h/db"), Ok(10));
+        assert_eq!(seconds("mysql://u@h/db?connect_timeout=3"), Ok(3));
+        assert_eq!(seconds("mysql://u@h/db?connect-timeout=30"), Ok(30));
+        let zero = seconds("mysql://u@h/db?connect_timeout=0").expect_err("zero");
+        assert!(
+            zero.contains("connect_timeout must be at least 1"),
+            "{zero}"
+        );
+        let unknown = seconds("mysql://u@h/db?timeout=3").expect_err("unknown");
+        assert!(unknown.contains("connect_timeout"), "{unknown}");
     }
 }

@@ -14,7 +14,9 @@ use tokio::time::Duration;
 
 use crate::MySqlConfig;
 use crate::schema::Catalog;
-use crate::server::{ServerInfo, binary_logs, code, connect, connect_error, map_err};
+use crate::server::{
+    ServerInfo, binary_logs, code, connect, connect_error, connect_timed_out, map_err,
+};
 use crate::start::{PendingSnapshot, Resume, resolve_start};
 use crate::tracker::{RawEvent, Tracker};
 use crate::view_filter::ViewFilter;
@@ -115,8 +117,15 @@ impl BinlogReader {
             }
         }
         let mut via_wire = true;
+        // A shutdown ends an attempt wherever it is (a connection being made included).
+        let shutdown = self.shutdown.clone();
         loop {
-            let e = match self.stream_once(&mut via_wire).await {
+            let once = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return,
+                once = self.stream_once(&mut via_wire) => once,
+            };
+            let e = match once {
                 Ok(()) | Err(Stop::Done) => return,
                 Err(Stop::Fallback) => continue,
                 Err(Stop::Failed(e)) => e,
@@ -341,7 +350,10 @@ impl BinlogReader {
         let file = self.resume.file.file.clone();
         let offset = self.resume.file.offset;
         if *via_wire {
-            match WireConn::dial(config).await {
+            let dialed = tokio::time::timeout(config.connect_timeout, WireConn::dial(config))
+                .await
+                .map_err(|_| Stop::Failed(connect_timed_out(config)))?;
+            match dialed {
                 Ok(Dial::Open(mut wire)) => {
                     drop(conn);
                     for sql in settings {

@@ -122,10 +122,27 @@ fn connect_hint(e: &mysql_async::Error) -> &'static str {
     }
 }
 
-/// A new connection (no default database; TLS as configured).
+/// A new connection (no default database; TLS as configured), ready within
+/// `connect_timeout` or a transient error.
 pub(crate) async fn connect(config: &MySqlConfig) -> Result<Conn, SourceError> {
     let opts = config.opts().max_allowed_packet(Some(1 << 30));
-    Conn::new(opts).await.map_err(|e| connect_error(config, e))
+    match tokio::time::timeout(config.connect_timeout, Conn::new(opts)).await {
+        Ok(connected) => connected.map_err(|e| connect_error(config, e)),
+        Err(_) => Err(connect_timed_out(config)),
+    }
+}
+
+/// The error for a connection attempt that was not ready within `connect_timeout`.
+pub(crate) fn connect_timed_out(config: &MySqlConfig) -> SourceError {
+    SourceError::Connect {
+        target: config.endpoint(),
+        reason: format!(
+            "no answer within {} s (connect_timeout); check that the server is running and \
+             that the network lets the connection through",
+            config.connect_timeout.as_secs()
+        ),
+        class: ErrorClass::Transient,
+    }
 }
 
 /// The error for a failed connection attempt.

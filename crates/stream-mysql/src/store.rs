@@ -17,6 +17,7 @@ use crate::values::{quote, row_from_query, to_param};
 #[derive(Debug)]
 pub struct MySqlStore {
     pool: Pool,
+    connect_timeout: std::time::Duration,
     schemas: Mutex<HashMap<Namespace, Arc<TableSchema>>>,
 }
 
@@ -51,6 +52,7 @@ impl MySqlStore {
             .init(vec!["SET time_zone = '+00:00'"]);
         Self {
             pool: Pool::new(opts),
+            connect_timeout: config.connect_timeout,
             schemas: Mutex::new(HashMap::new()),
         }
     }
@@ -67,11 +69,28 @@ impl MySqlStore {
             })
     }
 
+    /// A pooled connection, or a transient error when none is ready within `connect_timeout`
+    /// (all in use past `pool_max`, or a server that does not answer).
+    async fn conn(&self, ns: &Namespace) -> Result<mysql_async::Conn, StoreError> {
+        match tokio::time::timeout(self.connect_timeout, self.pool.get_conn()).await {
+            Ok(conn) => conn.map_err(|e| backend(ns, e)),
+            Err(_) => Err(StoreError::Backend {
+                namespace: ns.to_string(),
+                reason: format!(
+                    "no connection within {} s (connect_timeout): the server does not answer \
+                     or all pool_max connections stay in use",
+                    self.connect_timeout.as_secs()
+                ),
+                class: ErrorClass::Transient,
+            }),
+        }
+    }
+
     async fn schema(&self, ns: &Namespace) -> Result<Arc<TableSchema>, StoreError> {
         if let Some(s) = self.schemas.lock().await.get(ns) {
             return Ok(s.clone());
         }
-        let mut conn = self.pool.get_conn().await.map_err(|e| backend(ns, e))?;
+        let mut conn = self.conn(ns).await?;
         let catalog = Catalog::load_table(&mut conn, &ns.db, &ns.table)
             .await
             .map_err(|e| backend(ns, e))?;
@@ -206,7 +225,7 @@ impl Store for MySqlStore {
             quote(&ns.db),
             quote(&ns.table)
         );
-        let mut conn = self.pool.get_conn().await.map_err(|e| backend(ns, e))?;
+        let mut conn = self.conn(ns).await?;
         let row: Option<mysql_async::Row> = conn
             .exec_first(sql, params)
             .await
@@ -243,7 +262,7 @@ impl Store for MySqlStore {
             vec!["?"; cols.len()].join(", "),
             updates.join(", ")
         );
-        let mut conn = self.pool.get_conn().await.map_err(|e| backend(ns, e))?;
+        let mut conn = self.conn(ns).await?;
         conn.exec_drop(sql, params)
             .await
             .map_err(|e| backend(ns, e))
@@ -257,7 +276,7 @@ impl Store for MySqlStore {
             quote(&ns.db),
             quote(&ns.table)
         );
-        let mut conn = self.pool.get_conn().await.map_err(|e| backend(ns, e))?;
+        let mut conn = self.conn(ns).await?;
         conn.exec_drop(sql, params)
             .await
             .map_err(|e| backend(ns, e))?;
@@ -288,7 +307,7 @@ impl Store for MySqlStore {
         if let Some(limit) = query.limit {
             sql.push_str(&format!(" LIMIT {limit}"));
         }
-        let mut conn = self.pool.get_conn().await.map_err(|e| backend(ns, e))?;
+        let mut conn = self.conn(ns).await?;
         let rows: Vec<mysql_async::Row> =
             conn.exec(sql, params).await.map_err(|e| backend(ns, e))?;
         rows.into_iter()
