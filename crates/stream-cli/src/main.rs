@@ -93,7 +93,9 @@ enum DeadLettersCommand {
 
 #[derive(clap::Args, Debug)]
 struct TailArgs {
-    /// `mysql://user:pass@host:port/db` (MariaDB too) or `mongodb://...`
+    /// `mysql://user:pass@host:port/db` (MariaDB too) or `mongodb://...`; or leave it out and
+    /// set `USTREAM_URL`, which keeps the password out of the process list (`ps`).
+    #[arg(env = "USTREAM_URL", hide_env_values = true)]
     url: String,
     /// Where to start: `start` (the oldest change the server still has), `end` (changes
     /// from now on), `snapshot` (the selected tables' rows as inserts, then every change

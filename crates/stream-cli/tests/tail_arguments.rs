@@ -186,3 +186,26 @@ fn a_signal_while_tail_waits_for_its_first_connection_stops_it_at_once_with_exit
     assert_eq!(status.code(), Some(0), "{seen}");
     assert!(seen.contains("stopped while starting"), "{seen}");
 }
+
+#[test]
+fn the_url_may_come_from_ustream_url_out_of_the_process_list_and_is_never_shown() {
+    let secret_url = "mysql://u:hunter2@127.0.0.1:1/db";
+    let with_env = |args: &[&str]| {
+        Command::new(USTREAM)
+            .arg("tail")
+            .args(args)
+            .env("USTREAM_URL", secret_url)
+            .output()
+            .expect("run ustream")
+    };
+    let help = with_env(&["--help"]);
+    let help_text = String::from_utf8_lossy(&help.stdout);
+    assert!(help_text.contains("USTREAM_URL"), "{help_text}");
+    assert!(!help_text.contains("hunter2"), "{help_text}");
+    // Read as the MySQL URL it is: `--from` is checked against the binlog's starts.
+    let stderr = error_of(&with_env(&["--from", "garbage"]));
+    assert!(
+        stderr.contains("a MySQL/MariaDB URL takes `start`") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+}
