@@ -39,7 +39,24 @@ pub(crate) async fn connect(url: &str, application_name: &str) -> Result<Client,
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(Duration::from_secs(10));
     }
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
+    notice_a_silent_peer(&mut config);
+    // tokio-postgres bounds only the TCP connect by `connect_timeout`; a server that accepts
+    // and never answers would hold the login for ever.
+    let limit = config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(Duration::from_secs(10));
+    let connected = tokio::time::timeout(limit, config.connect(NoTls))
+        .await
+        .map_err(|_| PostgresError::Connect {
+            target: stream_core::redact_url(url),
+            reason: format!(
+                "no answer within {} s (connect_timeout); check that the server is running \
+                 and that the network lets the connection through",
+                limit.as_secs()
+            ),
+        })?;
+    let (client, connection) = connected.map_err(|e| {
         let reason = scrub(url, &describe(&e));
         match e.as_db_error() {
             Some(db) if is_login_refusal(db.code().code()) => PostgresError::Refused {
@@ -61,6 +78,25 @@ pub(crate) async fn connect(url: &str, application_name: &str) -> Result<Client,
     Ok(client)
 }
 
+/// TCP keepalives and an unacknowledged-data limit, unless the URL sets them: a connection
+/// whose peer vanished (a network partition, a host powered off) fails within about 30 s
+/// instead of the kernel's 15 minutes of retransmissions or 2 hours of idle.
+fn notice_a_silent_peer(config: &mut tokio_postgres::Config) {
+    const DEFAULT_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+    if config.get_keepalives_idle() == DEFAULT_IDLE {
+        config.keepalives_idle(Duration::from_secs(15));
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(Duration::from_secs(5));
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(3);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(30));
+    }
+}
+
 /// Logs in to `url` once and hangs up: a wrong password, role or database shows here as
 /// [`PostgresError::Refused`] (definite), a server that is down as
 /// [`PostgresError::Connect`] (transient), before anything starts.
@@ -71,6 +107,30 @@ pub async fn check_login(url: &str) -> Result<(), PostgresError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_notice_a_vanished_peer_in_about_30_s_unless_the_url_says_otherwise() {
+        let configured = |url: &str| {
+            let mut config: tokio_postgres::Config = url.parse().expect("url");
+            notice_a_silent_peer(&mut config);
+            (
+                config.get_keepalives_idle().as_secs(),
+                config.get_keepalives_interval().map(|d| d.as_secs()),
+                config.get_keepalives_retries(),
+                config.get_tcp_user_timeout().map(Duration::as_secs),
+            )
+        };
+        assert_eq!(
+            configured("postgres://u@h/d"),
+            (15, Some(5), Some(3), Some(30))
+        );
+        assert_eq!(
+            configured(
+                "postgres://u@h/d?keepalives_idle=60&keepalives_interval=10&keepalives_retries=9&tcp_user_timeout=120"
+            ),
+            (60, Some(10), Some(9), Some(120))
+        );
+    }
 
     #[test]
     fn messages_lose_the_password() {

@@ -79,3 +79,32 @@ async fn postgres_login_to_a_closed_port_is_transient_and_says_why() {
     assert_eq!(e.class(), ErrorClass::Transient, "{e}");
     assert!(e.to_string().to_lowercase().contains("refused"), "{e}");
 }
+
+#[tokio::test]
+async fn postgres_login_to_a_server_that_never_answers_gives_up_at_connect_timeout() {
+    // Accepts the connection and says nothing: a hung server, or a proxy in front of a dead
+    // one. The login must fail (and be retried by its caller), not wait for ever.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let url = format!("postgres://u:s3cret-pw@127.0.0.1:{port}/d?connect_timeout=1");
+    let e = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        stream_postgres::check_login(&url),
+    )
+    .await
+    .expect("still waiting for the login 30 s later")
+    .expect_err("nobody answers");
+    assert_eq!(e.class(), ErrorClass::Transient, "{e}");
+    let said = e.to_string();
+    assert!(said.contains("no answer within 1 s"), "{said}");
+    assert!(!said.contains("s3cret-pw"), "{said}");
+    silent.abort();
+}
