@@ -574,7 +574,11 @@ impl Watcher {
                         }
                         last = Some(moved);
                     }
-                    if !stream.is_alive() {
+                    if stream.is_alive() {
+                        // The server answered: the connection is back, and the next failure
+                        // starts a new reconnect window even on an idle deployment.
+                        self.reconnect.progressed();
+                    } else {
                         split.clear();
                         let from = resume_from(&last, &first);
                         match self.reopen(None, &from).await {

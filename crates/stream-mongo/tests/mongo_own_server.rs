@@ -308,3 +308,52 @@ async fn mongo_streams_end_after_shutdown_only_once_their_connections_are_closed
         "the poller left connections open"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mongo_a_second_outage_long_after_a_recovered_one_gets_a_whole_reconnect_window() {
+    // Nothing is delivered after the first outage (an idle deployment); its reconnect window
+    // must still end once the server answers again, or a loss long after gives up at once.
+    let mut server = Secantus::start(&[]).expect("own stand-in");
+    let url = server.url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let mut config =
+        MongoConfig::from_url(&format!("{url}{sep}serverSelectionTimeoutMS=300")).expect("url");
+    config.filter = stream_core::NamespaceFilter::parse("shop.orders", "").expect("filter");
+    let window = Duration::from_secs(5);
+    config.reconnect_for = window;
+    let mut batches = MongoSource::new(config)
+        .open(StartFrom::Latest, CancellationToken::new())
+        .await
+        .expect("open the change stream")
+        .batches;
+    let (tx, mut errors) = tokio::sync::mpsc::unbounded_channel();
+    let reader = tokio::spawn(async move {
+        while let Some(item) = batches.next().await {
+            if let Err(e) = item {
+                let _ = tx.send((std::time::Instant::now(), e));
+                return;
+            }
+        }
+    });
+    server.kill();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.start_again().expect("start again");
+    // Idle, well past the first outage's window.
+    tokio::time::sleep(window + Duration::from_secs(3)).await;
+    assert!(
+        errors.try_recv().is_err(),
+        "gave up during the first outage"
+    );
+    let second = std::time::Instant::now();
+    server.kill();
+    let (at, err) = tokio::time::timeout(WAIT, errors.recv())
+        .await
+        .expect("still reconnecting after the second outage's window")
+        .expect("an error");
+    assert!(
+        at - second >= window,
+        "gave up {:?} into the second outage, before its {window:?} window: {err}",
+        at - second
+    );
+    let _ = reader.await;
+}

@@ -418,6 +418,12 @@ impl BinlogReader {
             "SET @mariadb_slave_capability = 4".to_owned(),
         ]);
         let mut stream = self.open(conn, &settings, &logs, via_wire).await?;
+        // Still streaming a heartbeat period after the dump began: the connection is back,
+        // and the next failure starts a new reconnect window even if nothing is delivered
+        // (an idle database would otherwise keep the old window, and a loss of connection
+        // long after would give up at once).
+        let streaming_since = tokio::time::Instant::now();
+        let mut recovered = false;
         let mut tracker = Tracker::new(&self.resume, self.info.checksum, self.view_filter.clone());
         let mut batch: Vec<SourceEvent> = Vec::new();
         // Bytes of the binlog events whose rows are in `batch`.
@@ -448,6 +454,10 @@ impl BinlogReader {
                     }));
                 };
                 let event = event.map_err(|e| self.read_error(e, &logs, &tracker))?;
+                if !recovered && streaming_since.elapsed() >= HEARTBEAT_PERIOD {
+                    self.reconnect.progressed();
+                    recovered = true;
+                }
                 let had = batch.len();
                 // The event's bytes go before the next event is read.
                 let size = match event {

@@ -568,6 +568,101 @@ async fn mariadb_binlog_reader_gives_up_after_reconnect_for_once_the_server_is_g
     shutdown.cancel();
 }
 
+/// Waits until `done` holds, or fails naming `what`.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what} within 20 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_a_second_outage_long_after_a_recovered_one_gets_a_whole_reconnect_window() {
+    // On an idle database nothing is delivered after a reconnect; the window of the first
+    // outage must still end there, or a loss of connection long after gives up at once.
+    use futures::StreamExt;
+    use stream_core::Source;
+    use stream_testkit::proxy::{Fault, FaultProxy};
+    let mut c = conn().await;
+    let db = fresh_db(&mut c, "second_outage").await;
+    c.query_drop(format!("CREATE TABLE `{db}`.t (id INT PRIMARY KEY)"))
+        .await
+        .expect("table");
+    let start = now(&mut c).await;
+    let endpoint = stream_mysql::MySqlConfig::from_url(&url())
+        .expect("url")
+        .endpoint();
+    let upstream = tokio::net::lookup_host(&endpoint)
+        .await
+        .expect("resolve")
+        .next()
+        .expect("an address");
+    let proxy = FaultProxy::start(upstream).await.expect("proxy");
+    let through = url().replacen(&endpoint, &proxy.addr().to_string(), 1);
+    let mut cfg = config(&through, &format!("{db}.*"));
+    let window = Duration::from_secs(5);
+    cfg.reconnect_for = window;
+    let shutdown = stream_core::CancellationToken::new();
+    let mut batches = stream_mysql::MySqlSource::new(cfg)
+        .open(StartFrom::Position(start), shutdown.clone())
+        .await
+        .expect("open through the proxy")
+        .batches;
+    // Read on in the background: a stream that is not read does not reconnect.
+    let (tx, mut errors) = tokio::sync::mpsc::unbounded_channel();
+    let changes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let reader = {
+        let changes = changes.clone();
+        tokio::spawn(async move {
+            while let Some(item) = batches.next().await {
+                match item {
+                    Ok(batch) => {
+                        changes.fetch_add(batch.events.len(), std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Err(e) => {
+                        let _ = tx.send((tokio::time::Instant::now(), e));
+                        return;
+                    }
+                }
+            }
+        })
+    };
+    // A change delivered: the stream's position is its own from here on.
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (1)"))
+        .await
+        .expect("insert");
+    wait_until("the change", || {
+        changes.load(std::sync::atomic::Ordering::SeqCst) >= 1
+    })
+    .await;
+    // A short first outage: the open connection and one reconnect attempt are reset.
+    proxy.set(Fault::Reset);
+    wait_until("two resets", || proxy.resets() >= 2).await;
+    let before = proxy.accepted();
+    proxy.set(Fault::Pass);
+    wait_until("a reconnect", || proxy.accepted() > before).await;
+    // Idle, well past the first outage's window.
+    tokio::time::sleep(window + Duration::from_secs(2)).await;
+    assert!(
+        errors.try_recv().is_err(),
+        "gave up during the first outage"
+    );
+    let second = tokio::time::Instant::now();
+    proxy.set(Fault::Reset);
+    let (at, err) = tokio::time::timeout(Duration::from_secs(30), errors.recv())
+        .await
+        .expect("still reconnecting 30 s into the second outage")
+        .expect("an error");
+    assert!(
+        at - second >= window,
+        "gave up {:?} into the second outage, before its {window:?} window: {err}",
+        at - second
+    );
+    shutdown.cancel();
+    let _ = reader.await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_a_url_database_that_does_not_exist_is_refused_naming_it_and_the_existing_ones() {
     use stream_core::Source;
