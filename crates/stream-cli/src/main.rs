@@ -121,7 +121,9 @@ struct TailArgs {
     /// Exit after this many events.
     #[arg(long)]
     limit: Option<u64>,
-    /// Exit 0 once caught up and no event arrived for this many milliseconds.
+    /// Exit 0 once no change arrived for this many milliseconds; the last stderr line says
+    /// where to resume. Time while the source is reconnecting after a failure does not
+    /// count (a MongoDB server is only seen as failing once the driver's own resume failed).
     #[arg(long)]
     idle_exit_ms: Option<u64>,
     /// Replica server id to register with (MySQL/MariaDB); unique by default.
@@ -356,6 +358,7 @@ async fn tail(args: TailArgs) -> Result<()> {
     let mut last_event = tokio::time::Instant::now();
     // Where a new run would go on from: the last position printed, or saved.
     let mut resume_at: Option<Position> = None;
+    let mut waited_for_outage = false;
 
     'stream: while printed < limit {
         let idle_deadline = async {
@@ -371,7 +374,27 @@ async fn tail(args: TailArgs) -> Result<()> {
             next = batches.next() => next,
             () = idle_deadline => {
                 let idle = idle.unwrap_or_default();
-                say!("idle for {} ms after {printed} events; exiting", idle.as_millis());
+                if stream_core::reconnecting() > 0 {
+                    // An outage is not the end of the stream: wait for the source to come
+                    // back, or to give up after its reconnect window (an error, exit 1).
+                    if !waited_for_outage {
+                        say!(
+                            "idle for {} ms after {}, but the source is reconnecting; \
+                             waiting for it",
+                            idle.as_millis(),
+                            events(printed)
+                        );
+                        waited_for_outage = true;
+                    }
+                    last_event = tokio::time::Instant::now();
+                    continue 'stream;
+                }
+                say!(
+                    "idle for {} ms after {}; exiting; {}",
+                    idle.as_millis(),
+                    events(printed),
+                    resume_hint(checkpoints.is_some(), resume_at.as_ref(), &opened.start)
+                );
                 break 'stream;
             }
         };
@@ -385,12 +408,7 @@ async fn tail(args: TailArgs) -> Result<()> {
                 if e.class() != ErrorClass::Transient {
                     return Err(e.into());
                 }
-                let resume = if checkpoints.is_some() {
-                    "the same command resumes from its checkpoint"
-                } else {
-                    "resume with `--from` and the last position printed (or the one after \
-                     `streaming from`)"
-                };
+                let resume = resume_hint(checkpoints.is_some(), resume_at.as_ref(), &opened.start);
                 return Err(anyhow::Error::from(e).context(format!(
                     "the stream stopped on a connection failure it did not recover from; {resume}"
                 )));
@@ -447,25 +465,34 @@ async fn tail(args: TailArgs) -> Result<()> {
     if shutdown.is_cancelled() {
         // Stopped by a signal: say where to go on from before closing (which may wait a few
         // seconds for a server that is gone).
-        let how = match (&checkpoints, &resume_at) {
-            (Some(_), Some(at)) => format!(
-                "the same command resumes from its checkpoint, {}",
-                escaped(&at.to_string())
-            ),
-            (Some(_), None) => "the same command resumes from its checkpoint".to_owned(),
-            (None, Some(at)) => format!("resume with `--from {}`", escaped(&at.to_string())),
-            (None, None) => format!(
-                "resume with `--from {}`",
-                escaped(&opened.start.to_string())
-            ),
-        };
-        let events = if printed == 1 { "event" } else { "events" };
-        say!("ustream: stopped after {printed} {events}; {how}");
+        let how = resume_hint(checkpoints.is_some(), resume_at.as_ref(), &opened.start);
+        say!("ustream: stopped after {}; {how}", events(printed));
     }
     sink.shutdown().await?;
     shutdown.cancel();
     close(batches).await;
     Ok(())
+}
+
+/// `1 event`, `2 events`.
+fn events(count: u64) -> String {
+    format!("{count} event{}", if count == 1 { "" } else { "s" })
+}
+
+/// How a new run goes on from where this one stopped: `at` is the last position printed (or,
+/// with checkpoints, saved), `start` where the stream started.
+fn resume_hint(checkpoints: bool, at: Option<&Position>, start: &Position) -> String {
+    match (checkpoints, at) {
+        (true, Some(at)) => format!(
+            "the same command resumes from its checkpoint, {}",
+            escaped(&at.to_string())
+        ),
+        (true, None) => "the same command resumes from its checkpoint".to_owned(),
+        (false, at) => format!(
+            "resume with `--from {}`",
+            escaped(&at.unwrap_or(start).to_string())
+        ),
+    }
 }
 
 /// Reads the stream to its end after shutdown (5 s at most): a source ends its stream once it

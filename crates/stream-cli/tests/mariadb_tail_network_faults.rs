@@ -351,3 +351,62 @@ async fn mariadb_tail_reconnects_to_a_server_that_never_answers_time_out_and_a_s
         .await
         .expect("drop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_tail_idle_exit_waits_out_an_outage_and_says_where_to_resume() {
+    // `--idle-exit-ms` ends a run that has read everything; an outage is not that: exit 0
+    // during one would tell a batch job it had caught up.
+    let (db, start) = setup(&Server::MySql.url(), "net_idle").await;
+    let (proxy, url) = proxy_to(Server::MySql).await;
+    let out = out_path(&db, "idle");
+    let mut tail = Tail::start(
+        &[
+            &format!("{url}/{db}"),
+            "--from",
+            &start,
+            "--idle-exit-ms",
+            "5000",
+        ],
+        out.clone(),
+    );
+    let mut c = conn(&Server::MySql.url()).await;
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (1, 'before')"))
+        .await
+        .expect("insert");
+    tail.wait_for_lines(1, Duration::from_secs(30)).await;
+    proxy.set(Fault::Reset);
+    wait_for(
+        "the idle tail to wait for the outage",
+        Duration::from_secs(30),
+        || tail.stderr_lines_with("but the source is reconnecting; waiting for it") >= 1,
+    )
+    .await;
+    assert!(tail.stderr_lines_with("exiting") == 0, "{}", tail.stderr());
+    proxy.set(Fault::Pass);
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (2, 'after')"))
+        .await
+        .expect("insert");
+    let status = tail.exit(Duration::from_secs(60)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}: {}",
+        tail.stderr()
+    );
+    let lines = json_lines(&std::fs::read(&out).expect("output"));
+    let ids: Vec<i64> = lines
+        .iter()
+        .map(|l| l["key"]["id"].as_i64().expect("id"))
+        .collect();
+    assert_eq!(ids, [1, 2]);
+    let last = lines[1]["position"].as_str().expect("position");
+    let exiting = format!("idle for 5000 ms after 2 events; exiting; resume with `--from {last}`");
+    assert!(
+        tail.stderr().contains(&exiting),
+        "no `{exiting}` in: {}",
+        tail.stderr()
+    );
+    let _ = std::fs::remove_file(&out);
+    c.query_drop(format!("DROP DATABASE `{db}`"))
+        .await
+        .expect("drop");
+}

@@ -87,7 +87,7 @@ pub use position::{
     PollCursor, PollProgress, Position, PositionParseError, SnapshotProgress, TxnStart,
 };
 pub use probe::Probe;
-pub use reconnect::{Reconnect, Retry};
+pub use reconnect::{Reconnect, Retry, reconnecting};
 pub use redact::{UrlParts, redact_url};
 pub use schedule::{Cron, CronError, PollSchedule};
 pub use sink::{Durable, JsonLinesSink, Sink, SinkBatch, SinkError, SinkEvent};

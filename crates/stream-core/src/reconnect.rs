@@ -22,6 +22,7 @@
 //! # }
 //! ```
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -42,8 +43,18 @@ pub enum Retry {
     Shutdown,
 }
 
+/// Reconnect loops of this process between a failure and the next progress.
+static FAILING: AtomicUsize = AtomicUsize::new(0);
+
+/// How many sources of this process are failing and reconnecting right now (each from its
+/// first failure to its next progress, or until it is dropped). A consumer that ends once the
+/// stream is idle (`ustream tail --idle-exit-ms`) must not take an outage for the end.
+pub fn reconnecting() -> usize {
+    FAILING.load(Ordering::SeqCst)
+}
+
 /// Failure bookkeeping of one source's reconnects (see the module docs).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Reconnect {
     backoff: Backoff,
     reconnect_for: Duration,
@@ -72,7 +83,9 @@ impl Reconnect {
     /// The source delivered something: the next failure starts a new window.
     pub fn progressed(&mut self) {
         self.failures = 0;
-        self.failing_since = None;
+        if self.failing_since.take().is_some() {
+            FAILING.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     /// Failed attempts since the last progress.
@@ -95,7 +108,10 @@ impl Reconnect {
         if error.class() == ErrorClass::Definite {
             return Retry::GiveUp(error);
         }
-        let since = *self.failing_since.get_or_insert_with(Instant::now);
+        let since = *self.failing_since.get_or_insert_with(|| {
+            FAILING.fetch_add(1, Ordering::SeqCst);
+            Instant::now()
+        });
         if since.elapsed() > self.reconnect_for {
             if self.reconnect_for.is_zero() {
                 // A caller that reconnects itself (the Streamer reopens its sources) says so
@@ -112,6 +128,14 @@ impl Reconnect {
         tokio::select! {
             () = shutdown.cancelled() => Retry::Shutdown,
             () = tokio::time::sleep(delay) => Retry::Again,
+        }
+    }
+}
+
+impl Drop for Reconnect {
+    fn drop(&mut self) {
+        if self.failing_since.is_some() {
+            FAILING.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
