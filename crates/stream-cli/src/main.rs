@@ -467,6 +467,12 @@ async fn tail(args: TailArgs) -> Result<()> {
         // seconds for a server that is gone).
         let how = resume_hint(checkpoints.is_some(), resume_at.as_ref(), &opened.start);
         say!("ustream: stopped after {}; {how}", events(printed));
+    } else if args.limit.is_some() && printed >= limit {
+        let how = resume_hint(checkpoints.is_some(), resume_at.as_ref(), &opened.start);
+        say!(
+            "ustream: stopped at --limit after {}; {how}",
+            events(printed)
+        );
     }
     sink.shutdown().await?;
     shutdown.cancel();

@@ -61,6 +61,14 @@ async fn mariadb_tail_prints_only_contract_json_on_stdout_and_honours_limit() {
             .is_some_and(|l| l == format!("streaming from {start}")),
         "{stderr}"
     );
+    let resume = format!(
+        "ustream: stopped at --limit after 2 events; resume with `--from {}`",
+        lines[1]["position"].as_str().expect("position")
+    );
+    assert!(
+        stderr.lines().any(|l| l == resume),
+        "no `{resume}` in: {stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
