@@ -126,6 +126,16 @@ struct TailArgs {
     /// count (a MongoDB server is only seen as failing once the driver's own resume failed).
     #[arg(long)]
     idle_exit_ms: Option<u64>,
+    /// Keep reconnecting for this many seconds of continuous failure before giving up (exit 1,
+    /// saying where to resume); `forever` never gives up. Errors that retrying cannot fix
+    /// (login, privileges, server settings, a purged position) end the run at once.
+    #[arg(
+        long,
+        value_name = "SECONDS|forever",
+        default_value = "60",
+        value_parser = parse_reconnect_for
+    )]
+    reconnect_for: Duration,
     /// Replica server id to register with (MySQL/MariaDB); unique by default.
     #[arg(long)]
     server_id: Option<u32>,
@@ -285,6 +295,7 @@ fn source_for(
             }
             config.gtid_positions = args.gtid;
             config.schema_state = state;
+            config.reconnect_for = args.reconnect_for;
             Ok(Box::new(stream_mysql::MySqlSource::new(config)))
         }
         UrlKind::MongoDb => {
@@ -303,6 +314,7 @@ fn source_for(
                 PreImagesArg::Required => PreImages::Required,
             };
             config.split_large_events = args.split_large_events;
+            config.reconnect_for = args.reconnect_for;
             Ok(Box::new(stream_mongo::MongoSource::new(config)))
         }
     }
@@ -478,6 +490,19 @@ async fn tail(args: TailArgs) -> Result<()> {
     shutdown.cancel();
     close(batches).await;
     Ok(())
+}
+
+/// `--reconnect-for`: whole seconds, at least 1, or `forever`.
+fn parse_reconnect_for(text: &str) -> Result<Duration, String> {
+    if text.eq_ignore_ascii_case("forever") {
+        return Ok(Duration::MAX);
+    }
+    match text.parse::<u64>() {
+        Ok(seconds) if seconds > 0 => Ok(Duration::from_secs(seconds)),
+        _ => Err(format!(
+            "`{text}` is not a whole number of seconds (at least 1) or `forever`"
+        )),
+    }
 }
 
 /// `1 event`, `2 events`.

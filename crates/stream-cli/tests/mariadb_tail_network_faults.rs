@@ -405,6 +405,58 @@ async fn mariadb_tail_idle_exit_waits_out_an_outage_and_says_where_to_resume() {
         "no `{exiting}` in: {}",
         tail.stderr()
     );
+    assert_eq!(
+        tail.stderr_lines_with("reconnected; streaming again"),
+        1,
+        "the recovery is logged once: {}",
+        tail.stderr()
+    );
+    let _ = std::fs::remove_file(&out);
+    c.query_drop(format!("DROP DATABASE `{db}`"))
+        .await
+        .expect("drop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_tail_gives_up_after_reconnect_for_naming_the_position_to_resume_from() {
+    let (db, start) = setup(&Server::MySql.url(), "net_giveup").await;
+    let (proxy, url) = proxy_to(Server::MySql).await;
+    let out = out_path(&db, "giveup");
+    let mut tail = Tail::start(
+        &[
+            &format!("{url}/{db}"),
+            "--from",
+            &start,
+            "--reconnect-for",
+            "2",
+        ],
+        out.clone(),
+    );
+    let mut c = conn(&Server::MySql.url()).await;
+    c.query_drop(format!("INSERT INTO `{db}`.t VALUES (1, 'only')"))
+        .await
+        .expect("insert");
+    tail.wait_for_lines(1, Duration::from_secs(30)).await;
+    // Before the fault: the source's window starts at its first failure, after it.
+    let cut = std::time::Instant::now();
+    proxy.set(Fault::Reset);
+    let status = tail.exit(Duration::from_secs(30)).await;
+    let stderr = tail.stderr();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{stderr}");
+    assert!(cut.elapsed() >= Duration::from_secs(2), "{stderr}");
+    let printed = json_lines(&std::fs::read(&out).expect("output"));
+    let resume = format!(
+        "resume with `--from {}`",
+        printed[0]["position"].as_str().expect("position")
+    );
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("ustream: error:"))
+        .unwrap_or_default();
+    assert!(
+        error.contains("did not recover from") && error.contains(&resume),
+        "no `{resume}` in the error: {stderr}"
+    );
     let _ = std::fs::remove_file(&out);
     c.query_drop(format!("DROP DATABASE `{db}`"))
         .await

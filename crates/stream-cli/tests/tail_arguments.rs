@@ -209,3 +209,19 @@ fn the_url_may_come_from_ustream_url_out_of_the_process_list_and_is_never_shown(
         "{stderr}"
     );
 }
+
+#[test]
+fn reconnect_for_takes_seconds_or_forever_and_names_a_bad_value() {
+    for bad in ["0", "5s", "1.5"] {
+        let out = tail(&["mysql://u:pw@127.0.0.1:1/db", "--reconnect-for", bad]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad}: {stderr}");
+        assert!(
+            stderr.contains("--reconnect-for")
+                && stderr.contains("whole number of seconds (at least 1) or `forever`"),
+            "{bad}: {stderr}"
+        );
+    }
+    let help = String::from_utf8_lossy(&tail(&["--help"]).stdout).into_owned();
+    assert!(help.contains("--reconnect-for <SECONDS|forever>"), "{help}");
+}

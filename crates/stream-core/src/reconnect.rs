@@ -60,6 +60,8 @@ pub struct Reconnect {
     reconnect_for: Duration,
     failures: u32,
     failing_since: Option<Instant>,
+    /// What failed (`failed`'s `what`), for the line that says it is back.
+    failing: String,
 }
 
 impl Reconnect {
@@ -71,6 +73,7 @@ impl Reconnect {
             reconnect_for,
             failures: 0,
             failing_since: None,
+            failing: String::new(),
         }
     }
 
@@ -82,10 +85,17 @@ impl Reconnect {
 
     /// The source delivered something: the next failure starts a new window.
     pub fn progressed(&mut self) {
-        self.failures = 0;
-        if self.failing_since.take().is_some() {
+        if let Some(since) = self.failing_since.take() {
             FAILING.fetch_sub(1, Ordering::SeqCst);
+            // WARN like the lines it ends, so that the default level shows both.
+            tracing::warn!(
+                source = %self.failing,
+                failed_attempts = self.failures,
+                failing_for = ?since.elapsed(),
+                "reconnected; streaming again"
+            );
         }
+        self.failures = 0;
     }
 
     /// Failed attempts since the last progress.
@@ -108,10 +118,12 @@ impl Reconnect {
         if error.class() == ErrorClass::Definite {
             return Retry::GiveUp(error);
         }
-        let since = *self.failing_since.get_or_insert_with(|| {
+        if self.failing_since.is_none() {
             FAILING.fetch_add(1, Ordering::SeqCst);
-            Instant::now()
-        });
+            self.failing_since = Some(Instant::now());
+            what.clone_into(&mut self.failing);
+        }
+        let since = self.failing_since.unwrap_or_else(Instant::now);
         if since.elapsed() > self.reconnect_for {
             if self.reconnect_for.is_zero() {
                 // A caller that reconnects itself (the Streamer reopens its sources) says so
