@@ -123,7 +123,9 @@ struct TailArgs {
     limit: Option<u64>,
     /// Exit 0 once no change arrived for this many milliseconds; the last stderr line says
     /// where to resume. Time while the source is reconnecting after a failure does not
-    /// count (a MongoDB server is only seen as failing once the driver's own resume failed).
+    /// count; a failure is seen at once when the connection is refused or reset, after 5 s
+    /// when a MariaDB connection goes silent, and only once the driver's own resume failed
+    /// for MongoDB (10 to 30 s).
     #[arg(long)]
     idle_exit_ms: Option<u64>,
     /// Keep reconnecting for this many seconds of continuous failure before giving up (exit 1,

@@ -290,7 +290,7 @@ async fn mariadb_tail_reconnects_to_a_server_that_never_answers_time_out_and_a_s
             out_path(&db, what),
         )
     };
-    let retrying = tail("1", "retrying");
+    let retrying = tail("2", "retrying");
     let mut waiting = tail("600", "waiting");
     let mut c = conn(&Server::MySql.url()).await;
     c.query_drop(format!("INSERT INTO `{db}`.t VALUES (1, 'before')"))
@@ -300,7 +300,7 @@ async fn mariadb_tail_reconnects_to_a_server_that_never_answers_time_out_and_a_s
         run.wait_for_lines(1, Duration::from_secs(30)).await;
     }
     proxy.set(Fault::Blackhole);
-    let timed_out = "no answer within 1 s (connect_timeout)";
+    let timed_out = "no answer within 2 s (connect_timeout)";
     wait_for(
         "two reconnect attempts timed out",
         Duration::from_secs(60),

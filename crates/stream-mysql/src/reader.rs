@@ -391,37 +391,57 @@ impl BinlogReader {
 
     async fn stream_once(&mut self, via_wire: &mut bool) -> Result<(), Stop> {
         let config = self.config.clone();
-        let mut conn = connect(&config).await?;
-        let logs = binary_logs(&config, &mut conn).await?;
-        let mut settings = Vec::new();
-        if self.resume.by_gtid() {
-            let (state, _) = self.resume.gtid.clone().unwrap_or_default();
+        // From the connection to the first event, bounded: a server that logs us in and
+        // then stalls must not hold the attempt (and the reconnect window) for ever.
+        let setup_limit = config.connect_timeout.saturating_mul(3);
+        let setup = async {
+            let mut conn = connect(&config).await?;
+            let logs = binary_logs(&config, &mut conn).await?;
+            let mut settings = Vec::new();
+            if self.resume.by_gtid() {
+                let (state, _) = self.resume.gtid.clone().unwrap_or_default();
+                settings.extend([
+                    format!("SET @slave_connect_state = '{state}'"),
+                    "SET @slave_gtid_strict_mode = 0".to_owned(),
+                    "SET @slave_gtid_ignore_duplicates = 0".to_owned(),
+                ]);
+            } else {
+                // The file may have been purged while we were away.
+                resolve_start(
+                    &stream_core::StartFrom::Position(self.resume.file.position()),
+                    &logs,
+                )?;
+            }
             settings.extend([
-                format!("SET @slave_connect_state = '{state}'"),
-                "SET @slave_gtid_strict_mode = 0".to_owned(),
-                "SET @slave_gtid_ignore_duplicates = 0".to_owned(),
+                // Heartbeats keep an idle connection provably alive (see `SILENCE_LIMIT`).
+                format!(
+                    "SET @master_heartbeat_period = {}",
+                    HEARTBEAT_PERIOD.as_nanos()
+                ),
+                // MariaDB: send GTID events (capability 4) instead of fake BEGIN queries.
+                "SET @mariadb_slave_capability = 4".to_owned(),
             ]);
-        } else {
-            // The file may have been purged while we were away.
-            resolve_start(
-                &stream_core::StartFrom::Position(self.resume.file.position()),
-                &logs,
-            )?;
-        }
-        settings.extend([
-            // Heartbeats keep an idle connection provably alive (see `SILENCE_LIMIT`).
-            format!(
-                "SET @master_heartbeat_period = {}",
-                HEARTBEAT_PERIOD.as_nanos()
-            ),
-            // MariaDB: send GTID events (capability 4) instead of fake BEGIN queries.
-            "SET @mariadb_slave_capability = 4".to_owned(),
-        ]);
-        let mut stream = self.open(conn, &settings, &logs, via_wire).await?;
-        // Still streaming a heartbeat period after the dump began: the connection is back,
-        // and the next failure starts a new reconnect window even if nothing is delivered
-        // (an idle database would otherwise keep the old window, and a loss of connection
-        // long after would give up at once).
+            let stream = self.open(conn, &settings, &logs, via_wire).await?;
+            Ok::<_, Stop>((logs, stream))
+        };
+        let (logs, mut stream) =
+            tokio::time::timeout(setup_limit, setup)
+                .await
+                .map_err(|_| {
+                    Stop::Failed(SourceError::ConnectionLost {
+                        reason: format!(
+                            "{} did not start the binlog stream within {} s of the connection \
+                         attempt (3 x connect_timeout)",
+                            config.endpoint(),
+                            setup_limit.as_secs()
+                        ),
+                    })
+                })??;
+        // Still streaming `SILENCE_LIMIT` after the dump began: the connection is back, and
+        // the next failure starts a new reconnect window even if nothing is delivered (an
+        // idle database would otherwise keep the old window, and a loss of connection long
+        // after would give up at once). Not sooner: a server that drops us again within
+        // seconds (two readers with one server id) keeps counting towards the window.
         let streaming_since = tokio::time::Instant::now();
         let mut recovered = false;
         let mut tracker = Tracker::new(&self.resume, self.info.checksum, self.view_filter.clone());
@@ -454,7 +474,7 @@ impl BinlogReader {
                     }));
                 };
                 let event = event.map_err(|e| self.read_error(e, &logs, &tracker))?;
-                if !recovered && streaming_since.elapsed() >= HEARTBEAT_PERIOD {
+                if !recovered && streaming_since.elapsed() >= SILENCE_LIMIT {
                     self.reconnect.progressed();
                     recovered = true;
                 }

@@ -642,8 +642,9 @@ async fn mariadb_a_second_outage_long_after_a_recovered_one_gets_a_whole_reconne
     let before = proxy.accepted();
     proxy.set(Fault::Pass);
     wait_until("a reconnect", || proxy.accepted() > before).await;
-    // Idle, well past the first outage's window.
-    tokio::time::sleep(window + Duration::from_secs(2)).await;
+    // Idle, well past the first outage's window, and long enough for the connection to
+    // count as back (5 s of streaming).
+    tokio::time::sleep(window + Duration::from_secs(8)).await;
     assert!(
         errors.try_recv().is_err(),
         "gave up during the first outage"

@@ -40,12 +40,15 @@ pub(crate) async fn connect(url: &str, application_name: &str) -> Result<Client,
         config.connect_timeout(Duration::from_secs(10));
     }
     notice_a_silent_peer(&mut config);
-    // tokio-postgres bounds only the TCP connect by `connect_timeout`; a server that accepts
-    // and never answers would hold the login for ever.
-    let limit = config
+    // tokio-postgres bounds only each TCP connect by `connect_timeout`; a server that accepts
+    // and never answers would hold the login for ever. One `connect_timeout` per host it may
+    // try in turn (failover keeps working), and one for the login.
+    let per_step = config
         .get_connect_timeout()
         .copied()
         .unwrap_or(Duration::from_secs(10));
+    let steps = u32::try_from(config.get_hosts().len().max(1) + 1).unwrap_or(u32::MAX);
+    let limit = per_step.saturating_mul(steps);
     let connected = tokio::time::timeout(limit, config.connect(NoTls))
         .await
         .map_err(|_| PostgresError::Connect {
@@ -79,8 +82,10 @@ pub(crate) async fn connect(url: &str, application_name: &str) -> Result<Client,
 }
 
 /// TCP keepalives and an unacknowledged-data limit, unless the URL sets them: a connection
-/// whose peer vanished (a network partition, a host powered off) fails within about 30 s
-/// instead of the kernel's 15 minutes of retransmissions or 2 hours of idle.
+/// whose peer vanished (a network partition, a host powered off) fails within about 30 s when
+/// idle and 2 minutes with a write in flight, instead of the kernel's 2 hours of idle or 15
+/// minutes of retransmissions. Not less: a server that stops reading a COPY for a while (a
+/// lock wait) keeps its window closed, which the limit counts too.
 fn notice_a_silent_peer(config: &mut tokio_postgres::Config) {
     const DEFAULT_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
     if config.get_keepalives_idle() == DEFAULT_IDLE {
@@ -93,7 +98,7 @@ fn notice_a_silent_peer(config: &mut tokio_postgres::Config) {
         config.keepalives_retries(3);
     }
     if config.get_tcp_user_timeout().is_none() {
-        config.tcp_user_timeout(Duration::from_secs(30));
+        config.tcp_user_timeout(Duration::from_secs(120));
     }
 }
 
@@ -109,7 +114,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn connections_notice_a_vanished_peer_in_about_30_s_unless_the_url_says_otherwise() {
+    fn connections_notice_a_vanished_peer_in_minutes_at_most_unless_the_url_says_otherwise() {
         let configured = |url: &str| {
             let mut config: tokio_postgres::Config = url.parse().expect("url");
             notice_a_silent_peer(&mut config);
@@ -122,7 +127,7 @@ mod tests {
         };
         assert_eq!(
             configured("postgres://u@h/d"),
-            (15, Some(5), Some(3), Some(30))
+            (15, Some(5), Some(3), Some(120))
         );
         assert_eq!(
             configured(
