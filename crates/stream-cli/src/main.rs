@@ -393,7 +393,7 @@ async fn tail(args: TailArgs) -> Result<()> {
                     // back, or to give up after its reconnect window (an error, exit 1).
                     if !waited_for_outage {
                         say!(
-                            "idle for {} ms after {}, but the source is reconnecting; \
+                            "ustream: idle for {} ms after {}, but the source is reconnecting; \
                              waiting for it",
                             idle.as_millis(),
                             events(printed)
@@ -404,7 +404,7 @@ async fn tail(args: TailArgs) -> Result<()> {
                     continue 'stream;
                 }
                 say!(
-                    "idle for {} ms after {}; exiting; {}",
+                    "ustream: idle for {} ms after {}; exiting; {}",
                     idle.as_millis(),
                     events(printed),
                     resume_hint(checkpoints.is_some(), resume_at.as_ref(), &opened.start)

@@ -54,9 +54,11 @@ pub(crate) async fn connect(url: &str, application_name: &str) -> Result<Client,
         .map_err(|_| PostgresError::Connect {
             target: stream_core::redact_url(url),
             reason: format!(
-                "no answer within {} s (connect_timeout); check that the server is running \
-                 and that the network lets the connection through",
-                limit.as_secs()
+                "no answer within {} s (connect_timeout, {} s, for the connection to each \
+                 host and once more for the login); check that the server is running and \
+                 that the network lets the connection through",
+                limit.as_secs(),
+                per_step.as_secs()
             ),
         })?;
     let (client, connection) = connected.map_err(|e| {

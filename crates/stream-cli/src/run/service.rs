@@ -84,10 +84,20 @@ pub(crate) async fn run(plan: Plan) -> Result<(), RunError> {
         None => say!("ustream: stopping: finishing the batches in flight"),
         Some(_) => say!("ustream: stopping: a source stopped for good"),
     }
-    let stopped = streamer
-        .stop()
-        .await
-        .map_err(|e| RunError::Runtime(format!("stopping: {e}")));
+    let stopped = match tokio::time::timeout(STOP_GRACE, streamer.stop()).await {
+        Ok(stopped) => stopped.map_err(|e| RunError::Runtime(format!("stopping: {e}"))),
+        Err(_) => {
+            // A sink write held by a server that stopped answering (the connection still
+            // open) would hold the stop for ever, and a service manager would SIGKILL us.
+            say!(
+                "ustream: a batch in flight was not finished within {} s of the stop (a server \
+                 that stopped answering?); exiting without it: the checkpoint stays before it \
+                 and a restart delivers it again",
+                STOP_GRACE.as_secs()
+            );
+            std::process::exit(1);
+        }
+    };
     printing.cancel();
     shutdown.cancel();
     stop_http(server).await?;
@@ -109,6 +119,9 @@ pub(crate) async fn run(plan: Plan) -> Result<(), RunError> {
     say!("ustream: stopped");
     Ok(())
 }
+
+/// How long a stop waits for the batches in flight before it exits without them.
+const STOP_GRACE: Duration = Duration::from_secs(30);
 
 /// One line for a source that stopped for good, naming the sink when one refused its events.
 fn failure_line(plan: &Plan, source: &str, reason: &str) -> String {

@@ -84,3 +84,70 @@ async fn mariadb_to_postgres_rides_out_a_postgres_outage_and_applies_every_chang
     assert!(status.success(), "{stderr}");
     drop_all(&mut my, &pg, &db, std::slice::from_ref(&db), &["replica"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_to_postgres_stop_gives_up_on_a_write_postgres_stopped_answering_and_a_restart_delivers_it()
+ {
+    let mut my = mariadb().await;
+    let pg = postgres().await;
+    let db = unique_name("pgsilent");
+    my.query_drop(format!(
+        "CREATE DATABASE `{db}`; \
+         CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT); \
+         INSERT INTO `{db}`.t SELECT seq, seq FROM `{db}`.seq_1_to_10"
+    ))
+    .await
+    .expect("schema");
+    let (proxy, pg_via_proxy) = proxy_to(Server::Postgres).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "sources:\n  {db}:\n    url: {}/\n    include: ['{db}.*']\n    from: snapshot\n\
+             sinks:\n  replica:\n    url: '{pg_via_proxy}'\n    schema: {db}\n\
+             checkpoints: postgres\n",
+            mariadb_url(),
+        ),
+    );
+    let count_sql = format!("SELECT count(*) FROM \"{db}\".t");
+    let mut running = Running::start(&config);
+    let copied = wait_for(Duration::from_secs(60), || async {
+        (pg_count(&pg, &count_sql).await? == 10).then_some(())
+    })
+    .await;
+    assert!(copied.is_some(), "snapshot: {:#?}", running.seen);
+
+    // PostgreSQL keeps the connection open and says nothing: the next write waits.
+    proxy.set(stream_testkit::proxy::Fault::Blackhole);
+    my.query_drop(format!(
+        "INSERT INTO `{db}`.t SELECT seq, seq FROM `{db}`.seq_11_to_20"
+    ))
+    .await
+    .expect("insert");
+    let writing = wait_for(Duration::from_secs(30), || async {
+        (proxy.dropped_bytes() > 0).then_some(())
+    })
+    .await;
+    assert!(
+        writing.is_some(),
+        "the sink never wrote: {:#?}",
+        running.seen
+    );
+    let (status, stderr) = running.terminate();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("was not finished within 30 s of the stop"),
+        "{stderr}"
+    );
+
+    proxy.set(stream_testkit::proxy::Fault::Pass);
+    let mut again = Running::start(&config);
+    let delivered = wait_for(Duration::from_secs(60), || async {
+        (pg_count(&pg, &count_sql).await? == 20).then_some(())
+    })
+    .await;
+    assert!(delivered.is_some(), "after the restart: {:#?}", again.seen);
+    let (status, stderr) = again.terminate();
+    assert!(status.success(), "{stderr}");
+    drop_all(&mut my, &pg, &db, std::slice::from_ref(&db), &["replica"]).await;
+}
