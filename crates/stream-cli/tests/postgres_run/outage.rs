@@ -13,15 +13,25 @@ use super::support::{
 };
 use crate::tail_process::proxy_to;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mariadb_to_postgres_rides_out_a_postgres_outage_and_applies_every_change_once() {
+/// A MariaDB database with table `t` of `rows` rows, and a config replicating it (from a
+/// snapshot) into PostgreSQL through a fault proxy.
+struct Replica {
+    my: mysql_async::Conn,
+    pg: tokio_postgres::Client,
+    db: String,
+    proxy: stream_testkit::proxy::FaultProxy,
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+}
+
+async fn replica_behind_proxy(prefix: &str, rows: u32) -> Replica {
     let mut my = mariadb().await;
     let pg = postgres().await;
-    let db = unique_name("pgdown");
+    let db = unique_name(prefix);
     my.query_drop(format!(
         "CREATE DATABASE `{db}`; \
          CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT); \
-         INSERT INTO `{db}`.t SELECT seq, seq FROM `{db}`.seq_1_to_100"
+         INSERT INTO `{db}`.t SELECT seq, seq FROM `{db}`.seq_1_to_{rows}"
     ))
     .await
     .expect("schema");
@@ -36,6 +46,26 @@ async fn mariadb_to_postgres_rides_out_a_postgres_outage_and_applies_every_chang
             mariadb_url(),
         ),
     );
+    Replica {
+        my,
+        pg,
+        db,
+        proxy,
+        dir,
+        config,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_to_postgres_rides_out_a_postgres_outage_and_applies_every_change_once() {
+    let Replica {
+        mut my,
+        pg,
+        db,
+        proxy,
+        dir: _dir,
+        config,
+    } = replica_behind_proxy("pgdown", 100).await;
     let mut running = Running::start(&config);
     let count_sql = format!("SELECT count(*) FROM \"{db}\".t");
     let copied = wait_for(Duration::from_secs(60), || async {
@@ -88,27 +118,14 @@ async fn mariadb_to_postgres_rides_out_a_postgres_outage_and_applies_every_chang
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_to_postgres_stop_gives_up_on_a_write_postgres_stopped_answering_and_a_restart_delivers_it()
  {
-    let mut my = mariadb().await;
-    let pg = postgres().await;
-    let db = unique_name("pgsilent");
-    my.query_drop(format!(
-        "CREATE DATABASE `{db}`; \
-         CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT); \
-         INSERT INTO `{db}`.t SELECT seq, seq FROM `{db}`.seq_1_to_10"
-    ))
-    .await
-    .expect("schema");
-    let (proxy, pg_via_proxy) = proxy_to(Server::Postgres).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "sources:\n  {db}:\n    url: {}/\n    include: ['{db}.*']\n    from: snapshot\n\
-             sinks:\n  replica:\n    url: '{pg_via_proxy}'\n    schema: {db}\n\
-             checkpoints: postgres\n",
-            mariadb_url(),
-        ),
-    );
+    let Replica {
+        mut my,
+        pg,
+        db,
+        proxy,
+        dir: _dir,
+        config,
+    } = replica_behind_proxy("pgsilent", 10).await;
     let count_sql = format!("SELECT count(*) FROM \"{db}\".t");
     let mut running = Running::start(&config);
     let copied = wait_for(Duration::from_secs(60), || async {
