@@ -476,13 +476,12 @@ async fn tail(args: TailArgs) -> Result<()> {
             resume_at = Some(checkpoint.position);
         }
     }
+    // Say where to go on from before closing (which may wait a few seconds for a server that
+    // is gone).
+    let how = resume_hint(checkpoints.is_some(), resume_at.as_ref(), &opened.start);
     if shutdown.is_cancelled() {
-        // Stopped by a signal: say where to go on from before closing (which may wait a few
-        // seconds for a server that is gone).
-        let how = resume_hint(checkpoints.is_some(), resume_at.as_ref(), &opened.start);
         say!("ustream: stopped after {}; {how}", events(printed));
     } else if args.limit.is_some() && printed >= limit {
-        let how = resume_hint(checkpoints.is_some(), resume_at.as_ref(), &opened.start);
         say!(
             "ustream: stopped at --limit after {}; {how}",
             events(printed)

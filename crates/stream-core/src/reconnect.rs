@@ -118,12 +118,11 @@ impl Reconnect {
         if error.class() == ErrorClass::Definite {
             return Retry::GiveUp(error);
         }
-        if self.failing_since.is_none() {
+        let since = *self.failing_since.get_or_insert_with(|| {
             FAILING.fetch_add(1, Ordering::SeqCst);
-            self.failing_since = Some(Instant::now());
             what.clone_into(&mut self.failing);
-        }
-        let since = self.failing_since.unwrap_or_else(Instant::now);
+            Instant::now()
+        });
         if since.elapsed() > self.reconnect_for {
             if self.reconnect_for.is_zero() {
                 // A caller that reconnects itself (the Streamer reopens its sources) says so
